@@ -1,0 +1,27 @@
+"""Collectors: CloudTrail files, DynamoDB tables and exports -> frames (``metering.schemas``).
+
+Every collector returns a ``Collected``: the frame, its counters, quarantine entries and
+the inputs it read. Each reads whole files (or table pages) independently, so they can be
+spread over processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from metering.collect.exports import read_exports
+from metering.config import MeteringSource
+from metering.month import Month
+from metering.schemas import RECORDS, Collected, empty
+
+__all__ = ["collect_records", "read_exports"]
+
+
+def collect_records(
+    source: MeteringSource, month: Month, progress: Callable[[str, int, int], None] | None = None
+) -> Collected:
+    """Metering records from the configured exports (and, later, the live table)."""
+    collected = Collected(empty(RECORDS))
+    if source.exports:
+        collected.extend(read_exports(source.exports))
+    return collected

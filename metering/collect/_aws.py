@@ -1,0 +1,84 @@
+"""The only module that imports boto3.
+
+Clients come from the standard boto3 chain: ``AWS_ENDPOINT_URL`` (and the per-service
+``AWS_ENDPOINT_URL_S3`` etc.), profiles, instance roles. Errors are re-raised as
+``InputError`` with the bucket/key or table and AWS's error code, never with credentials.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from metering.collect.files import InputObject
+from metering.errors import InputError
+
+_RETRIES = BotoConfig(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=32)
+_lock = threading.Lock()
+
+
+@cache
+def client(service: str, region: str | None = None) -> Any:
+    """A shared, thread-safe boto3 client for ``service``."""
+    with _lock:
+        session = boto3.session.Session()
+        return session.client(service, region_name=region, config=_RETRIES)
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/prefix`` -> (bucket, prefix)."""
+    rest = uri.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise InputError(f"{uri}: an S3 URI needs a bucket, e.g. s3://my-bucket/prefix")
+    return bucket, prefix
+
+
+def _explain(uri: str, exc: Exception) -> InputError:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "?")
+        message = error.get("Message", "")
+        return InputError(f"{uri}: AWS refused the request ({code}): {message}")
+    return InputError(f"{uri}: cannot reach AWS: {type(exc).__name__}: {exc}")
+
+
+def list_objects(root: str, keep: Callable[[str], bool]) -> list[InputObject]:
+    """All objects under an ``s3://bucket/prefix``, paginated."""
+    bucket, prefix = split_s3(root)
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    found = []
+    try:
+        paginator = client("s3").get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                if name and not name.endswith("/") and keep(name):
+                    found.append(
+                        InputObject(
+                            f"s3://{bucket}/{item['Key']}",
+                            name,
+                            int(item["Size"]),
+                            str(item.get("ETag", "")).strip('"'),
+                        )
+                    )
+    except (ClientError, BotoCoreError) as exc:
+        raise _explain(root, exc) from None
+    return found
+
+
+def get_object(uri: str) -> bytes:
+    """The bytes of one S3 object."""
+    bucket, key = split_s3(uri)
+    try:
+        body: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        raise _explain(uri, exc) from None
+    return body

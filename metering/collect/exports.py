@@ -1,0 +1,136 @@
+"""DynamoDB exports to S3 (``DYNAMODB_JSON``), from local folders or ``s3://`` prefixes.
+
+Layout (AWS_FACTS): ``<prefix>/AWSDynamoDB/<export-id>/manifest-summary.json``,
+``manifest-files.json`` (JSON Lines: ``dataFileS3Key``, ``itemCount``, ``md5Checksum``) and
+``data/*.json.gz``. The manifests say which data files make the export; a listed file
+that is missing is an error. An export folder without manifests (as some tools write
+them) is read from its ``data/`` files.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from posixpath import basename, dirname
+
+import msgspec
+
+from metering.collect.files import (
+    InputObject,
+    decompress,
+    digest,
+    iter_lines,
+    list_objects,
+    read_object,
+)
+from metering.collect.records import decode_export_lines, items_frame, validate
+from metering.errors import InputError
+from metering.schemas import RECORDS, Collected, Counters, InputFile, QuarantineEntry, empty
+
+
+class _ManifestFile(msgspec.Struct):
+    dataFileS3Key: str  # noqa: N815 - AWS's field name
+    itemCount: int | None = None  # noqa: N815
+    md5Checksum: str | None = None  # noqa: N815
+
+
+@dataclass(frozen=True, slots=True)
+class DataFile:
+    """One data file of an export, with what its manifest promises about it."""
+
+    obj: InputObject
+    root: str
+    item_count: int | None = None
+    md5: str | None = None
+
+
+def _is_data(name: str) -> bool:
+    return "/data/" in f"/{name}" and name.endswith((".json.gz", ".json"))
+
+
+def find_data_files(root: str) -> list[DataFile]:
+    """The data files of every export under ``root``, as their manifests list them."""
+    objects = list_objects(
+        root, lambda n: basename(n) in ("manifest-summary.json", "manifest-files.json") or _is_data(n)
+    )
+    by_name = {o.name: o for o in objects}
+    export_dirs = sorted({dirname(o.name) for o in objects if basename(o.name) == "manifest-summary.json"})
+    found: list[DataFile] = []
+    claimed: set[str] = set()
+    for export_dir in export_dirs:
+        prefix = f"{export_dir}/" if export_dir else ""
+        manifest = by_name.get(f"{prefix}manifest-files.json")
+        if manifest is None:
+            continue  # treated below like an export without manifests
+        for number, line in iter_lines(read_object(manifest)):
+            try:
+                entry = msgspec.json.decode(line, type=_ManifestFile)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise InputError(f"{manifest.uri}: line {number} is not a manifest entry: {exc}") from None
+            name = f"{prefix}data/{basename(entry.dataFileS3Key)}"
+            obj = by_name.get(name)
+            if obj is None:
+                raise InputError(
+                    f"{manifest.uri} lists {entry.dataFileS3Key}, but {root}/{name} does not "
+                    "exist; the export is incomplete (copy it again or remove the export)"
+                )
+            claimed.add(name)
+            found.append(DataFile(obj, root, entry.itemCount, entry.md5Checksum))
+    with_manifest = {dirname(o.name) for o in objects if basename(o.name) == "manifest-files.json"}
+    for obj in objects:
+        # Data files no manifest lists are read only from exports that have no manifest;
+        # beside a manifest they are strays, not part of the export.
+        if _is_data(obj.name) and obj.name not in claimed:
+            if dirname(dirname(obj.name)) not in with_manifest:
+                found.append(DataFile(obj, root))
+    return found
+
+
+def read_data_file(data_file: DataFile) -> Collected:
+    """Decode one export data file into a RECORDS frame, with its counters and quarantine."""
+    obj = data_file.obj
+    raw = read_object(obj)
+    collected = Collected(empty(RECORDS), Counters(files_read=1))
+    collected.inputs.append(InputFile(obj.uri, obj.name, digest(obj, raw), obj.size))
+    problems: list[QuarantineEntry] = []
+    if data_file.md5 is not None:
+        actual = base64.b64encode(hashlib.md5(raw, usedforsecurity=False).digest()).decode()
+        if actual != data_file.md5:
+            problems.append(
+                QuarantineEntry(
+                    obj.uri, "file", f"MD5 {actual} differs from the manifest's {data_file.md5}"
+                )
+            )
+    text, damage = decompress(raw)
+    lines = list(iter_lines(text))
+    if damage is not None:
+        problems.append(
+            QuarantineEntry(obj.uri, f"after line {lines[-1][0] if lines else 0}", damage)
+        )
+    items, numbers, bad = decode_export_lines(lines, obj.uri)
+    if data_file.item_count is not None and damage is None:
+        held = len(items) + len(bad)
+        if held != data_file.item_count:
+            problems.append(
+                QuarantineEntry(
+                    obj.uri, "file", f"the manifest says {data_file.item_count} items, the file holds {held}"
+                )
+            )
+    frame, invalid = validate(items_frame(items, numbers), obj.uri)
+    collected.frame = frame
+    collected.quarantine = problems + bad + invalid
+    counters = collected.counters
+    counters.records_seen = len(items) + len(bad) + len(problems)
+    counters.quarantined = len(collected.quarantine)
+    return collected
+
+
+def read_exports(roots: Sequence[str]) -> Collected:
+    """Every record of every export under ``roots``."""
+    collected = Collected(empty(RECORDS))
+    for root in roots:
+        for data_file in find_data_files(root):
+            collected.extend(read_data_file(data_file))
+    return collected

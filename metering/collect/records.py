@@ -1,0 +1,214 @@
+"""Metering records (SPEC 2.2): DynamoDB typed attributes -> the RECORDS frame.
+
+One decoding path for every place records come from. DynamoDB JSON (an export's
+``{"Item": {...}}`` lines) and the low-level client's item dicts (a live table) are both
+decoded into the same msgspec structs: the structs declare only the attributes meter
+needs and their DynamoDB types, so msgspec checks types in C and skips the rest. Values
+are then checked in bulk with polars (whole numbers, bounds, timestamps) and bad rows go
+to quarantine with the attribute and the value that was wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+import polars as pl
+
+from metering.schemas import RECORDS, QuarantineEntry
+
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # Data API request limit (AWS_FACTS)
+MAX_RESPONSE_BYTES = 10_000_000  # Data API JSON response limit (SPEC 2.2: 10 MB)
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+
+
+class S(msgspec.Struct, forbid_unknown_fields=True):
+    S: str
+
+
+class N(msgspec.Struct, forbid_unknown_fields=True):
+    N: str
+
+
+class OptionalS(msgspec.Struct):
+    S: str | None = None
+
+
+class Item(msgspec.Struct):
+    """The attributes meter reads; every other attribute is skipped unread."""
+
+    request_id: S
+    tenant_id: S
+    ts: S
+    operation: S
+    request_bytes: N
+    response_bytes: N
+    resource_arn: OptionalS | None = None
+    principal_arn: OptionalS | None = None
+
+
+class ExportLine(msgspec.Struct):
+    """A line of a DynamoDB export: full exports carry Item, incremental ones NewImage."""
+
+    Item: Item | None = None
+    NewImage: Item | None = None
+    OldImage: msgspec.Raw | None = None
+
+
+_lines_decoder = msgspec.json.Decoder(list[ExportLine])
+_line_decoder = msgspec.json.Decoder(ExportLine)
+
+
+_EXPECTED = {name: ("N" if name.endswith("_bytes") else "S") for name in Item.__struct_fields__}
+_AT = re.compile(r"^(?P<what>.*) - at `\$(?:\.(?:Item|NewImage))?(?:\.(?P<attr>\w+))?(?P<rest>.*)`$")
+
+
+def _problem(exc: msgspec.DecodeError | msgspec.ValidationError) -> str:
+    """msgspec's message in DynamoDB terms: which attribute, which type."""
+    text = str(exc)
+    match = _AT.match(text)
+    if match is None:
+        return text
+    what, attr = match["what"], match["attr"]
+    if attr is None:
+        field = re.search(r"field `(\w+)`", what)
+        if "missing required field" in what and field:
+            return f"missing attribute {field[1]}"
+        return what
+    expected = _EXPECTED.get(attr, "S")
+    found = re.search(r"unknown field `(\w+)`", what)
+    if found:
+        return f"{attr} has DynamoDB type {found[1]}, expected {expected}"
+    if "missing required field" in what:
+        return f"{attr} has no {expected} value (expected DynamoDB type {expected})"
+    return f"{attr}: {what}"
+
+
+def decode_export_lines(
+    lines: Sequence[tuple[int, bytes]], uri: str
+) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
+    """Decode ``{"Item": ...}`` lines; (items, their line numbers, quarantined lines).
+
+    The whole file is decoded in one call; only when that fails is it decoded line by line
+    so the good lines are kept and each bad one is quarantined with its line number.
+    """
+    try:
+        decoded = _lines_decoder.decode(b"[" + b",".join(line for _, line in lines) + b"]")
+        pairs: Iterable[tuple[int, ExportLine | str]] = zip(
+            (n for n, _ in lines), decoded, strict=True
+        )
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pairs = [(number, _decode_one(line)) for number, line in lines]
+    items: list[Item] = []
+    numbers: list[int] = []
+    bad: list[QuarantineEntry] = []
+    for number, line in pairs:
+        if isinstance(line, str):
+            bad.append(QuarantineEntry(uri, f"line {number}", line))
+            continue
+        item = line.Item or line.NewImage
+        if item is None:
+            if line.OldImage is not None:  # an incremental export's delete: nothing to bill
+                continue
+            bad.append(QuarantineEntry(uri, f"line {number}", "no Item in the line"))
+            continue
+        items.append(item)
+        numbers.append(number)
+    return items, numbers, bad
+
+
+def _decode_one(line: bytes) -> ExportLine | str:
+    try:
+        return _line_decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        return _problem(exc)
+    except msgspec.DecodeError as exc:
+        return f"invalid JSON: {exc}"
+
+
+def decode_table_items(
+    raw_items: Sequence[dict[str, Any]], uri: str, first: int = 1
+) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
+    """Decode low-level DynamoDB client items (``{"attr": {"S": ...}}``)."""
+    items: list[Item] = []
+    numbers: list[int] = []
+    bad: list[QuarantineEntry] = []
+    for number, raw in enumerate(raw_items, start=first):
+        try:
+            items.append(msgspec.convert(raw, Item))
+            numbers.append(number)
+        except msgspec.ValidationError as exc:
+            key = raw.get("sk", {}).get("S") if isinstance(raw.get("sk"), dict) else None
+            where = f"item {number}" + (f" (sk {key})" if key else "")
+            bad.append(QuarantineEntry(uri, where, _problem(exc)))
+    return items, numbers, bad
+
+
+def items_frame(items: Sequence[Item], numbers: Sequence[int]) -> pl.DataFrame:
+    """Raw string columns of the decoded items, plus their locators."""
+
+    def optional(values: Iterable[OptionalS | None]) -> list[str | None]:
+        return [v.S if v is not None else None for v in values]
+
+    return pl.DataFrame(
+        {
+            "locator": list(numbers),
+            "request_id": [i.request_id.S for i in items],
+            "tenant_id": [i.tenant_id.S for i in items],
+            "ts": [i.ts.S for i in items],
+            "operation": [i.operation.S for i in items],
+            "request_bytes": [i.request_bytes.N for i in items],
+            "response_bytes": [i.response_bytes.N for i in items],
+            "resource_arn": optional(i.resource_arn for i in items),
+            "principal_arn": optional(i.principal_arn for i in items),
+        },
+        schema={"locator": pl.Int64, **{name: pl.Utf8 for name in RECORDS}},
+    )
+
+
+def _size_check(column: str, limit: int) -> pl.Expr:
+    raw = pl.col(column)
+    value = pl.col(f"_{column}")
+    return (
+        pl.when(value.is_null())
+        .then(pl.format(f"{column} is not a whole number: {{}}", raw))
+        .when((value < 0) | (value > limit))
+        .then(pl.format(f"{column} = {{}} is outside [0, {limit:,}]", raw))
+    )
+
+
+def validate(raw: pl.DataFrame, uri: str, locator: str = "line") -> tuple[pl.DataFrame, list[QuarantineEntry]]:
+    """Check values in bulk; (RECORDS frame of good rows, quarantine entries for the rest)."""
+    checked = raw.with_columns(
+        _ts=pl.col("ts").str.to_datetime(TS_FORMAT, time_unit="ms", time_zone="UTC", strict=False),
+        _request_bytes=pl.col("request_bytes").str.to_integer(strict=False),
+        _response_bytes=pl.col("response_bytes").str.to_integer(strict=False),
+    ).with_columns(
+        _reason=pl.coalesce(
+            pl.when(pl.col("request_id").str.strip_chars() == "").then(pl.lit("request_id is empty")),
+            pl.when(pl.col("tenant_id").str.strip_chars() == "").then(pl.lit("tenant_id is empty")),
+            pl.when(pl.col("_ts").is_null()).then(
+                pl.format("ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", "ts")
+            ),
+            _size_check("request_bytes", MAX_REQUEST_BYTES),
+            _size_check("response_bytes", MAX_RESPONSE_BYTES),
+        )
+    )
+    bad = checked.filter(pl.col("_reason").is_not_null())
+    quarantine = [
+        QuarantineEntry(uri, f"{locator} {number}", reason)
+        for number, reason in bad.select("locator", "_reason").iter_rows()
+    ]
+    good = checked.filter(pl.col("_reason").is_null()).select(
+        pl.col("request_id"),
+        pl.col("tenant_id"),
+        pl.col("_ts").alias("ts"),
+        pl.col("operation"),
+        pl.col("_request_bytes").alias("request_bytes"),
+        pl.col("_response_bytes").alias("response_bytes"),
+        pl.col("resource_arn"),
+        pl.col("principal_arn"),
+    )
+    return good.cast(RECORDS), quarantine  # type: ignore[arg-type]

@@ -1,0 +1,126 @@
+"""``meter sample``: a realistic month of inputs, a tenants registry and a meter.toml."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from metering.month import Month
+from metering.sample.calls import CLUSTER_ARN, generate_calls, tenants
+from metering.sample.dynamodb import write_export
+
+__all__ = ["SampleSummary", "generate"]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleSummary:
+    out: Path
+    month: Month
+    tenants: int
+    calls: int
+    records: int
+    malformed: int
+    config: Path
+
+
+def _malformed_lines(month: Month) -> list[str]:
+    """A handful of records an application bug or a bad migration would write."""
+    day = f"{month}-15"
+    base = {
+        "pk": {"S": f"METER#{day}#03"},
+        "tenant_id": {"S": "acme"},
+        "ts": {"S": f"{day}T10:00:00.000Z"},
+        "operation": {"S": "ExecuteStatement"},
+        "request_bytes": {"N": "512"},
+        "response_bytes": {"N": "2048"},
+    }
+
+    def line(rid: str, **changes: object) -> str:
+        item = {**base, "sk": {"S": f"{day}T10:00:00.000Z#{rid}"}, "request_id": {"S": rid}}
+        for key, value in changes.items():
+            if value is None:
+                item.pop(key, None)
+            else:
+                item[key] = value
+        return json.dumps({"Item": item}, separators=(",", ":"))
+
+    return [
+        line("bad-0001-size-as-text", request_bytes={"S": "512"}),  # mistyped attribute
+        line("bad-0002-no-tenant", tenant_id=None),  # missing attribute
+        line("bad-0003-absurd-size", response_bytes={"N": "987654321"}),  # over 10 MB
+        line("bad-0004-local-time", ts={"S": f"{day} 10:00:00"}),  # not UTC ISO-8601
+        '{"Item": {"pk": {"S": "METER#' + day + '#01"}, "tenant_id": {"S": "glob',  # cut off
+    ]
+
+
+def generate(out: Path, month: Month, tenant_count: int = 8, calls: int = 20_000, seed: int = 7) -> SampleSummary:
+    """Write a sample month under ``out``: dynamodb/, tenants.csv, meter.toml."""
+    out.mkdir(parents=True, exist_ok=True)
+    tenant_list = tenants(tenant_count)
+    month_calls = generate_calls(month, tenant_list, calls, seed)
+
+    # The metering table also holds the neighbouring months' edges: they must not be billed.
+    rng = np.random.default_rng(seed + 1)
+    edge = generate_calls(month.previous(), tenant_list, 40, seed + 2).with_columns(
+        ts=pl.lit(month.start).cast(pl.Datetime("ms", "UTC"))
+        - pl.duration(milliseconds=pl.Series(rng.integers(1, 3_600_000, 40)))
+    )
+    after = generate_calls(month.previous(), tenant_list, 40, seed + 3).with_columns(
+        ts=pl.lit(month.end).cast(pl.Datetime("ms", "UTC"))
+        + pl.duration(milliseconds=pl.Series(rng.integers(0, 3_600_000, 40)))
+    )
+    records = pl.concat([month_calls, edge, after]).with_columns(
+        resource_arn=pl.lit(CLUSTER_ARN),
+        principal_arn=pl.col("tenant_id").map_elements(
+            lambda t: f"arn:aws:sts::123456789012:assumed-role/tenant-{t}/app", return_dtype=pl.Utf8
+        ),
+    )
+    export_id = f"{int(month.end.timestamp() * 1000 + timedelta(hours=6).total_seconds() * 1000):014d}-{hashlib.sha256(str(seed).encode()).hexdigest()[:8]}"
+    malformed = _malformed_lines(month)
+    write_export(out / "dynamodb", records, export_id, extra_lines=malformed)
+
+    with (out / "tenants.csv").open("w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["tenant_id", "tenant_name", "cost_center", "plan"])
+        # The last tenant is left out on purpose: meter bills it and reports it unregistered.
+        for t in tenant_list[:-1]:
+            writer.writerow([t.tenant_id, t.name, t.cost_center, t.profile])
+    config = out / "meter.toml"
+    config.write_text(CONFIG_TEMPLATE)
+    return SampleSummary(out, month, len(tenant_list), calls, records.height, len(malformed), config)
+
+
+CONFIG_TEMPLATE = """\
+# meter configuration for the generated sample month; paths are relative to this file.
+[warehouse]
+path = "meter.duckdb"
+
+[pricing]
+currency = "USD"
+block_bytes = 32768
+measure = "request+response"
+unknown_size_units = 1
+bill_errors = false
+tiers = [ { up_to = 1_000_000_000, per_million = "0.35" }, { per_million = "0.20" } ]
+
+[sources.metering]
+exports = ["dynamodb"]
+
+[tenants]
+registry = "tenants.csv"
+
+[attribution]
+unattributed = "platform"
+[[attribution.rules]]
+kind = "metering_record"
+[[attribution.rules]]
+kind = "principal"
+pattern = "assumed-role/tenant-(?P<tenant>[a-z0-9-]+)/"
+"""

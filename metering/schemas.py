@@ -1,0 +1,131 @@
+"""Column names and dtypes of each stage's frames, and the run's plain records, in one place.
+
+    collect  -> RECORDS (metering records) and EVENTS (CloudTrail Data API events)
+    attribute.match -> CALLS_IN (one row per call, either source or both)
+    attribute -> + tenant_id, attribution
+    rate     -> + units, size_estimated; TENANT_LINES per tenant
+    store    -> the warehouse tables of SPEC section 6
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import polars as pl
+
+TS = pl.Datetime("ms", "UTC")
+
+# What the application recorded per call (SPEC 2.2); one row per record, before dedup.
+RECORDS: dict[str, pl.DataType] = {
+    "request_id": pl.Utf8(),
+    "tenant_id": pl.Utf8(),
+    "ts": TS,
+    "operation": pl.Utf8(),
+    "request_bytes": pl.Int64(),
+    "response_bytes": pl.Int64(),
+    "resource_arn": pl.Utf8(),
+    "principal_arn": pl.Utf8(),
+}
+
+# What AWS saw (SPEC 2.1): Data API events only, one row per record, before dedup.
+EVENTS: dict[str, pl.DataType] = {
+    "event_id": pl.Utf8(),
+    "request_id": pl.Utf8(),
+    "event_time": TS,
+    "event_source": pl.Utf8(),
+    "operation": pl.Utf8(),
+    "error_code": pl.Utf8(),
+    "user_arn": pl.Utf8(),
+    "issuer_arn": pl.Utf8(),
+    "source_identity": pl.Utf8(),
+    "secret_arn": pl.Utf8(),
+    "resource_arn": pl.Utf8(),
+}
+
+# One row per billed call, as stored in the warehouse's `calls` table.
+CALLS: dict[str, pl.DataType] = {
+    "month": pl.Utf8(),
+    "run_id": pl.Utf8(),
+    "request_id": pl.Utf8(),
+    "event_id": pl.Utf8(),
+    "event_time": TS,
+    "tenant_id": pl.Utf8(),
+    "operation": pl.Utf8(),
+    "request_bytes": pl.Int64(),
+    "response_bytes": pl.Int64(),
+    "units": pl.Int64(),
+    "attribution": pl.Utf8(),
+    "source": pl.Utf8(),
+    "size_estimated": pl.Boolean(),
+}
+
+UNATTRIBUTED = "__unattributed__"
+
+
+def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """An empty frame with the given columns."""
+    return pl.DataFrame(schema=schema)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """One piece of input that could not be billed, and why."""
+
+    source_uri: str
+    locator: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """One input object, for the run's inputs fingerprint."""
+
+    uri: str
+    name: str  # stable name: relative to its configured root (same on every machine)
+    digest: str  # content SHA-256, or the S3 ETag
+    size: int
+
+
+@dataclass(slots=True)
+class Counters:
+    """SPEC section 5: every record read lands in exactly one bucket.
+
+    records_seen == quarantined + skipped_non_data_api + skipped_operations + duplicates
+                    + out_of_month + errored_unbilled + calls_billed + joined
+    where ``joined`` counts the second record of each call seen in both sources and
+    ``errored_unbilled`` is ``errored_calls`` unless ``bill_errors`` is on.
+    """
+
+    files_read: int = 0
+    records_seen: int = 0
+    calls_billed: int = 0
+    skipped_non_data_api: int = 0
+    skipped_operations: int = 0
+    duplicates: int = 0
+    errored_calls: int = 0
+    out_of_month: int = 0
+    quarantined: int = 0
+    joined: int = 0
+
+    def add(self, other: Counters) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(slots=True)
+class Collected:
+    """What a collector hands on: a frame plus everything needed to account for it."""
+
+    frame: pl.DataFrame
+    counters: Counters = field(default_factory=Counters)
+    quarantine: list[QuarantineEntry] = field(default_factory=list)
+    inputs: list[InputFile] = field(default_factory=list)
+
+    def extend(self, other: Collected) -> None:
+        self.frame = pl.concat([self.frame, other.frame], how="vertical")
+        self.counters.add(other.counters)
+        self.quarantine.extend(other.quarantine)
+        self.inputs.extend(other.inputs)

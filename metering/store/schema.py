@@ -1,0 +1,114 @@
+"""The warehouse tables (SPEC section 6) and their schema version.
+
+Analysts rely on these names: add columns freely, never rename. Money is DECIMAL, never
+DOUBLE. Every table carries ``month`` so re-billing a month replaces exactly its rows.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+COUNTER_COLUMNS = (
+    "files_read",
+    "records_seen",
+    "calls_billed",
+    "skipped_non_data_api",
+    "skipped_operations",
+    "duplicates",
+    "errored_calls",
+    "out_of_month",
+    "quarantined",
+    "joined",
+)
+
+TABLES = {
+    "meter_meta": """
+        CREATE TABLE IF NOT EXISTS meter_meta (
+            key VARCHAR PRIMARY KEY,
+            value VARCHAR NOT NULL
+        )""",
+    "bill_runs": f"""
+        CREATE TABLE IF NOT EXISTS bill_runs (
+            run_id VARCHAR NOT NULL,
+            month VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ NOT NULL,
+            config_sha256 VARCHAR NOT NULL,
+            inputs_sha256 VARCHAR NOT NULL,
+            total_calls BIGINT NOT NULL,
+            total_units BIGINT NOT NULL,
+            account_cost DECIMAL(38, 12) NOT NULL,
+            amount DECIMAL(18, 2) NOT NULL,
+            currency VARCHAR NOT NULL,
+            {", ".join(f"{c} BIGINT NOT NULL" for c in COUNTER_COLUMNS)},
+            unregistered_tenants VARCHAR[] NOT NULL,
+            meter_version VARCHAR NOT NULL
+        )""",
+    "calls": """
+        CREATE TABLE IF NOT EXISTS calls (
+            month VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,
+            request_id VARCHAR,
+            event_id VARCHAR,
+            event_time TIMESTAMPTZ NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            operation VARCHAR NOT NULL,
+            request_bytes BIGINT,
+            response_bytes BIGINT,
+            units BIGINT NOT NULL,
+            attribution VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            size_estimated BOOLEAN NOT NULL
+        )""",
+    "tenant_month": """
+        CREATE TABLE IF NOT EXISTS tenant_month (
+            month VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            tenant_name VARCHAR NOT NULL,
+            cost_center VARCHAR NOT NULL,
+            calls BIGINT NOT NULL,
+            units BIGINT NOT NULL,
+            request_bytes BIGINT NOT NULL,
+            response_bytes BIGINT NOT NULL,
+            cost_exact DECIMAL(38, 12) NOT NULL,
+            amount DECIMAL(18, 2) NOT NULL,
+            currency VARCHAR NOT NULL,
+            share DECIMAL(18, 12) NOT NULL,
+            peak_rps BIGINT NOT NULL,
+            run_id VARCHAR NOT NULL,
+            size_estimated_calls BIGINT NOT NULL,
+            registered BOOLEAN NOT NULL,
+            PRIMARY KEY (month, tenant_id)
+        )""",
+    "tenant_day": """
+        CREATE TABLE IF NOT EXISTS tenant_day (
+            month VARCHAR NOT NULL,
+            day DATE NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            calls BIGINT NOT NULL,
+            units BIGINT NOT NULL,
+            cost_exact DECIMAL(38, 12) NOT NULL,
+            PRIMARY KEY (month, day, tenant_id)
+        )""",
+    "reconciliation": """
+        CREATE TABLE IF NOT EXISTS reconciliation (
+            month VARCHAR NOT NULL,
+            day DATE NOT NULL,
+            matched BIGINT NOT NULL,
+            cloudtrail_only BIGINT NOT NULL,
+            metering_only BIGINT NOT NULL,
+            PRIMARY KEY (month, day)
+        )""",
+    "quarantine": """
+        CREATE TABLE IF NOT EXISTS quarantine (
+            run_id VARCHAR NOT NULL,
+            month VARCHAR NOT NULL,
+            source_uri VARCHAR NOT NULL,
+            locator VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL
+        )""",
+}
+
+# Tables whose rows belong to one month and are replaced when it is billed again.
+MONTH_TABLES = ("calls", "tenant_month", "tenant_day", "reconciliation", "quarantine")
