@@ -21,7 +21,6 @@ from metering.errors import MeteringError
 
 if TYPE_CHECKING:
     from metering.config import Config
-    from metering.pipeline import BillResult
 
 app = typer.Typer(
     name="meter",
@@ -51,7 +50,9 @@ def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Per-tenant cost metering and chargeback for the RDS Data API."""
@@ -68,7 +69,9 @@ def _errors() -> Iterator[None]:
             raise
         from rich.console import Console
 
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {exc}", markup=True)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold red]error:[/] {exc}", markup=True
+        )
         raise typer.Exit(exc.exit_code) from None
 
 
@@ -153,7 +156,9 @@ def sample(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the sample into.")],
     month: MonthOption = "2026-10",
     tenants: Annotated[int, typer.Option("--tenants", help="Number of tenants.", min=2)] = 8,
-    calls: Annotated[int, typer.Option("--calls", help="Data API calls in the month.", min=1)] = 10_000,
+    calls: Annotated[
+        int, typer.Option("--calls", help="Data API calls in the month.", min=1)
+    ] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes).")] = 7,
 ) -> None:
     """Generate a realistic sample month: metering-record export, registry, meter.toml."""

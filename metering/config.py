@@ -81,7 +81,7 @@ class PricingConfig(_Strict):
     @classmethod
     def _ladder(cls, tiers: tuple[Tier, ...]) -> tuple[Tier, ...]:
         if not tiers:
-            raise ValueError("at least one tier is needed, e.g. [{ per_million = \"0.35\" }]")
+            raise ValueError('at least one tier is needed, e.g. [{ per_million = "0.35" }]')
         *bounded, last = tiers
         if last.up_to is not None:
             raise ValueError("the last tier must have no up_to: it prices every unit above")
@@ -119,7 +119,7 @@ class MeteringSource(_Strict):
     @model_validator(mode="after")
     def _something(self) -> MeteringSource:
         if not self.exports and self.table is None:
-            raise ValueError("give exports = [...] or table = \"...\" (or both)")
+            raise ValueError('give exports = [...] or table = "..." (or both)')
         return self
 
 
@@ -218,14 +218,18 @@ def _resolved(raw: dict[str, object], base: Path) -> dict[str, object]:
             node = node[key]
         return node if isinstance(node, dict) else None
 
-    if (warehouse := table("warehouse")) and isinstance(warehouse.get("path"), str):
-        warehouse["path"] = _resolve(base, warehouse["path"])
-    if (tenants := table("tenants")) and isinstance(tenants.get("registry"), str):
-        tenants["registry"] = _resolve(base, tenants["registry"])
+    singles: tuple[tuple[tuple[str, ...], str], ...] = (
+        (("warehouse",), "path"),
+        (("tenants",), "registry"),
+    )
+    for keys, field in singles:
+        node = table(*keys)
+        if node and isinstance(value := node.get(field), str):
+            node[field] = _resolve(base, value)
     for keys, field in ((("sources", "cloudtrail"), "uris"), (("sources", "metering"), "exports")):
         node = table(*keys)
-        if node and isinstance(node.get(field), list):
-            node[field] = [_resolve(base, u) if isinstance(u, str) else u for u in node[field]]
+        if node and isinstance(values := node.get(field), list):
+            node[field] = [_resolve(base, u) if isinstance(u, str) else u for u in values]
     return raw
 
 

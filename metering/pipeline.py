@@ -69,7 +69,9 @@ def bill(config: Config, month: Month, progress: Progress | None = None) -> Bill
     events = None  # CloudTrail: see the cloudtrail collector
 
     calls, matched = match(records, events)
-    billed, selected = select_month(calls, month.start, month.end, pricing.operations, pricing.bill_errors)
+    billed, selected = select_month(
+        calls, month.start, month.end, pricing.operations, pricing.bill_errors
+    )
     counters = collected.counters
     counters.add(matched)
     counters.add(selected)
@@ -80,7 +82,9 @@ def bill(config: Config, month: Month, progress: Progress | None = None) -> Bill
     )
     totals = tenant_totals(rated)
     the_bill = price(
-        dict(totals.select("tenant_id", "units").iter_rows()), pricing, config.attribution.unattributed
+        dict(totals.select("tenant_id", "units").iter_rows()),
+        pricing,
+        config.attribution.unattributed,
     )
 
     registry_digest = (
@@ -91,9 +95,12 @@ def bill(config: Config, month: Month, progress: Progress | None = None) -> Bill
     inputs_sha = _fingerprint(
         [(f.name, f.digest) for f in collected.inputs] + [("<registry>", registry_digest)]
     )
-    run_id = f"{month}-" + _fingerprint(
-        [("month", str(month)), ("config", config.sha256), ("inputs", inputs_sha)]
-    )[:12]
+    run_id = (
+        f"{month}-"
+        + _fingerprint([("month", str(month)), ("config", config.sha256), ("inputs", inputs_sha)])[
+            :12
+        ]
+    )
 
     tenant_month, unregistered = _tenant_month(totals, the_bill, registry, str(month), run_id)
     calls_rows = rated.select(
@@ -139,11 +146,15 @@ def bill(config: Config, month: Month, progress: Progress | None = None) -> Bill
             calls=calls_rows,
             tenant_month=tenant_month,
             tenant_day=days,
-            reconciliation=reconcile(calls, month.start, month.end).with_columns(month=pl.lit(str(month))),
+            reconciliation=reconcile(calls, month.start, month.end).with_columns(
+                month=pl.lit(str(month))
+            ),
             quarantine=quarantine,
         ),
     )
-    return BillResult(month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered)
+    return BillResult(
+        month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered
+    )
 
 
 def _tenant_month(
@@ -166,12 +177,13 @@ def _tenant_month(
         .otherwise(pl.col("tenant_name").fill_null("")),
         cost_center=pl.col("cost_center").fill_null(""),
         registered=pl.col("registered").fill_null(False),
-        cost_exact=pl.Series([x.cost_exact if x else zero for x in lines], dtype=pl.Decimal(38, 12)),
+        cost_exact=pl.Series(
+            [x.cost_exact if x else zero for x in lines], dtype=pl.Decimal(38, 12)
+        ),
         amount=pl.Series([x.amount if x else zero for x in lines], dtype=pl.Decimal(18, 2)),
         share=pl.Series([the_bill.share(t) for t in rows["tenant_id"]], dtype=pl.Decimal(18, 12)),
     )
     return rows.sort("tenant_id"), unregistered
-
 
 
 def export(config: Config, month: Month, format: str) -> bytes:
@@ -183,7 +195,8 @@ def export(config: Config, month: Month, format: str) -> bytes:
     rows = read_month(config.warehouse.path, "tenant_month", str(month), "tenant_id")
     if rows.is_empty():
         raise UsageError(
-            f"{month} is not billed in {config.warehouse.path}; run `meter bill --month {month}` first"
+            f"{month} is not billed in {config.warehouse.path}; "
+            f"run `meter bill --month {month}` first"
         )
     if format == "finance":
         return finance_csv(rows)

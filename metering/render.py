@@ -46,7 +46,11 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     if result.quarantine:
         console.print(f"[yellow]quarantined {len(result.quarantine)} input(s):[/]")
         for entry in result.quarantine[:10]:
-            console.print(f"  {entry.source_uri} {entry.locator}: {entry.reason}", highlight=False, markup=False)
+            console.print(
+                f"  {entry.source_uri} {entry.locator}: {entry.reason}",
+                highlight=False,
+                markup=False,
+            )
         if len(result.quarantine) > 10:
             console.print(f"  ... {len(result.quarantine) - 10} more in the quarantine table")
     console.print(f"warehouse: {result.warehouse}", highlight=False)

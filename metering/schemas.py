@@ -1,10 +1,10 @@
 """Column names and dtypes of each stage's frames, and the run's plain records, in one place.
 
-    collect  -> RECORDS (metering records) and EVENTS (CloudTrail Data API events)
-    attribute.match -> CALLS_IN (one row per call, either source or both)
-    attribute -> + tenant_id, attribution
-    rate     -> + units, size_estimated; TENANT_LINES per tenant
-    store    -> the warehouse tables of SPEC section 6
+collect  -> RECORDS (metering records) and EVENTS (CloudTrail Data API events)
+attribute.match -> CALLS_IN (one row per call, either source or both)
+attribute -> + tenant_id, attribution
+rate     -> + units, size_estimated; TENANT_LINES per tenant
+store    -> the warehouse tables of SPEC section 6
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ def _unique(frame: pl.DataFrame, key: str) -> pl.DataFrame:
     return pl.concat([canonical, frame.filter(pl.col(key).is_null())])
 
 
-def match(records: pl.DataFrame | None, events: pl.DataFrame | None) -> tuple[pl.DataFrame, Counters]:
+def match(
+    records: pl.DataFrame | None, events: pl.DataFrame | None
+) -> tuple[pl.DataFrame, Counters]:
     """One row per distinct call, from either source or both.
 
     Columns: the EVENTS columns, ``ts``/``tenant_id``/sizes/``principal_arn`` of the
@@ -76,7 +78,9 @@ def select_month(
     """The calls to bill: in [start, end), a billable operation, and not rejected by AWS
     (unless ``bill_errors``). Each call left out is counted in one bucket."""
     counters = Counters()
-    in_month = pl.col("call_time").is_between(pl.lit(start).cast(TS), pl.lit(end).cast(TS), closed="left")
+    in_month = pl.col("call_time").is_between(
+        pl.lit(start).cast(TS), pl.lit(end).cast(TS), closed="left"
+    )
     month_calls = calls.filter(in_month)
     counters.out_of_month = calls.height - month_calls.height
 

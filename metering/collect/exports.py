@@ -31,9 +31,9 @@ from metering.schemas import RECORDS, Collected, Counters, InputFile, Quarantine
 
 
 class _ManifestFile(msgspec.Struct):
-    dataFileS3Key: str  # noqa: N815 - AWS's field name
-    itemCount: int | None = None  # noqa: N815
-    md5Checksum: str | None = None  # noqa: N815
+    dataFileS3Key: str
+    itemCount: int | None = None
+    md5Checksum: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +53,13 @@ def _is_data(name: str) -> bool:
 def find_data_files(root: str) -> list[DataFile]:
     """The data files of every export under ``root``, as their manifests list them."""
     objects = list_objects(
-        root, lambda n: basename(n) in ("manifest-summary.json", "manifest-files.json") or _is_data(n)
+        root,
+        lambda n: basename(n) in ("manifest-summary.json", "manifest-files.json") or _is_data(n),
     )
     by_name = {o.name: o for o in objects}
-    export_dirs = sorted({dirname(o.name) for o in objects if basename(o.name) == "manifest-summary.json"})
+    export_dirs = sorted(
+        {dirname(o.name) for o in objects if basename(o.name) == "manifest-summary.json"}
+    )
     found: list[DataFile] = []
     claimed: set[str] = set()
     for export_dir in export_dirs:
@@ -68,7 +71,9 @@ def find_data_files(root: str) -> list[DataFile]:
             try:
                 entry = msgspec.json.decode(line, type=_ManifestFile)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                raise InputError(f"{manifest.uri}: line {number} is not a manifest entry: {exc}") from None
+                raise InputError(
+                    f"{manifest.uri}: line {number} is not a manifest entry: {exc}"
+                ) from None
             name = f"{prefix}data/{basename(entry.dataFileS3Key)}"
             obj = by_name.get(name)
             if obj is None:
@@ -82,9 +87,9 @@ def find_data_files(root: str) -> list[DataFile]:
     for obj in objects:
         # Data files no manifest lists are read only from exports that have no manifest;
         # beside a manifest they are strays, not part of the export.
-        if _is_data(obj.name) and obj.name not in claimed:
-            if dirname(dirname(obj.name)) not in with_manifest:
-                found.append(DataFile(obj, root))
+        stray = dirname(dirname(obj.name)) in with_manifest
+        if _is_data(obj.name) and obj.name not in claimed and not stray:
+            found.append(DataFile(obj, root))
     return found
 
 
@@ -115,7 +120,9 @@ def read_data_file(data_file: DataFile) -> Collected:
         if held != data_file.item_count:
             problems.append(
                 QuarantineEntry(
-                    obj.uri, "file", f"the manifest says {data_file.item_count} items, the file holds {held}"
+                    obj.uri,
+                    "file",
+                    f"the manifest says {data_file.item_count} items, the file holds {held}",
                 )
             )
     frame, invalid = validate(items_frame(items, numbers), obj.uri)

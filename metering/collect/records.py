@@ -49,11 +49,14 @@ class Item(msgspec.Struct):
     principal_arn: OptionalS | None = None
 
 
+_Item = Item
+
+
 class ExportLine(msgspec.Struct):
     """A line of a DynamoDB export: full exports carry Item, incremental ones NewImage."""
 
-    Item: Item | None = None
-    NewImage: Item | None = None
+    Item: _Item | None = None
+    NewImage: _Item | None = None
     OldImage: msgspec.Raw | None = None
 
 
@@ -62,7 +65,9 @@ _line_decoder = msgspec.json.Decoder(ExportLine)
 
 
 _EXPECTED = {name: ("N" if name.endswith("_bytes") else "S") for name in Item.__struct_fields__}
-_AT = re.compile(r"^(?P<what>.*) - at `\$(?:\.(?:Item|NewImage))?(?:\.(?P<attr>\w+))?(?P<rest>.*)`$")
+_AT = re.compile(
+    r"^(?P<what>.*) - at `\$(?:\.(?:Item|NewImage))?(?:\.(?P<attr>\w+))?(?P<rest>.*)`$"
+)
 
 
 def _problem(exc: msgspec.DecodeError | msgspec.ValidationError) -> str:
@@ -179,7 +184,9 @@ def _size_check(column: str, limit: int) -> pl.Expr:
     )
 
 
-def validate(raw: pl.DataFrame, uri: str, locator: str = "line") -> tuple[pl.DataFrame, list[QuarantineEntry]]:
+def validate(
+    raw: pl.DataFrame, uri: str, locator: str = "line"
+) -> tuple[pl.DataFrame, list[QuarantineEntry]]:
     """Check values in bulk; (RECORDS frame of good rows, quarantine entries for the rest)."""
     checked = raw.with_columns(
         _ts=pl.col("ts").str.to_datetime(TS_FORMAT, time_unit="ms", time_zone="UTC", strict=False),
@@ -187,7 +194,9 @@ def validate(raw: pl.DataFrame, uri: str, locator: str = "line") -> tuple[pl.Dat
         _response_bytes=pl.col("response_bytes").str.to_integer(strict=False),
     ).with_columns(
         _reason=pl.coalesce(
-            pl.when(pl.col("request_id").str.strip_chars() == "").then(pl.lit("request_id is empty")),
+            pl.when(pl.col("request_id").str.strip_chars() == "").then(
+                pl.lit("request_id is empty")
+            ),
             pl.when(pl.col("tenant_id").str.strip_chars() == "").then(pl.lit("tenant_id is empty")),
             pl.when(pl.col("_ts").is_null()).then(
                 pl.format("ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", "ts")

@@ -32,7 +32,8 @@ def read_registry(path: str | None) -> pl.DataFrame:
             f"{', '.join(missing)}"
         )
     frame = pl.DataFrame(
-        {c: [(row.get(c) or "").strip() for row in rows] for c in header}, schema=dict.fromkeys(header, pl.Utf8)
+        {c: [(row.get(c) or "").strip() for row in rows] for c in header},
+        schema=dict.fromkeys(header, pl.Utf8),
     )
     duplicated = frame.filter(pl.col("tenant_id").is_duplicated())["tenant_id"].unique().sort()
     if len(duplicated):

@@ -61,7 +61,10 @@ def round_lines(exact: Mapping[str, Fraction], places: int) -> dict[str, Decimal
     largest remainders, ties broken by key so the result is deterministic.
     """
     scale = 10**places
-    floors = {key: (value * scale).numerator // (value * scale).denominator for key, value in exact.items()}
+    floors = {
+        key: (value * scale).numerator // (value * scale).denominator
+        for key, value in exact.items()
+    }
     target = round_half_up(sum(exact.values(), Fraction(0)), places).scaleb(places)
     missing = int(target) - sum(floors.values())
     by_remainder = sorted(exact, key=lambda key: (-(exact[key] * scale - floors[key]), key))

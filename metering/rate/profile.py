@@ -37,6 +37,7 @@ def tenant_days(calls: pl.DataFrame, bill: Bill) -> pl.DataFrame:
         .sort("day", "tenant_id")
     )
     costs = [
-        bill.day_cost(tenant, units) for tenant, units in days.select("tenant_id", "units").iter_rows()
+        bill.day_cost(tenant, units)
+        for tenant, units in days.select("tenant_id", "units").iter_rows()
     ]
     return days.with_columns(cost_exact=pl.Series(costs, dtype=pl.Decimal(38, 12)))

@@ -33,7 +33,7 @@ class SampleSummary:
 def _malformed_lines(month: Month) -> list[str]:
     """A handful of records an application bug or a bad migration would write."""
     day = f"{month}-15"
-    base = {
+    base: dict[str, object] = {
         "pk": {"S": f"METER#{day}#03"},
         "tenant_id": {"S": "acme"},
         "ts": {"S": f"{day}T10:00:00.000Z"},
@@ -60,7 +60,9 @@ def _malformed_lines(month: Month) -> list[str]:
     ]
 
 
-def generate(out: Path, month: Month, tenant_count: int = 8, calls: int = 20_000, seed: int = 7) -> SampleSummary:
+def generate(
+    out: Path, month: Month, tenant_count: int = 8, calls: int = 20_000, seed: int = 7
+) -> SampleSummary:
     """Write a sample month under ``out``: dynamodb/, tenants.csv, meter.toml."""
     out.mkdir(parents=True, exist_ok=True)
     tenant_list = tenants(tenant_count)
@@ -70,11 +72,11 @@ def generate(out: Path, month: Month, tenant_count: int = 8, calls: int = 20_000
     rng = np.random.default_rng(seed + 1)
     edge = generate_calls(month.previous(), tenant_list, 40, seed + 2).with_columns(
         ts=pl.lit(month.start).cast(pl.Datetime("ms", "UTC"))
-        - pl.duration(milliseconds=pl.Series(rng.integers(1, 3_600_000, 40)))
+        - pl.duration(milliseconds=pl.lit(pl.Series(rng.integers(1, 3_600_000, 40))))
     )
     after = generate_calls(month.previous(), tenant_list, 40, seed + 3).with_columns(
         ts=pl.lit(month.end).cast(pl.Datetime("ms", "UTC"))
-        + pl.duration(milliseconds=pl.Series(rng.integers(0, 3_600_000, 40)))
+        + pl.duration(milliseconds=pl.lit(pl.Series(rng.integers(0, 3_600_000, 40))))
     )
     records = pl.concat([month_calls, edge, after]).with_columns(
         resource_arn=pl.lit(CLUSTER_ARN),
@@ -82,7 +84,8 @@ def generate(out: Path, month: Month, tenant_count: int = 8, calls: int = 20_000
             lambda t: f"arn:aws:sts::123456789012:assumed-role/tenant-{t}/app", return_dtype=pl.Utf8
         ),
     )
-    export_id = f"{int(month.end.timestamp() * 1000 + timedelta(hours=6).total_seconds() * 1000):014d}-{hashlib.sha256(str(seed).encode()).hexdigest()[:8]}"
+    exported_ms = int((month.end + timedelta(hours=6)).timestamp() * 1000)
+    export_id = f"{exported_ms:014d}-{hashlib.sha256(str(seed).encode()).hexdigest()[:8]}"
     malformed = _malformed_lines(month)
     write_export(out / "dynamodb", records, export_id, extra_lines=malformed)
 
@@ -94,7 +97,9 @@ def generate(out: Path, month: Month, tenant_count: int = 8, calls: int = 20_000
             writer.writerow([t.tenant_id, t.name, t.cost_center, t.profile])
     config = out / "meter.toml"
     config.write_text(CONFIG_TEMPLATE)
-    return SampleSummary(out, month, len(tenant_list), calls, records.height, len(malformed), config)
+    return SampleSummary(
+        out, month, len(tenant_list), calls, records.height, len(malformed), config
+    )
 
 
 CONFIG_TEMPLATE = """\

@@ -21,7 +21,13 @@ TENANT_NAMES = (
     "cyberdyne", "soylent", "wonka", "aperture", "vandelay", "massive", "oscorp", "gringotts",
 )  # fmt: skip
 OPERATIONS = np.array(
-    ["ExecuteStatement", "BatchExecuteStatement", "BeginTransaction", "CommitTransaction", "RollbackTransaction"]
+    [
+        "ExecuteStatement",
+        "BatchExecuteStatement",
+        "BeginTransaction",
+        "CommitTransaction",
+        "RollbackTransaction",
+    ]
 )
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -59,7 +65,13 @@ def tenants(count: int) -> list[Tenant]:
             ("tiny", 0.07 / max(1, (count - 2) // 2 or 1))
         )  # fmt: skip
         out.append(
-            Tenant(tenant_id, f"{base.title()} {'Inc.' if i % 3 else 'Ltd'}", f"CC-{100 + i * 7}", profile, weight)
+            Tenant(
+                tenant_id,
+                f"{base.title()} {'Inc.' if i % 3 else 'Ltd'}",
+                f"CC-{100 + i * 7}",
+                profile,
+                weight,
+            )
         )
     return out
 
@@ -85,6 +97,16 @@ def _sizes(rng: np.random.Generator, profile: np.ndarray) -> tuple[np.ndarray, n
     near = steady & (rng.random(n) < 0.05)
     response[near] = BLOCK - request[near] + rng.integers(1, 400, int(near.sum()))
     return request, response
+
+
+def _uuids(rng: np.random.Generator, count: int) -> list[str]:
+    """``count`` random version-4 UUIDs from ``rng``."""
+    h = rng.bytes(16 * count).hex()
+    out = []
+    for i in range(0, 32 * count, 32):
+        u = h[i : i + 32]
+        out.append(f"{u[:8]}-{u[8:12]}-4{u[13:16]}-a{u[17:20]}-{u[20:]}")
+    return out
 
 
 def generate_calls(month: Month, tenant_list: list[Tenant], calls: int, seed: int) -> pl.DataFrame:
@@ -118,17 +140,17 @@ def generate_calls(month: Month, tenant_list: list[Tenant], calls: int, seed: in
     request[small] = rng.integers(140, 260, int(small.sum()))
     response[small] = rng.integers(40, 120, int(small.sum()))
 
-    ids = rng.bytes(16 * calls).hex()
-    request_ids = [f"{ids[i:i+8]}-{ids[i+8:i+12]}-4{ids[i+13:i+16]}-a{ids[i+17:i+20]}-{ids[i+20:i+32]}" for i in range(0, 32 * calls, 32)]  # fmt: skip
-    eids = rng.bytes(16 * calls).hex()
-    event_ids = [f"{eids[i:i+8]}-{eids[i+8:i+12]}-{eids[i+12:i+16]}-{eids[i+16:i+20]}-{eids[i+20:i+32]}" for i in range(0, 32 * calls, 32)]  # fmt: skip
+    request_ids = _uuids(rng, calls)
+    event_ids = _uuids(rng, calls)
     ids_arr = np.array([t.tenant_id for t in tenant_list])[who]
     frame = pl.DataFrame(
         {
             "request_id": request_ids,
             "event_id": event_ids,
             "tenant_id": ids_arr,
-            "ts": pl.Series(ms + int(month.start.timestamp() * 1000)).cast(pl.Datetime("ms", "UTC")),
+            "ts": pl.Series(ms + int(month.start.timestamp() * 1000)).cast(
+                pl.Datetime("ms", "UTC")
+            ),
             "operation": operation.astype(str),
             "request_bytes": request,
             "response_bytes": response,

@@ -6,6 +6,7 @@ import base64
 import gzip
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -35,7 +36,11 @@ def item_line(row: dict[str, object]) -> str:
 
 
 def write_export(
-    out: Path, records: pl.DataFrame, export_id: str, files: int = 4, extra_lines: list[str] = ()
+    out: Path,
+    records: pl.DataFrame,
+    export_id: str,
+    files: int = 4,
+    extra_lines: Sequence[str] = (),
 ) -> Path:
     """Write ``records`` (RECORDS-like rows) as an export under ``out``; returns its folder.
 
@@ -45,9 +50,9 @@ def write_export(
     folder = out / "AWSDynamoDB" / export_id
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
-    rows = records.with_columns(
-        pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
-    ).iter_rows(named=True)
+    rows = records.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")).iter_rows(
+        named=True
+    )
     lines: list[list[str]] = [[] for _ in range(files)]
     for index, row in enumerate(rows):
         lines[index % files].append(item_line(row))
@@ -61,16 +66,19 @@ def write_export(
         manifest.append(
             {
                 "itemCount": len(chunk),
-                "md5Checksum": base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
+                "md5Checksum": base64.b64encode(
+                    hashlib.md5(body, usedforsecurity=False).digest()
+                ).decode(),
                 "etag": hashlib.md5(body, usedforsecurity=False).hexdigest(),
                 "dataFileS3Key": f"AWSDynamoDB/{export_id}/data/{name}",
             }
         )
     (folder / "manifest-files.json").write_text("".join(json.dumps(m) + "\n" for m in manifest))
+    table_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/DataApiMetering"
     summary = {
         "version": "2020-06-30",
-        "exportArn": f"arn:aws:dynamodb:us-east-1:123456789012:table/DataApiMetering/export/{export_id}",
-        "tableArn": "arn:aws:dynamodb:us-east-1:123456789012:table/DataApiMetering",
+        "exportArn": f"{table_arn}/export/{export_id}",
+        "tableArn": table_arn,
         "manifestFilesS3Key": f"AWSDynamoDB/{export_id}/manifest-files.json",
         "itemCount": sum(len(chunk) for chunk in lines),
         "outputFormat": "DYNAMODB_JSON",

@@ -93,19 +93,29 @@ def write_run(path: str | Path, month: str, rows: RunRows) -> None:
             con.execute("BEGIN TRANSACTION")
             for table in MONTH_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
-            for table in ("calls", "tenant_month", "tenant_day", "reconciliation"):
-                frame: pl.DataFrame = getattr(rows, table)
-                con.register("_frame", frame.to_arrow())
-                columns = ", ".join(frame.columns)
-                con.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM _frame")
-                con.unregister("_frame")
-            con.executemany(
-                "INSERT INTO quarantine VALUES (?, ?, ?, ?, ?)",
-                [
-                    (rows.run["run_id"], month, q.source_uri, q.locator, q.reason)
-                    for q in rows.quarantine
-                ],
+            quarantine = pl.DataFrame(
+                {
+                    "run_id": [rows.run["run_id"]] * len(rows.quarantine),
+                    "month": [month] * len(rows.quarantine),
+                    "source_uri": [q.source_uri for q in rows.quarantine],
+                    "locator": [q.locator for q in rows.quarantine],
+                    "reason": [q.reason for q in rows.quarantine],
+                },
+                schema=dict.fromkeys(
+                    ("run_id", "month", "source_uri", "locator", "reason"), pl.Utf8
+                ),
             )
+            for table, frame in (
+                ("calls", rows.calls),
+                ("tenant_month", rows.tenant_month),
+                ("tenant_day", rows.tenant_day),
+                ("reconciliation", rows.reconciliation),
+                ("quarantine", quarantine),
+            ):
+                con.register("_frame", frame.to_arrow())
+                names = ", ".join(frame.columns)
+                con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _frame")
+                con.unregister("_frame")
             columns = list(rows.run)
             con.execute(
                 f"INSERT INTO bill_runs ({', '.join(columns)}) "
@@ -123,10 +133,11 @@ def read_month(path: str | Path, table: str, month: str, order_by: str) -> pl.Da
     if table not in TABLES:
         raise WarehouseError(f"no table {table!r} in the warehouse")
     with connect(path, read_only=True) as con:
-        return con.sql(
+        frame: pl.DataFrame = con.sql(
             f"SELECT * FROM {table} WHERE month = $month ORDER BY {order_by}",
             params={"month": month},
         ).pl()
+        return frame
 
 
 def latest_run(path: str | Path, month: str) -> dict[str, object] | None:

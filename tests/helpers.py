@@ -1,0 +1,70 @@
+"""Builders shared by tests: configs, exports and records written the way AWS writes them."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import polars as pl
+
+from metering.sample.dynamodb import item_line, write_export
+
+
+def record(
+    request_id: str,
+    tenant: str,
+    ts: str,
+    req: int = 100,
+    resp: int = 100,
+    op: str = "ExecuteStatement",
+) -> dict[str, object]:
+    """A metering record row (ts as written: ISO-8601 with milliseconds)."""
+    return {
+        "request_id": request_id,
+        "tenant_id": tenant,
+        "ts": ts,
+        "operation": op,
+        "request_bytes": req,
+        "response_bytes": resp,
+    }
+
+
+def write_data_file(path: Path, lines: list[str], compress: bool = True) -> Path:
+    """A bare export data file (no manifest) holding ``lines``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(line + "\n" for line in lines).encode()
+    path.write_bytes(gzip.compress(body, mtime=0) if compress else body)
+    return path
+
+
+def lines_of(records: list[dict[str, object]]) -> list[str]:
+    return [item_line(r) for r in records]
+
+
+def export_records(folder: Path, records: list[dict[str, object]], files: int = 2) -> Path:
+    """A complete export (manifests and all) of ``records`` under ``folder``."""
+    frame = pl.DataFrame(records).with_columns(
+        pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms", time_zone="UTC")
+    )
+    return write_export(folder, frame, "01700000000000-test0001", files=files)
+
+
+def write_config(
+    folder: Path,
+    body: str = "",
+    metering: str = 'exports = ["dynamodb"]',
+    registry: str | None = None,
+) -> Path:
+    """A meter.toml in ``folder`` (warehouse beside it)."""
+    text = f'[warehouse]\npath = "meter.duckdb"\n\n[sources.metering]\n{metering}\n'
+    if registry is not None:
+        (folder / "tenants.csv").write_text(registry)
+        text += '\n[tenants]\nregistry = "tenants.csv"\n'
+    path = folder / "meter.toml"
+    path.write_text(text + body)
+    return path
+
+
+def dump(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"))

@@ -1,0 +1,174 @@
+"""``meter bill`` end to end on metering-record exports: counters, quarantine, warehouse."""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from metering.config import load_config
+from metering.month import Month
+from metering.pipeline import bill
+from tests.helpers import dump, export_records, lines_of, record, write_config, write_data_file
+
+OCT = Month(2026, 10)
+
+
+def _records() -> list[dict[str, object]]:
+    return [
+        record("r1", "acme", "2026-10-01T00:00:00.000Z", 100, 200),
+        record("r2", "acme", "2026-10-31T23:59:59.999Z", 32768, 1),  # 2 units
+        record("r3", "globex", "2026-10-15T12:00:00.000Z", 40000, 30000),  # 3 units
+        record("r4", "globex", "2026-09-30T23:59:59.999Z"),  # September
+        record("r5", "globex", "2026-11-01T00:00:00.000Z"),  # November
+    ]
+
+
+def test_bill_counts_every_record_and_fills_the_warehouse(tmp_path: Path) -> None:
+    export_records(tmp_path / "dynamodb", _records())
+    result = bill(load_config(write_config(tmp_path)), OCT)
+    c = result.counters
+    assert (c.files_read, c.records_seen, c.calls_billed, c.out_of_month, c.quarantined) == (
+        3,
+        5,
+        3,
+        2,
+        0,
+    )
+    assert result.exit_code == 0
+    assert result.bill.total_units == 1 + 2 + 3
+    con = duckdb.connect(str(tmp_path / "meter.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT tenant_id, calls, units, request_bytes, response_bytes, amount FROM tenant_month ORDER BY 1"
+    ).fetchall()
+    assert rows == [
+        ("acme", 2, 3, 32868, 201, Decimal("0.00")),
+        ("globex", 1, 3, 40000, 30000, Decimal("0.00")),
+    ]
+    units = con.execute(
+        "SELECT request_id, units, attribution, source FROM calls ORDER BY 1"
+    ).fetchall()
+    assert units == [
+        ("r1", 1, "metering_record", "metering"),
+        ("r2", 2, "metering_record", "metering"),
+        ("r3", 3, "metering_record", "metering"),
+    ]
+    run = con.execute(
+        "SELECT status, total_calls, total_units, records_seen, out_of_month FROM bill_runs"
+    ).fetchall()
+    assert run == [("billed", 3, 6, 5, 2)]
+
+
+def test_rebilling_replaces_the_month(tmp_path: Path) -> None:
+    export_records(tmp_path / "dynamodb", _records())
+    config = load_config(write_config(tmp_path))
+    first = bill(config, OCT)
+    second = bill(config, OCT)
+    assert first.run_id == second.run_id  # same inputs and config: same run id
+    con = duckdb.connect(str(tmp_path / "meter.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM calls").fetchall() == [(3,)]
+    assert con.execute("SELECT count(*) FROM tenant_month").fetchall() == [(2,)]
+    assert con.execute("SELECT count(*) FROM bill_runs").fetchall() == [(2,)]
+
+
+def test_quarantine_truncated_gzip_and_mistyped_attribute(tmp_path: Path) -> None:
+    good = lines_of([record(f"g{i}", "acme", "2026-10-02T00:00:00.000Z") for i in range(10)])
+    mistyped = dump(
+        {
+            "Item": {
+                **{k: v for k, v in __import__("json").loads(good[0])["Item"].items()},
+                "request_id": {"S": "bad-1"},
+                "request_bytes": {"S": "100"},
+            }
+        }
+    )
+    data = tmp_path / "dynamodb" / "AWSDynamoDB" / "x" / "data"
+    write_data_file(data / "a.json.gz", [*good[:5], mistyped])
+    truncated = write_data_file(data / "b.json.gz", good[5:]).read_bytes()
+    (data / "b.json.gz").write_bytes(truncated[: len(truncated) - 30])
+    result = bill(load_config(write_config(tmp_path)), OCT)
+
+    reasons = {(Path(q.source_uri).name, q.locator, q.reason) for q in result.quarantine}
+    assert ("a.json.gz", "line 6", "request_bytes has DynamoDB type S, expected N") in reasons
+    truncated_entries = [q for q in result.quarantine if Path(q.source_uri).name == "b.json.gz"]
+    assert len(truncated_entries) == 1
+    assert "truncated gzip" in truncated_entries[0].reason
+    c = result.counters
+    # Every good record before the damage is billed; the counters add up.
+    assert c.calls_billed == 5 + int(truncated_entries[0].locator.split()[-1])
+    assert c.quarantined == 2
+    assert c.records_seen == c.calls_billed + c.quarantined
+    assert result.exit_code == 3
+    con = duckdb.connect(str(tmp_path / "meter.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM quarantine").fetchall() == [(2,)]
+
+
+def test_bounds_and_bad_values_are_quarantined(tmp_path: Path) -> None:
+    rows = [
+        record("ok", "acme", "2026-10-02T00:00:00.000Z"),
+        record("big-req", "acme", "2026-10-02T00:00:00.000Z", req=4 * 1024 * 1024 + 1),
+        record("max-req", "acme", "2026-10-02T00:00:00.000Z", req=4 * 1024 * 1024),
+        record("neg", "acme", "2026-10-02T00:00:00.000Z", resp=-1),
+        record("big-resp", "acme", "2026-10-02T00:00:00.000Z", resp=10_000_001),
+        record("bad-ts", "acme", "2026-10-02 00:00:00"),
+    ]
+    write_data_file(tmp_path / "dynamodb" / "data" / "a.json.gz", lines_of(rows))
+    result = bill(load_config(write_config(tmp_path)), OCT)
+    assert sorted(q.locator for q in result.quarantine) == ["line 2", "line 4", "line 5", "line 6"]
+    assert result.counters.calls_billed == 2
+    assert result.bill.total_units == 1 + 129
+
+
+def test_duplicate_request_ids_count_once(tmp_path: Path) -> None:
+    rows = [record("same", "acme", "2026-10-02T00:00:00.000Z")] * 3
+    write_data_file(tmp_path / "dynamodb" / "data" / "a.json.gz", lines_of(rows))
+    result = bill(load_config(write_config(tmp_path)), OCT)
+    assert (result.counters.calls_billed, result.counters.duplicates) == (1, 2)
+
+
+def test_unregistered_tenants_are_billed_and_listed(tmp_path: Path) -> None:
+    export_records(tmp_path / "dynamodb", _records())
+    config = write_config(
+        tmp_path, registry="tenant_id,tenant_name,cost_center,plan\nacme,Acme,CC1,pro\n"
+    )
+    result = bill(load_config(config), OCT)
+    assert result.unregistered == ["globex"]
+    names = dict(result.tenant_month.select("tenant_id", "tenant_name").iter_rows())
+    assert names == {"acme": "Acme", "globex": ""}
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 10_000), files=st.integers(1, 5))
+def test_results_do_not_depend_on_row_order_or_file_split(
+    tmp_path_factory, seed: int, files: int
+) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(seed)
+    rows = [
+        record(
+            f"r{i % 40}",
+            rng.choice(["a", "b", "c"]),
+            f"2026-10-{rng.randint(1, 31):02d}T01:02:03.004Z",
+            rng.randint(0, 100_000),
+            rng.randint(0, 100_000),
+        )
+        for i in range(60)  # 20 duplicated request ids, possibly with different content
+    ]
+    baseline_dir = tmp_path_factory.mktemp("base")
+    write_data_file(baseline_dir / "dynamodb" / "data" / "all.json.gz", lines_of(rows))
+    expected = bill(load_config(write_config(baseline_dir)), OCT)
+
+    rng.shuffle(rows)
+    split_dir = tmp_path_factory.mktemp("split")
+    for k in range(files):
+        write_data_file(
+            split_dir / "dynamodb" / "data" / f"part{k}.json.gz", lines_of(rows[k::files])
+        )
+    got = bill(load_config(write_config(split_dir)), OCT)
+    assert got.tenant_month.drop("run_id").equals(expected.tenant_month.drop("run_id"))
+    assert got.bill == expected.bill

@@ -1,0 +1,118 @@
+"""The ``meter`` command as a user runs it: help, README, exit statuses, exports."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from metering.cli import app
+from tests.conftest import REPO, SAMPLE
+
+runner = CliRunner()
+COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)  # type: ignore[union-attr]
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text()
+    for command in COMMANDS:
+        result = runner.invoke(app, [command, "--help"])
+        assert result.exit_code == 0, command
+        assert len(result.output.strip()) > 80, command
+        assert f"meter {command}" in readme, f"meter {command} is not in the README"
+
+
+def test_help_is_fast_and_imports_nothing_heavy() -> None:
+    code = "import sys, metering.cli; print(sorted(m for m in ('polars','duckdb','boto3','matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert re.fullmatch(r"meter \d+\.\d+\.\d+\n", result.output)
+
+
+def test_bad_month_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["bill", "--month", "2026-13", "--config", str(SAMPLE / "meter.toml")]
+    )
+    assert result.exit_code == 2
+    assert "give a month as YYYY-MM" in result.output
+
+
+def test_missing_config_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["bill", "--month", "2026-10", "--config", str(tmp_path / "none.toml")]
+    )
+    assert result.exit_code == 2
+    assert "no such config file" in result.output
+
+
+def _sample_copy(tmp_path: Path) -> Path:
+    import shutil
+
+    shutil.copytree(SAMPLE, tmp_path / "s", ignore=shutil.ignore_patterns("*.duckdb*"))
+    return tmp_path / "s" / "meter.toml"
+
+
+def test_sample_bill_and_finance_export_golden(tmp_path: Path) -> None:
+    config = _sample_copy(tmp_path)
+    result = runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
+    assert result.exit_code == 3, result.output  # the sample holds malformed records on purpose
+    assert "quarantined" in result.output and "warehouse:" in result.output
+    out = tmp_path / "finance.csv"
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "--month",
+            "2026-10",
+            "--format",
+            "finance",
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == (REPO / "tests" / "golden" / "finance_2026-10.csv").read_bytes()
+
+
+def test_export_before_bill_says_what_to_do(tmp_path: Path) -> None:
+    config = _sample_copy(tmp_path)
+    runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
+    result = runner.invoke(app, ["export", "--month", "2026-09", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "run `meter bill --month 2026-09` first" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "xlsx"])
+def test_unknown_export_format(tmp_path: Path, fmt: str) -> None:
+    config = _sample_copy(tmp_path)
+    runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
+    result = runner.invoke(
+        app, ["export", "--month", "2026-10", "--format", fmt, "--config", str(config)]
+    )
+    assert result.exit_code == 2
+
+
+def test_sample_is_reproducible(tmp_path: Path) -> None:
+    """`meter sample --out sample_data` regenerates the committed sample byte for byte."""
+    result = runner.invoke(app, ["sample", "--out", str(tmp_path / "gen")])
+    assert result.exit_code == 0, result.output
+    committed = sorted(
+        p.relative_to(SAMPLE) for p in SAMPLE.rglob("*") if p.is_file() and ".duckdb" not in p.name
+    )
+    generated = sorted(
+        p.relative_to(tmp_path / "gen") for p in (tmp_path / "gen").rglob("*") if p.is_file()
+    )
+    assert committed == generated
+    for name in committed:
+        assert (SAMPLE / name).read_bytes() == (tmp_path / "gen" / name).read_bytes(), name
