@@ -106,6 +106,7 @@ class Counters:
     out_of_month: int = 0
     quarantined: int = 0
     joined: int = 0
+    aws_retries: int = 0  # not records: AWS calls retried (throttling, 5xx), for the report
 
     def add(self, other: Counters) -> None:
         for f in fields(self):

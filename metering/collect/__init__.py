@@ -20,8 +20,15 @@ __all__ = ["collect_records", "read_exports"]
 def collect_records(
     source: MeteringSource, month: Month, progress: Callable[[str, int, int], None] | None = None
 ) -> Collected:
-    """Metering records from the configured exports (and, later, the live table)."""
+    """Metering records from the configured exports and the live table."""
     collected = Collected(empty(RECORDS))
     if source.exports:
-        collected.extend(read_exports(source.exports))
+        collected.extend(read_exports(source.exports, progress))
+    if source.table is not None:
+        from metering.collect.table import read_table
+
+        from_table, retries = read_table(source.table, source.region, month, source.scan, progress)
+        collected.extend(from_table)
+        collected.counters.aws_retries += retries
     return collected
+

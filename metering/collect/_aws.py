@@ -82,3 +82,57 @@ def get_object(uri: str) -> bytes:
     except (ClientError, BotoCoreError) as exc:
         raise _explain(uri, exc) from None
     return body
+
+
+class TablePages:
+    """Read a DynamoDB table's items page by page, following ``LastEvaluatedKey``.
+
+    Throttling (``ProvisionedThroughputExceededException``, ``ThrottlingException``) is
+    retried by botocore's adaptive retry mode with backoff; every retry it made is added to
+    ``retries`` so the run can report it.
+    """
+
+    def __init__(self, table: str, region: str | None) -> None:
+        self.table = table
+        self.client = client("dynamodb", region)
+        self.retries = 0
+        self._lock = threading.Lock()
+
+    def _pages(self, call: Callable[..., Any], uri: str, **kwargs: Any) -> Any:
+        start: dict[str, Any] | None = None
+        while True:
+            try:
+                page = call(
+                    TableName=self.table,
+                    **kwargs,
+                    **({"ExclusiveStartKey": start} if start else {}),
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise _explain(uri, exc) from None
+            with self._lock:
+                self.retries += int(page.get("ResponseMetadata", {}).get("RetryAttempts", 0))
+            yield page.get("Items", [])
+            start = page.get("LastEvaluatedKey")
+            if not start:  # an empty key is the end; a present one does not promise more
+                return
+
+    def query(self, pk: str) -> Any:
+        """Every item of partition ``pk``, one list per page."""
+        return self._pages(
+            self.client.query,
+            f"dynamodb://{self.table}/{pk}",
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": pk}},
+        )
+
+    def scan(self, segment: int, segments: int, start: str, end: str) -> Any:
+        """Items of one parallel-scan segment whose ``ts`` is in [start, end)."""
+        return self._pages(
+            self.client.scan,
+            f"dynamodb://{self.table}#segment{segment}",
+            Segment=segment,
+            TotalSegments=segments,
+            FilterExpression="#ts >= :start AND #ts < :end",
+            ExpressionAttributeNames={"#ts": "ts"},
+            ExpressionAttributeValues={":start": {"S": start}, ":end": {"S": end}},
+        )

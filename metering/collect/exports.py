@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from posixpath import basename, dirname
 
@@ -134,10 +134,14 @@ def read_data_file(data_file: DataFile) -> Collected:
     return collected
 
 
-def read_exports(roots: Sequence[str]) -> Collected:
+def read_exports(
+    roots: Sequence[str], progress: Callable[[str, int, int], None] | None = None
+) -> Collected:
     """Every record of every export under ``roots``."""
+    data_files = [data_file for root in roots for data_file in find_data_files(root)]
     collected = Collected(empty(RECORDS))
-    for root in roots:
-        for data_file in find_data_files(root):
-            collected.extend(read_data_file(data_file))
+    for done, data_file in enumerate(data_files, start=1):
+        collected.extend(read_data_file(data_file))
+        if progress is not None:
+            progress("metering exports", done, len(data_files))
     return collected

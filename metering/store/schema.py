@@ -19,6 +19,7 @@ COUNTER_COLUMNS = (
     "out_of_month",
     "quarantined",
     "joined",
+    "aws_retries",
 )
 
 TABLES = {
