@@ -1,0 +1,67 @@
+"""One metering item per Data API call, exactly as SPEC 2.2 lays it out.
+
+The item is built in DynamoDB's typed form (``{"attr": {"S": ...}}``), which is both what
+``batch_write_item`` takes and what a DynamoDB export line holds (``{"Item": {...}}``), so
+the table and the spill file carry byte-for-byte the same attributes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+Item = dict[str, dict[str, str]]
+
+SHARDS = 16  # SPEC 2.2: pk shards 00-15; readers query each of them
+
+
+def ts_text(moment: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z``: ``2026-10-31T23:59:59.120Z``."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def shard_of(request_id: str, shards: int = SHARDS) -> int:
+    """A stable shard for a request id (the same hash ``meter sample`` uses)."""
+    digest = hashlib.blake2b(request_id.encode(), digest_size=2).hexdigest()
+    return int(digest, 16) % shards
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """What was measured for one Data API call."""
+
+    tenant_id: str
+    request_id: str
+    ts: datetime
+    operation: str
+    request_bytes: int
+    response_bytes: int
+    resource_arn: str | None = None
+    principal_arn: str | None = None
+
+    def item(self, shards: int = SHARDS) -> Item:
+        """The DynamoDB item of SPEC 2.2 (typed attributes)."""
+        ts = ts_text(self.ts)
+        item: Item = {
+            "pk": {"S": f"METER#{ts[:10]}#{shard_of(self.request_id, shards):02d}"},
+            "sk": {"S": f"{ts}#{self.request_id}"},
+            "tenant_id": {"S": self.tenant_id},
+            "request_id": {"S": self.request_id},
+            "ts": {"S": ts},
+            "operation": {"S": self.operation},
+            "request_bytes": {"N": str(self.request_bytes)},
+            "response_bytes": {"N": str(self.response_bytes)},
+        }
+        if self.resource_arn:
+            item["resource_arn"] = {"S": self.resource_arn}
+        if self.principal_arn:
+            item["principal_arn"] = {"S": self.principal_arn}
+        return item
+
+
+def export_line(item: Item) -> str:
+    """One line of a DynamoDB export data file: ``{"Item": {...}}`` (no newline)."""
+    return json.dumps({"Item": item}, separators=(",", ":"), ensure_ascii=False)
