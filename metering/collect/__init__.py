@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from metering.collect.cloudtrail import read_cloudtrail
 from metering.collect.exports import read_exports
-from metering.config import MeteringSource
+from metering.config import CloudTrailSource, MeteringSource
 from metering.month import Month
 from metering.schemas import RECORDS, Collected, empty
 
-__all__ = ["collect_records", "read_exports"]
+__all__ = ["collect_events", "collect_records", "read_cloudtrail", "read_exports"]
 
 
 def collect_records(
@@ -32,3 +33,9 @@ def collect_records(
         collected.counters.aws_retries += retries
     return collected
 
+
+def collect_events(
+    source: CloudTrailSource, month: Month, progress: Callable[[str, int, int], None] | None = None
+) -> Collected:
+    """Data API events from the configured CloudTrail folders and prefixes."""
+    return read_cloudtrail(source.uris, month, source.late_days, progress)

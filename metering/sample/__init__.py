@@ -14,6 +14,7 @@ import polars as pl
 
 from metering.month import Month
 from metering.sample.calls import CLUSTER_ARN, generate_calls, tenants
+from metering.sample.cloudtrail import ANALYTICS_CLUSTER_ARN, LEGACY_CLUSTER_ARN, write_trail
 from metering.sample.dynamodb import write_export
 
 __all__ = ["SampleSummary", "generate"]
@@ -63,27 +64,78 @@ def _malformed_lines(month: Month) -> list[str]:
 def generate(
     out: Path, month: Month, tenant_count: int = 8, calls: int = 20_000, seed: int = 7
 ) -> SampleSummary:
-    """Write a sample month under ``out``: dynamodb/, tenants.csv, meter.toml."""
+    """Write a sample month under ``out``: cloudtrail/, dynamodb/, tenants.csv, meter.toml."""
     out.mkdir(parents=True, exist_ok=True)
     tenant_list = tenants(tenant_count)
     month_calls = generate_calls(month, tenant_list, calls, seed)
+    # The month's last calls come at 23:59:5x on its last day: CloudTrail delivers them in
+    # next month's first folder, and they still belong to this month.
+    ends = [month.end - timedelta(milliseconds=ms) for ms in (4_880, 2_544, 130)]
+    last = min(len(ends), month_calls.height)
+    month_calls = pl.concat(
+        [
+            month_calls.head(month_calls.height - last),
+            month_calls.tail(last).with_columns(
+                ts=pl.Series(ends[-last:], dtype=pl.Datetime("ms", "UTC"))
+            ),
+        ]
+    ).sort("ts", "request_id")
 
     # The metering table also holds the neighbouring months' edges: they must not be billed.
+    # The first call after the month is at 00:00:00.000 sharp: it belongs to the next month.
     rng = np.random.default_rng(seed + 1)
     edge = generate_calls(month.previous(), tenant_list, 40, seed + 2).with_columns(
         ts=pl.lit(month.start).cast(pl.Datetime("ms", "UTC"))
         - pl.duration(milliseconds=pl.lit(pl.Series(rng.integers(1, 3_600_000, 40))))
     )
+    after_offsets = rng.integers(0, 3_600_000, 40)
+    after_offsets[0] = 0
     after = generate_calls(month.previous(), tenant_list, 40, seed + 3).with_columns(
         ts=pl.lit(month.end).cast(pl.Datetime("ms", "UTC"))
-        + pl.duration(milliseconds=pl.lit(pl.Series(rng.integers(0, 3_600_000, 40))))
+        + pl.duration(milliseconds=pl.lit(pl.Series(after_offsets)))
     )
-    records = pl.concat([month_calls, edge, after]).with_columns(
-        resource_arn=pl.lit(CLUSTER_ARN),
+    # Clusters: one tenant is still on a Serverless v1 cluster (management events); some of
+    # the reporting tenant's calls go to an analytics cluster the trail does not select, so
+    # only their metering records show them.
+    legacy = tenant_list[3].tenant_id if len(tenant_list) > 3 else None
+    reporting = tenant_list[1].tenant_id
+    seen = pl.concat([month_calls, edge, after])
+    analytics = pl.Series(rng.random(seen.height) < 0.08)
+    records = seen.with_columns(
+        resource_arn=pl.when(pl.col("tenant_id") == legacy)
+        .then(pl.lit(LEGACY_CLUSTER_ARN))
+        .when((pl.col("tenant_id") == reporting) & analytics)
+        .then(pl.lit(ANALYTICS_CLUSTER_ARN))
+        .otherwise(pl.lit(CLUSTER_ARN)),
         principal_arn=pl.col("tenant_id").map_elements(
             lambda t: f"arn:aws:sts::123456789012:assumed-role/tenant-{t}/app", return_dtype=pl.Utf8
         ),
     )
+
+    # What CloudTrail saw: the calls on the trail's clusters, plus calls the application
+    # forgot to meter (one in a hundred) and a few that AWS rejected (never metered).
+    trail_columns = ["request_id", "event_id", "tenant_id", "ts", "operation", "resource_arn"]
+    unmetered = generate_calls(month, tenant_list, max(1, calls // 100), seed + 4)
+    errors = ["BadRequestException"] * 4 + ["StatementTimeoutException"] * 2
+    errored = generate_calls(month, tenant_list, len(errors), seed + 5).with_columns(
+        error_code=pl.Series(errors)
+    )
+    on_trail = pl.col("resource_arn") != ANALYTICS_CLUSTER_ARN
+    trail_calls = pl.concat(
+        [
+            records.filter(on_trail)
+            .select(trail_columns)
+            .with_columns(error_code=pl.lit(None, pl.Utf8)),
+            unmetered.with_columns(
+                resource_arn=pl.lit(CLUSTER_ARN), error_code=pl.lit(None, pl.Utf8)
+            ).select(*trail_columns, "error_code"),
+            errored.with_columns(resource_arn=pl.lit(CLUSTER_ARN)).select(
+                *trail_columns, "error_code"
+            ),
+        ]
+    )
+    write_trail(out / "cloudtrail", trail_calls, month, seed + 6)
+
     exported_ms = int((month.end + timedelta(hours=6)).timestamp() * 1000)
     export_id = f"{exported_ms:014d}-{hashlib.sha256(str(seed).encode()).hexdigest()[:8]}"
     malformed = _malformed_lines(month)
@@ -114,6 +166,10 @@ measure = "request+response"
 unknown_size_units = 1
 bill_errors = false
 tiers = [ { up_to = 1_000_000_000, per_million = "0.35" }, { per_million = "0.20" } ]
+
+[sources.cloudtrail]
+uris = ["cloudtrail"]
+late_days = 3
 
 [sources.metering]
 exports = ["dynamodb"]
