@@ -27,7 +27,7 @@ app = typer.Typer(
     help="Per-tenant cost metering and chargeback for the RDS Data API.",
     no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,  # --debug prints a plain traceback, never locals
     rich_markup_mode=None,
 )
 
@@ -67,12 +67,26 @@ def _errors() -> Iterator[None]:
     except MeteringError as exc:
         if _state["debug"]:
             raise
-        from rich.console import Console
-
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"[bold red]error:[/] {exc}", markup=True
-        )
+        _red_line(str(exc))
         raise typer.Exit(exc.exit_code) from None
+    except (KeyboardInterrupt, typer.Exit):
+        raise
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        _red_line(
+            f"unexpected {type(exc).__name__}: {exc}\nThis is a bug in meter, not in your input; "
+            "rerun with `meter --debug ...` for the traceback and report it."
+        )
+        raise typer.Exit(1) from None
+
+
+def _red_line(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}")
 
 
 def _config(path: Path) -> Config:
@@ -152,6 +166,86 @@ def export(
 
 
 @app.command()
+def close(
+    month: MonthOption,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
+    config: ConfigOption = Path("meter.toml"),
+) -> None:
+    """Close a billed month: later `meter bill` runs of it are refused until it is reopened."""
+    with _errors():
+        from metering.month import Month
+        from metering.pipeline import set_month_state
+
+        event = set_month_state(_config(config), Month.parse(month), "closed", reason)
+        typer.echo(f"{month} closed by {event.by} at {event.at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@app.command()
+def reopen(
+    month: MonthOption,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why it must change (required, recorded).")
+    ],
+    config: ConfigOption = Path("meter.toml"),
+) -> None:
+    """Reopen a closed month so it can be billed again; who, when and why are recorded."""
+    with _errors():
+        from metering.errors import UsageError
+        from metering.month import Month
+        from metering.pipeline import set_month_state
+
+        if not reason.strip():
+            raise UsageError("--reason is required: say why the month must change")
+        event = set_month_state(_config(config), Month.parse(month), "reopened", reason)
+        typer.echo(f"{month} reopened by {event.by} at {event.at:%Y-%m-%d %H:%M:%S} UTC: {reason}")
+
+
+@app.command()
+def diff(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> None:
+    """Show what changed per tenant (calls, units, amount) between the last two runs of a month."""
+    with _errors():
+        from metering.month import Month
+        from metering.pipeline import diff as run_diff
+        from metering.render import run_diff as render_diff
+
+        render_diff(month, *run_diff(_config(config), Month.parse(month)))
+
+
+@app.command()
+def rls(
+    table: Annotated[
+        str | None, typer.Option("--table", help="Table to isolate by tenant.")
+    ] = None,
+    column: Annotated[str, typer.Option("--column", help="The tenant column.")] = "tenant_id",
+    role: Annotated[str, typer.Option("--role", help="The application's database role.")] = "app",
+    column_type: Annotated[
+        str, typer.Option("--type", help="The tenant column's type.")
+    ] = "bigint",
+    check: Annotated[
+        str | None, typer.Option("--check", help="DSN: report tables lacking isolation instead.")
+    ] = None,
+) -> None:
+    """Print PostgreSQL row-level-security DDL for a table, or --check a database for gaps.
+
+    The DDL enables and forces RLS, adds a policy on
+    NULLIF(current_setting('app.tenant_id', true), '') and revokes TRUNCATE from the app role.
+    """
+    with _errors():
+        from metering.errors import UsageError
+        from metering.rls import rls_check, rls_ddl
+
+        if check is not None:
+            problems = rls_check(check, column=column, role=role)
+            for problem in problems:
+                typer.echo(str(problem))
+            typer.echo(f"{len(problems)} problem(s) found", err=True)
+            raise typer.Exit(1 if problems else 0)
+        if table is None:
+            raise UsageError("give --table TABLE for the DDL, or --check DSN to audit a database")
+        typer.echo(rls_ddl(table, column=column, role=role, column_type=column_type))
+
+
+@app.command()
 def sample(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the sample into.")],
     month: MonthOption = "2026-10",
@@ -161,7 +255,8 @@ def sample(
     ] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes).")] = 7,
 ) -> None:
-    """Generate a realistic sample month: metering-record export, registry, meter.toml."""
+    """Generate a realistic sample month: CloudTrail files, a metering-record export, a
+    tenants registry and a meter.toml (the same seed gives the same bytes)."""
     with _errors():
         from metering.month import Month
         from metering.sample import generate
@@ -172,6 +267,40 @@ def sample(
             f"({summary.malformed} malformed records on purpose) to {summary.out}\n"
             f"next: meter bill --month {summary.month} --config {summary.config}"
         )
+
+
+@app.command()
+def report(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> None:
+    """Print a billed month in the terminal: tenant lines, totals, the unattributed share
+    and the biggest payload-edge savings (calls just past a 32 KiB block edge)."""
+    with _errors():
+        from metering.month import Month
+        from metering.pipeline import report as run_report
+
+        result = run_report(_config(config), Month.parse(month))
+        from metering.render import month_report
+
+        month_report(result)
+
+
+@app.command()
+def chart(
+    month: MonthOption,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write the PNG charts into.")
+    ] = Path("charts"),
+    config: ConfigOption = Path("meter.toml"),
+) -> None:
+    """Write PNG charts of a billed month: cost per tenant, daily calls per tenant, payload
+    sizes against the 32 KiB block edges, and the month-over-month trend (when the
+    warehouse holds several months)."""
+    with _errors():
+        from metering.month import Month
+        from metering.pipeline import chart as run_chart
+
+        paths = run_chart(_config(config), Month.parse(month), out)
+        for path in paths:
+            typer.echo(f"wrote {path}")
 
 
 def main() -> None:

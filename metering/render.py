@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from metering.pipeline import BillResult
+from metering.pipeline import BillResult, MonthReport
 
 
 def bill_summary(result: BillResult, console: Console | None = None) -> None:
@@ -54,3 +55,123 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
         if len(result.quarantine) > 10:
             console.print(f"  ... {len(result.quarantine) - 10} more in the quarantine table")
     console.print(f"warehouse: {result.warehouse}", highlight=False)
+
+
+def run_diff(
+    month: str, runs: list[int], frame: pl.DataFrame, console: Console | None = None
+) -> None:
+    """``meter diff``: per tenant, before -> after, changed rows highlighted."""
+    console = console or Console()
+    if len(runs) < 2:
+        console.print(f"{month} has {len(runs)} run(s) in the warehouse: nothing to compare yet")
+        return
+    table = Table(
+        title=f"meter diff {month}: run #{runs[0]} -> run #{runs[1]}", title_justify="left"
+    )
+    for name in ("tenant", "calls", "units", "amount"):
+        table.add_column(name, justify="left" if name == "tenant" else "right")
+    changed = 0
+    for row in frame.iter_rows(named=True):
+        cells = []
+        moved = False
+        for field in ("calls", "units", "amount"):
+            before, after = row[f"{field}_before"], row[f"{field}_after"]
+            text = f"{after:,.2f}" if field == "amount" else f"{after:,}"
+            if before != after:
+                moved = True
+                delta = after - before
+                text = (
+                    f"{before:,} -> {after:,} ({delta:+,})"
+                    if field != "amount"
+                    else (f"{before:,.2f} -> {after:,.2f} ({delta:+,.2f})")
+                )
+            cells.append(text)
+        changed += moved
+        table.add_row(row["tenant_id"], *cells, style="bold yellow" if moved else None)
+    console.print(table)
+    console.print(f"{changed} of {frame.height} tenant line(s) changed")
+
+
+def month_report(report: MonthReport, console: Console | None = None, top: int = 5) -> None:
+    """What ``meter report`` prints: tenant lines, totals, unattributed share, edge savings."""
+    console = console or Console()
+    currency = report.currency
+    table = Table(
+        title=(
+            f"meter report {report.month}  (amounts in {currency}; "
+            f"run {report.run.get('run_id', '?')})"
+        ),
+        title_justify="left",
+    )
+    rows = [
+        (
+            row["tenant_id"],
+            row["tenant_name"],
+            f"{row['calls']:,}",
+            f"{row['units']:,}",
+            f"{row['amount']:,.2f}",
+            f"{row['share'] * 100:.2f} %",
+            f"{row['peak_rps']:,}",
+        )
+        for row in report.lines.iter_rows(named=True)
+    ]
+    total = ("total", "", f"{report.calls:,}", f"{report.units:,}", f"{report.amount:,.2f}", "", "")
+    # Numbers are never cut: each numeric column is as wide as its widest cell; the name
+    # column takes what is left of the terminal, and long names end in an ellipsis.
+    widths = [max(len(cells[i]) for cells in [*rows, total]) for i in range(len(total))]
+    headers = ("tenant", "name", "calls", "units", "amount", "share", "peak/s")
+    widths = [max(w, len(h)) for w, h in zip(widths, headers, strict=True)]
+    spare = console.width - sum(widths) + widths[1] - 3 * len(headers) - 1
+    table.add_column("tenant", no_wrap=True, min_width=widths[0])
+    table.add_column("name", overflow="ellipsis", no_wrap=True, max_width=max(8, spare))
+    for name, width in zip(headers[2:], widths[2:], strict=True):
+        table.add_column(name, justify="right", no_wrap=True, min_width=width)
+    for cells in rows:
+        table.add_row(*cells)
+    table.add_section()
+    table.add_row(*total)
+    console.print(table, markup=False)
+    console.print(
+        f"account cost (exact) {report.account_cost} {currency}; billed total "
+        f"{report.amount:,.2f} {currency}",
+        highlight=False,
+    )
+    un = report.unattributed
+    if un.calls:
+        console.print(
+            f"[yellow]unattributed[/]: {un.calls:,} calls, {un.units:,} units "
+            f"({un.unit_share * 100:.2f} % of units), {un.amount:,.2f} {currency}",
+            highlight=False,
+        )
+    else:
+        console.print("unattributed: none (every call was attributed to a tenant)")
+    quarantined = int(str(report.run.get("quarantined", 0)))
+    if quarantined:
+        console.print(
+            f"[yellow]quarantined input[/]: {quarantined:,} (not billed; see the quarantine table)",
+            highlight=False,
+        )
+    block_kib = f"{report.block_bytes / 1024:g} KiB"
+    saving = report.savings.filter(report.savings["units_saved"] > 0).head(top)
+    if saving.is_empty():
+        console.print(f"payload-edge savings: no call went just past a {block_kib} block edge")
+        return
+    edges = Table(
+        title=(
+            f"payload-edge savings: calls at most {report.margin_bytes / 1024:.1f} KiB past a "
+            f"{block_kib} block edge, trimmed under it"
+        ),
+        title_justify="left",
+    )
+    edges.add_column("tenant", no_wrap=True)
+    for name in ("calls past an edge", "units saved", "of its units", f"about {currency}"):
+        edges.add_column(name, justify="right")
+    for row in saving.iter_rows(named=True):
+        edges.add_row(
+            row["tenant_id"],
+            f"{row['near_edge_calls']:,}",
+            f"{row['units_saved']:,}",
+            f"{100 * row['units_saved'] / row['units']:.1f} %" if row["units"] else "",
+            f"{row['cost_saved']:,.2f}",
+        )
+    console.print(edges, markup=False)

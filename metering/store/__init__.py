@@ -6,20 +6,40 @@ run's rows appear all at once or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from metering.errors import WarehouseBusyError, WarehouseError
+from metering import __version__
+from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
 from metering.schemas import QuarantineEntry
-from metering.store.schema import COUNTER_COLUMNS, MONTH_TABLES, SCHEMA_VERSION, TABLES
+from metering.store.schema import (
+    COUNTER_COLUMNS,
+    MIGRATIONS,
+    MONTH_TABLES,
+    SCHEMA_VERSION,
+    TABLES,
+)
 
-__all__ = ["COUNTER_COLUMNS", "SCHEMA_VERSION", "RunRows", "connect", "read_month", "write_run"]
+__all__ = [
+    "COUNTER_COLUMNS",
+    "SCHEMA_VERSION",
+    "MonthEvent",
+    "RunRows",
+    "connect",
+    "diff_runs",
+    "ensure_open",
+    "latest_run",
+    "month_state",
+    "read_month",
+    "set_month_state",
+    "write_run",
+]
 
 
 @contextmanager
@@ -50,28 +70,44 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDB
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
+    """The warehouse's schema version (None for an empty file); refuse newer ones."""
     tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if "meter_meta" not in tables:
         return None
     rows = con.execute("SELECT value FROM meter_meta WHERE key = 'schema_version'").fetchall()
-    version = int(rows[0][0]) if rows else None
-    if version is not None and version > SCHEMA_VERSION:
+    version = int(rows[0][0]) if rows else 1
+    if version > SCHEMA_VERSION:
         raise WarehouseError(
             f"{path}: the warehouse has schema version {version}, newer than this meter's "
-            f"{SCHEMA_VERSION}; upgrade meter (pip install -U meter) to use it"
+            f"{SCHEMA_VERSION} (meter {__version__}); upgrade meter to use it"
         )
     return version
 
 
 def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    _check_version(con, path)
+    """Create the tables of a new warehouse, or migrate an older one, in one transaction."""
+    version = _check_version(con, path)
+    if version == SCHEMA_VERSION:
+        return
     con.execute("BEGIN TRANSACTION")
-    for ddl in TABLES.values():
-        con.execute(ddl)
-    con.execute(
-        "INSERT OR REPLACE INTO meter_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-    )
-    con.execute("COMMIT")
+    try:
+        if version is None:
+            for ddl in TABLES.values():
+                con.execute(ddl)
+        else:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    con.execute(statement)
+        con.execute(
+            "INSERT OR REPLACE INTO meter_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+        )
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise WarehouseError(
+            f"{path}: cannot migrate the warehouse from schema version {version} to "
+            f"{SCHEMA_VERSION}: {exc}; it is unchanged - restore a backup or bill into a new one"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,46 +122,159 @@ class RunRows:
     quarantine: Sequence[QuarantineEntry]
 
 
-def write_run(path: str | Path, month: str, rows: RunRows) -> None:
-    """Replace ``month`` in the warehouse with ``rows``, in one transaction."""
+@dataclass(frozen=True, slots=True)
+class MonthEvent:
+    """The newest close/reopen event of a month."""
+
+    event: str  # closed | reopened
+    at: datetime
+    by: str
+    reason: str
+
+
+def month_state(con: duckdb.DuckDBPyConnection, month: str) -> MonthEvent | None:
+    rows = con.execute(
+        "SELECT event, make_timestamp(epoch_us(changed_at)) AS changed_at, changed_by, reason "
+        "FROM month_events WHERE month = ? "
+        "ORDER BY changed_at DESC LIMIT 1",
+        [month],
+    ).fetchall()
+    if not rows:
+        return None
+    event, at, by, reason = rows[0]
+    return MonthEvent(event, at.replace(tzinfo=UTC), by, reason)
+
+
+def ensure_open(con: duckdb.DuckDBPyConnection, month: str) -> None:
+    """Refuse to touch a closed month, saying who closed it and how to reopen it."""
+    state = month_state(con, month)
+    if state is not None and state.event == "closed":
+        raise MonthClosedError(
+            f"{month} was closed by {state.by} at {state.at:%Y-%m-%d %H:%M} UTC"
+            + (f" ({state.reason})" if state.reason else "")
+            + f"; its bill may have been sent. To bill it again: "
+            f'meter reopen --month {month} --reason "why it must change"'
+        )
+
+
+def write_run(
+    con: duckdb.DuckDBPyConnection,
+    month: str,
+    rows: RunRows,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> int:
+    """Replace ``month`` with ``rows`` in one transaction; returns the run's sequence number."""
+    quarantine = pl.DataFrame(
+        {
+            "run_id": [rows.run["run_id"]] * len(rows.quarantine),
+            "month": [month] * len(rows.quarantine),
+            "source_uri": [q.source_uri for q in rows.quarantine],
+            "locator": [q.locator for q in rows.quarantine],
+            "reason": [q.reason for q in rows.quarantine],
+        },
+        schema=dict.fromkeys(("run_id", "month", "source_uri", "locator", "reason"), pl.Utf8),
+    )
+    tables = (
+        ("calls", rows.calls),
+        ("tenant_month", rows.tenant_month),
+        ("tenant_day", rows.tenant_day),
+        ("reconciliation", rows.reconciliation),
+        ("quarantine", quarantine),
+    )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        ensure_open(con, month)  # checked again inside the transaction
+        seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
+        for table in MONTH_TABLES:
+            con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
+        for done, (table, frame) in enumerate(tables, start=1):
+            con.register("_frame", frame.to_arrow())
+            names = ", ".join(frame.columns)
+            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _frame")
+            con.unregister("_frame")
+            if progress is not None:
+                progress("writing warehouse", done, len(tables) + 1)
+        con.execute(
+            "INSERT INTO run_lines SELECT ?, month, tenant_id, calls, units, amount "
+            "FROM tenant_month WHERE month = ?",
+            [seq, month],
+        )
+        run = {**rows.run, "run_seq": seq}
+        columns = list(run)
+        con.execute(
+            f"INSERT INTO bill_runs ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})",
+            [run[c] for c in columns],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    if progress is not None:
+        progress("writing warehouse", len(tables) + 1, len(tables) + 1)
+    return int(seq)
+
+
+def set_month_state(path: str | Path, month: str, event: str, by: str, reason: str) -> MonthEvent:
+    """Record a close or reopen of ``month``."""
     with connect(path) as con:
-        try:
-            con.execute("BEGIN TRANSACTION")
-            for table in MONTH_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
-            quarantine = pl.DataFrame(
-                {
-                    "run_id": [rows.run["run_id"]] * len(rows.quarantine),
-                    "month": [month] * len(rows.quarantine),
-                    "source_uri": [q.source_uri for q in rows.quarantine],
-                    "locator": [q.locator for q in rows.quarantine],
-                    "reason": [q.reason for q in rows.quarantine],
-                },
-                schema=dict.fromkeys(
-                    ("run_id", "month", "source_uri", "locator", "reason"), pl.Utf8
-                ),
-            )
-            for table, frame in (
-                ("calls", rows.calls),
-                ("tenant_month", rows.tenant_month),
-                ("tenant_day", rows.tenant_day),
-                ("reconciliation", rows.reconciliation),
-                ("quarantine", quarantine),
-            ):
-                con.register("_frame", frame.to_arrow())
-                names = ", ".join(frame.columns)
-                con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _frame")
-                con.unregister("_frame")
-            columns = list(rows.run)
-            con.execute(
-                f"INSERT INTO bill_runs ({', '.join(columns)}) "
-                f"VALUES ({', '.join('?' for _ in columns)})",
-                [rows.run[c] for c in columns],
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        state = month_state(con, month)
+        current = state.event if state else "open"
+        if event == "closed":
+            runs = con.execute(
+                "SELECT run_id FROM bill_runs WHERE month = ? ORDER BY run_seq DESC LIMIT 1",
+                [month],
+            ).fetchall()
+            if not runs:
+                raise MonthClosedError(
+                    f"{month} has never been billed; "
+                    f"run `meter bill --month {month}` before closing it"
+                )
+            if state is not None and state.event == "closed":
+                raise MonthClosedError(
+                    f"{month} is already closed (by {state.by} at {state.at:%Y-%m-%d %H:%M} UTC)"
+                )
+            run_id = runs[0][0]
+        else:
+            if current != "closed":
+                raise MonthClosedError(f"{month} is not closed; there is nothing to reopen")
+            run_id = None
+        at = datetime.now(UTC)
+        con.execute(
+            "INSERT INTO month_events VALUES (?, ?, ?, ?, ?, ?)",
+            [month, event, at, by, reason, run_id],
+        )
+        return MonthEvent(event, at, by, reason)
+
+
+def diff_runs(path: str | Path, month: str) -> tuple[list[int], pl.DataFrame]:
+    """Per tenant, the last two runs of ``month`` side by side; (their run_seqs, rows)."""
+    with connect(path, read_only=True) as con:
+        seqs = [
+            row[0]
+            for row in con.execute(
+                "SELECT run_seq FROM bill_runs WHERE month = ? AND run_seq IS NOT NULL "
+                "ORDER BY run_seq DESC LIMIT 2",
+                [month],
+            ).fetchall()
+        ]
+        if len(seqs) < 2:
+            return seqs, pl.DataFrame()
+        new, old = seqs
+        frame: pl.DataFrame = con.sql(
+            """
+            SELECT coalesce(n.tenant_id, o.tenant_id) AS tenant_id,
+                   coalesce(o.calls, 0) AS calls_before, coalesce(n.calls, 0) AS calls_after,
+                   coalesce(o.units, 0) AS units_before, coalesce(n.units, 0) AS units_after,
+                   coalesce(o.amount, 0)::DECIMAL(18, 2) AS amount_before,
+                   coalesce(n.amount, 0)::DECIMAL(18, 2) AS amount_after
+            FROM (SELECT * FROM run_lines WHERE run_seq = $new) n
+            FULL OUTER JOIN (SELECT * FROM run_lines WHERE run_seq = $old) o USING (tenant_id)
+            ORDER BY tenant_id
+            """,
+            params={"new": new, "old": old},
+        ).pl()
+        return [old, new], frame
 
 
 def read_month(path: str | Path, table: str, month: str, order_by: str) -> pl.DataFrame:
@@ -152,8 +301,3 @@ def latest_run(path: str | Path, month: str) -> dict[str, object] | None:
         row = found[0]
         names = [d[0] for d in result.description]
         return dict(zip(names, row, strict=True))
-
-
-def amount_total(frame: pl.DataFrame) -> Decimal:
-    """Sum of a frame's ``amount`` column, exactly."""
-    return sum((Decimal(str(v)) for v in frame["amount"].to_list()), Decimal(0))

@@ -6,7 +6,7 @@ DOUBLE. Every table carries ``month`` so re-billing a month replaces exactly its
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 COUNTER_COLUMNS = (
     "files_read",
@@ -44,7 +44,9 @@ TABLES = {
             currency VARCHAR NOT NULL,
             {", ".join(f"{c} BIGINT NOT NULL" for c in COUNTER_COLUMNS)},
             unregistered_tenants VARCHAR[] NOT NULL,
-            meter_version VARCHAR NOT NULL
+            meter_version VARCHAR NOT NULL,
+            run_seq BIGINT,
+            executed_by VARCHAR
         )""",
     "calls": """
         CREATE TABLE IF NOT EXISTS calls (
@@ -109,6 +111,41 @@ TABLES = {
             locator VARCHAR NOT NULL,
             reason VARCHAR NOT NULL
         )""",
+}
+
+TABLES |= {
+    # Every execution's tenant lines, kept after the month is re-billed: `meter diff`.
+    "run_lines": """
+        CREATE TABLE IF NOT EXISTS run_lines (
+            run_seq BIGINT NOT NULL,
+            month VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            calls BIGINT NOT NULL,
+            units BIGINT NOT NULL,
+            amount DECIMAL(18, 2) NOT NULL,
+            PRIMARY KEY (run_seq, tenant_id)
+        )""",
+    # Close and reopen events; a month's state is its newest event.
+    "month_events": """
+        CREATE TABLE IF NOT EXISTS month_events (
+            month VARCHAR NOT NULL,
+            event VARCHAR NOT NULL,
+            changed_at TIMESTAMPTZ NOT NULL,
+            changed_by VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            run_id VARCHAR
+        )""",
+}
+
+# How to bring an older warehouse up to SCHEMA_VERSION: the statements that take version
+# N-1 to N. Version 1 is the first released schema (tests/golden/warehouse_v1.sql).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE bill_runs ADD COLUMN run_seq BIGINT",
+        "ALTER TABLE bill_runs ADD COLUMN executed_by VARCHAR",
+        TABLES["run_lines"],
+        TABLES["month_events"],
+    ),
 }
 
 # Tables whose rows belong to one month and are replaced when it is billed again.

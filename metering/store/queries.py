@@ -1,0 +1,189 @@
+"""Read helpers for reports, charts and notebooks: small aggregates, computed in DuckDB.
+
+Every function opens the warehouse read-only, runs parameterised SQL and returns a polars
+frame whose columns are fixed here. Nothing here loads the ``calls`` table into Python:
+calls are aggregated in DuckDB first, so a month of 10^8 calls stays cheap to look at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from metering.config import Measure
+from metering.store import connect
+
+__all__ = [
+    "billed_months",
+    "billed_run",
+    "call_rates",
+    "month_trend",
+    "payload_sizes",
+    "tenant_attribution",
+    "tenant_days",
+    "tenant_operations",
+]
+
+# The bytes a call is billed on (SPEC 1.2), as SQL over the calls table. The same rule as
+# ``metering.rate.units.measured_bytes``; a test checks that both agree.
+MEASURED_BYTES: dict[str, str] = {
+    "request": "request_bytes",
+    "response": "response_bytes",
+    "request+response": "request_bytes + response_bytes",
+    "max": "greatest(request_bytes, response_bytes)",
+}
+
+
+def _frame(path: str | Path, sql: str, params: dict[str, Any]) -> pl.DataFrame:
+    with connect(path, read_only=True) as con:
+        frame: pl.DataFrame = con.sql(sql, params=params).pl()
+        return frame
+
+
+def billed_months(path: str | Path) -> list[str]:
+    """The months with tenant lines in the warehouse, oldest first."""
+    frame = _frame(path, "SELECT DISTINCT month FROM tenant_month ORDER BY month", {})
+    return [str(m) for m in frame["month"]]
+
+
+def billed_run(path: str | Path, month: str) -> dict[str, Any] | None:
+    """The ``bill_runs`` row of the run that wrote ``month``'s lines (the newest), or None.
+
+    Read through Arrow: timestamps come back as timezone-aware datetimes without pytz.
+    """
+    frame = _frame(
+        path,
+        "SELECT * FROM bill_runs WHERE month = $month ORDER BY finished_at DESC LIMIT 1",
+        {"month": month},
+    )
+    return frame.to_dicts()[0] if frame.height else None
+
+
+def month_trend(path: str | Path, through: str, months: int = 12) -> pl.DataFrame:
+    """Tenant lines of the ``months`` billed months up to ``through`` (YYYY-MM).
+
+    Columns: month, tenant_id, tenant_name, calls, units, cost_exact, amount, currency;
+    sorted by month and tenant.
+    """
+    return _frame(
+        path,
+        """
+        WITH chosen AS (
+            SELECT DISTINCT month FROM tenant_month WHERE month <= $through
+            ORDER BY month DESC LIMIT $months
+        )
+        SELECT month, tenant_id, tenant_name, calls, units, cost_exact, amount, currency
+        FROM tenant_month WHERE month IN (SELECT month FROM chosen)
+        ORDER BY month, tenant_id
+        """,
+        {"through": through, "months": months},
+    )
+
+
+def tenant_days(path: str | Path, month: str, tenant_id: str | None = None) -> pl.DataFrame:
+    """Daily calls, units and exact cost per tenant (one tenant, or all when None).
+
+    Columns: day, tenant_id, calls, units, cost_exact; sorted by day and tenant.
+    """
+    return _frame(
+        path,
+        """
+        SELECT day, tenant_id, calls, units, cost_exact FROM tenant_day
+        WHERE month = $month AND ($tenant IS NULL OR tenant_id = $tenant)
+        ORDER BY day, tenant_id
+        """,
+        {"month": month, "tenant": tenant_id},
+    )
+
+
+def tenant_operations(path: str | Path, month: str, tenant_id: str) -> pl.DataFrame:
+    """One tenant's calls by operation.
+
+    Columns: operation, calls, units, request_bytes, response_bytes (sums; unknown sizes
+    count 0), size_estimated_calls; most units first.
+    """
+    return _frame(
+        path,
+        """
+        SELECT operation,
+               count(*) AS calls,
+               sum(units)::BIGINT AS units,
+               coalesce(sum(request_bytes), 0)::BIGINT AS request_bytes,
+               coalesce(sum(response_bytes), 0)::BIGINT AS response_bytes,
+               count(*) FILTER (WHERE size_estimated) AS size_estimated_calls
+        FROM calls WHERE month = $month AND tenant_id = $tenant
+        GROUP BY operation ORDER BY units DESC, operation
+        """,
+        {"month": month, "tenant": tenant_id},
+    )
+
+
+def tenant_attribution(path: str | Path, month: str) -> pl.DataFrame:
+    """How each tenant's calls were attributed: the winning rule's name and its calls.
+
+    Columns: tenant_id, attribution, calls, units; sorted by tenant and rule.
+    """
+    return _frame(
+        path,
+        """
+        SELECT tenant_id, attribution, count(*) AS calls, sum(units)::BIGINT AS units
+        FROM calls WHERE month = $month
+        GROUP BY tenant_id, attribution ORDER BY tenant_id, attribution
+        """,
+        {"month": month},
+    )
+
+
+def payload_sizes(path: str | Path, month: str, measure: Measure) -> pl.DataFrame:
+    """How many calls of each tenant were billed on each exact size in bytes.
+
+    Calls of unknown size (seen only in CloudTrail) are left out. Columns: tenant_id,
+    bytes, calls; sorted by tenant and bytes.
+    """
+    size = MEASURED_BYTES[measure]
+    return _frame(
+        path,
+        f"""
+        SELECT tenant_id, ({size})::BIGINT AS bytes, count(*) AS calls
+        FROM calls WHERE month = $month AND ({size}) IS NOT NULL
+        GROUP BY ALL ORDER BY tenant_id, bytes
+        """,
+        {"month": month},
+    )
+
+
+def call_rates(path: str | Path, month: str) -> pl.DataFrame:
+    """Calls per second per tenant, over the seconds in which the tenant made calls.
+
+    A guide for API rate limits: ``peak_rps`` is the busiest second of the month,
+    ``p99_rps`` / ``p95_rps`` the busiest second after the top 1 % / 5 % of active
+    seconds (nearest rank), ``busiest_second`` when the peak first happened (UTC, naive).
+    Columns: tenant_id, active_seconds, peak_rps, p99_rps, p95_rps, busiest_second;
+    busiest tenant first.
+    """
+    return _frame(
+        path,
+        """
+        WITH seconds AS (
+            SELECT tenant_id,
+                   date_trunc('second', timezone('UTC', event_time)) AS second,
+                   count(*) AS calls
+            FROM calls WHERE month = $month GROUP BY ALL
+        ), ranked AS (
+            SELECT *, row_number() OVER (
+                PARTITION BY tenant_id ORDER BY calls DESC, second
+            ) AS rank
+            FROM seconds
+        )
+        SELECT tenant_id,
+               count(*) AS active_seconds,
+               max(calls) AS peak_rps,
+               quantile_disc(calls, 0.99) AS p99_rps,
+               quantile_disc(calls, 0.95) AS p95_rps,
+               max(second) FILTER (WHERE rank = 1) AS busiest_second
+        FROM ranked GROUP BY tenant_id ORDER BY peak_rps DESC, tenant_id
+        """,
+        {"month": month},
+    )

@@ -1,0 +1,80 @@
+"""The monthly close: the job a scheduler runs early each month.
+
+Bills the previous month (or ``--month``), writes the finance CSV, the FOCUS export and the
+charts into ``<out>/<month>/``, and closes the month only when the run was clean: no
+quarantined input and reconciliation within ``--tolerance``. Composes library functions
+only; its exit status tells the scheduler what happened:
+
+    0  billed, exported and closed
+    3  billed and exported, left open: a human should look (the reasons are printed)
+    4  the month was already closed: nothing done
+    1  failed: nothing written
+    2  usage or configuration error
+
+    python pipelines/monthly_close.py --config meter.toml --out /srv/chargeback
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from metering.config import load_config
+from metering.errors import MeteringError, MonthClosedError
+from metering.month import Month
+from metering.pipeline import bill, chart, export, health, set_month_state
+
+CLOSED, NEEDS_REVIEW, ALREADY_CLOSED, FAILED = 0, 3, 4, 1
+
+
+def run(config_path: Path, out: Path, month: Month, tolerance: float) -> int:
+    config = load_config(config_path)
+    try:
+        result = bill(config, month)
+    except MonthClosedError as exc:
+        print(f"{month}: already closed, nothing to do ({exc})")
+        return ALREADY_CLOSED
+    folder = out / str(month)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"finance_{month}.csv").write_bytes(export(config, month, "finance"))
+    (folder / f"focus_{month}.csv").write_bytes(export(config, month, "focus"))
+    charts = chart(config, month, folder / "charts")
+    print(
+        f"{month}: billed {result.bill.total_units:,} units, {result.bill.amount} "
+        f"{result.bill.currency} (run {result.run_id}); wrote 2 exports and {len(charts)} charts "
+        f"to {folder}"
+    )
+    problems = health(config, month, tolerance).problems
+    if problems:
+        print(f"{month}: left open for review:\n  " + "\n  ".join(problems))
+        return NEEDS_REVIEW
+    set_month_state(config, month, "closed", f"monthly close job, run {result.run_id}")
+    print(f"{month}: clean, closed")
+    return CLOSED
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=Path("meter.toml"))
+    parser.add_argument("--out", type=Path, required=True, help="folder for the dated outputs")
+    parser.add_argument("--month", help="YYYY-MM (default: the previous month, UTC)")
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.001,
+        help="largest share of calls seen in only one source that still closes (default 0.001)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        now = datetime.now(UTC)
+        month = Month.parse(args.month) if args.month else Month(now.year, now.month).previous()
+        return run(args.config, args.out, month, args.tolerance)
+    except MeteringError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""pipelines/monthly_close.py as a scheduler runs it: a subprocess and its exit status."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from tests.conftest import REPO, SAMPLE
+from tests.helpers import export_records, record, write_config
+
+JOB = REPO / "pipelines" / "monthly_close.py"
+
+
+def _run(config: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(JOB),
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--month",
+            "2026-10",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+
+
+def _closed(config: Path) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(config.parent / "meter.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT month, event FROM month_events").fetchall()
+    finally:
+        con.close()
+
+
+def test_clean_month_is_exported_and_closed(tmp_path: Path) -> None:
+    rows = [
+        record(
+            f"r{i}", ("acme", "globex")[i % 2], f"2026-10-{i % 28 + 1:02d}T08:00:00.000Z", 900 * i
+        )
+        for i in range(60)
+    ]
+    export_records(tmp_path / "dynamodb", rows)
+    config = write_config(tmp_path)
+    done = _run(config, tmp_path / "out")
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = tmp_path / "out" / "2026-10"
+    assert (folder / "finance_2026-10.csv").read_text().count("\n") == 3
+    assert (folder / "focus_2026-10.csv").is_file()
+    assert sorted(p.suffix for p in (folder / "charts").iterdir()) and all(
+        p.suffix == ".png" for p in (folder / "charts").iterdir()
+    )
+    assert _closed(config) == [("2026-10", "closed")]
+    again = _run(config, tmp_path / "out")
+    assert again.returncode == 4
+    assert "already closed" in again.stdout
+
+
+def test_unclean_month_is_exported_but_left_open(tmp_path: Path) -> None:
+    shutil.copytree(SAMPLE, tmp_path / "s", ignore=shutil.ignore_patterns("*.duckdb*"))
+    config = tmp_path / "s" / "meter.toml"
+    done = _run(config, tmp_path / "out")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "quarantined" in done.stdout
+    assert (tmp_path / "out" / "2026-10" / "finance_2026-10.csv").is_file()
+    assert _closed(config) == []
+
+
+def test_bad_config_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "meter.toml").write_text("[nope]\n")
+    done = _run(tmp_path / "meter.toml", tmp_path / "out")
+    assert done.returncode == 2
+    assert "nope: unknown key" in done.stderr
