@@ -144,13 +144,13 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
 @app.command()
 def export(
     month: MonthOption,
-    format: Annotated[str, typer.Option("--format", "-f", help="finance (CSV).")] = "finance",
+    format: Annotated[str, typer.Option("--format", "-f", help="finance (CSV) or focus (FinOps FOCUS 1.x CSV).")] = "finance",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")
     ] = None,
     config: ConfigOption = Path("meter.toml"),
 ) -> None:
-    """Export a billed month: the finance CSV, one row per tenant line."""
+    """Export a billed month: the finance CSV or FinOps FOCUS rows, one per tenant line."""
     with _errors():
         from metering.month import Month
         from metering.pipeline import export as run_export

@@ -1,0 +1,203 @@
+"""The FinOps FOCUS export: column set against the spec, values, golden bytes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import duckdb
+import polars as pl
+
+from metering.config import Config
+from metering.pipeline import bill, export
+from metering.report import FOCUS_COLUMNS, X_COLUMNS, focus_csv
+from tests.report.conftest import OCT
+from tests.report.golden import assert_golden
+
+# FOCUS 1.0 columns whose feature level is "Mandatory" (FOCUS_Spec, specification/columns/*.md).
+FOCUS_1_0_MANDATORY = {
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "ContractedCost",
+    "EffectiveCost",
+    "InvoiceIssuerName",
+    "ListCost",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "ServiceCategory",
+    "ServiceName",
+}
+# Conditional / recommended FOCUS 1.0 columns this export fills.
+FOCUS_1_0_OPTIONAL_USED = {
+    "ChargeFrequency",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "SubAccountId",
+    "SubAccountName",
+}
+
+
+def _rows(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+
+
+def test_the_column_set_is_pinned() -> None:
+    assert FOCUS_COLUMNS == (
+        "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
+        "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory", "ChargeClass",
+        "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart",
+        "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "EffectiveCost",
+        "InvoiceIssuerName", "ListCost", "PricingQuantity", "PricingUnit", "ProviderName",
+        "PublisherName", "ServiceCategory", "ServiceName", "SubAccountId", "SubAccountName",
+    )  # fmt: skip
+    assert X_COLUMNS == (
+        "x_Attribution", "x_BilledUnits", "x_BillingMonth", "x_Calls", "x_CostCenter",
+        "x_CostExact", "x_RequestBytes", "x_ResponseBytes", "x_RunId", "x_SharePct",
+        "x_SizeEstimatedCalls", "x_TenantId", "x_TenantName",
+    )  # fmt: skip
+
+
+def test_columns_follow_the_spec() -> None:
+    assert set(FOCUS_COLUMNS) == FOCUS_1_0_MANDATORY | FOCUS_1_0_OPTIONAL_USED
+    assert list(FOCUS_COLUMNS) == sorted(FOCUS_COLUMNS)  # the spec's alphabetical order
+    for column in FOCUS_COLUMNS:  # PascalCase, letters only (FOCUS column naming)
+        assert re.fullmatch(r"(?:[A-Z][a-z]+)+", column), column
+    for column in X_COLUMNS:  # custom columns carry the x_ prefix
+        assert re.fullmatch(r"x_(?:[A-Z][a-z]+)+", column), column
+    assert len(set(FOCUS_COLUMNS + X_COLUMNS)) == len(FOCUS_COLUMNS) + len(X_COLUMNS)
+
+
+def test_small_month_rows(small: Config) -> None:
+    rows = _rows(export(small, OCT, "focus"))
+    assert [r["SubAccountId"] for r in rows] == ["__unattributed__", "acme", "globex"]
+    assert [(r["BilledCost"], r["ConsumedQuantity"], r["PricingQuantity"]) for r in rows] == [
+        ("0.70", "2", "2"),
+        ("3.50", "10", "10"),
+        ("3.85", "5", "11"),
+    ]
+    globex = rows[2]
+    run_id = globex["x_RunId"]
+    assert globex == {
+        "BilledCost": "3.85",
+        "BillingAccountId": "rds-data-api",
+        "BillingAccountName": "RDS Data API tenant chargeback",
+        "BillingCurrency": "USD",
+        "BillingPeriodEnd": "2026-11-01T00:00:00Z",
+        "BillingPeriodStart": "2026-10-01T00:00:00Z",
+        "ChargeCategory": "Usage",
+        "ChargeClass": "",
+        "ChargeDescription": "RDS Data API requests of tenant globex, billed in 32 KiB request units",
+        "ChargeFrequency": "Usage-Based",
+        "ChargePeriodEnd": "2026-11-01T00:00:00Z",
+        "ChargePeriodStart": "2026-10-01T00:00:00Z",
+        "ConsumedQuantity": "5",
+        "ConsumedUnit": "Requests",
+        "ContractedCost": "3.85",
+        "EffectiveCost": "3.85",
+        "InvoiceIssuerName": "AWS",
+        "ListCost": "3.85",
+        "PricingQuantity": "11",
+        "PricingUnit": "Request Units",
+        "ProviderName": "AWS",
+        "PublisherName": "AWS",
+        "ServiceCategory": "Databases",
+        "ServiceName": "Amazon RDS Data API",
+        "SubAccountId": "globex",
+        "SubAccountName": "Globex Inc.",
+        "x_Attribution": "metering_record=5",
+        "x_BilledUnits": "11",
+        "x_BillingMonth": "2026-10",
+        "x_Calls": "5",
+        "x_CostCenter": "CC-2",
+        "x_CostExact": "3.850000000000",
+        "x_RequestBytes": "1000",
+        "x_ResponseBytes": str(32769 + 36044 + 36045 + 65546 + 40000 - 1000),
+        "x_RunId": run_id,
+        "x_SharePct": "47.8261",
+        "x_SizeEstimatedCalls": "0",
+        "x_TenantId": "globex",
+        "x_TenantName": "Globex Inc.",
+    }
+    assert rows[0]["ChargeDescription"] == (
+        "RDS Data API requests not attributed to a tenant, billed in 32 KiB request units"
+    )
+    assert rows[0]["SubAccountName"] == "Unattributed calls"
+    assert run_id.startswith("2026-10-")
+
+
+def test_billed_cost_sums_to_the_month_total(sample: Config) -> None:
+    rows = _rows(export(sample, OCT, "focus"))
+    con = duckdb.connect(str(sample.warehouse.path), read_only=True)
+    try:
+        (total,) = con.execute(
+            "SELECT amount FROM bill_runs WHERE month = '2026-10' ORDER BY finished_at DESC LIMIT 1"
+        ).fetchone() or (None,)
+        (lines,) = con.execute(
+            "SELECT count(*) FROM tenant_month WHERE month = '2026-10'"
+        ).fetchone() or (0,)
+    finally:
+        con.close()
+    assert len(rows) == lines
+    assert sum(Decimal(r["BilledCost"]) for r in rows) == total
+    assert all(
+        r["BilledCost"] == r["EffectiveCost"] == r["ListCost"] == r["ContractedCost"] for r in rows
+    )
+    assert {r["ChargePeriodStart"] for r in rows} == {"2026-10-01T00:00:00Z"}
+
+
+def test_sample_golden_and_rebilling_gives_the_same_bytes(sample: Config) -> None:
+    first = export(sample, OCT, "focus")
+    assert_golden("focus_2026-10.csv", first)
+    bill(sample, OCT)
+    assert export(sample, OCT, "focus") == first
+
+
+def test_cells_a_spreadsheet_would_run_are_neutralised() -> None:
+    frame = pl.DataFrame(
+        {
+            "month": ["2026-10"],
+            "tenant_id": ["=cmd|' /C calc'!A0"],
+            "tenant_name": ["@evil"],
+            "cost_center": ["+1"],
+            "calls": [1],
+            "units": [2],
+            "request_bytes": [3],
+            "response_bytes": [4],
+            "cost_exact": pl.Series([Decimal("0.5")], dtype=pl.Decimal(38, 12)),
+            "amount": pl.Series([Decimal("0.5")], dtype=pl.Decimal(18, 2)),
+            "currency": ["EUR"],
+            "share": pl.Series([Decimal(1)], dtype=pl.Decimal(18, 12)),
+            "run_id": ["r"],
+            "size_estimated_calls": [1],
+        }
+    )
+    attribution = pl.DataFrame(
+        {
+            "tenant_id": ["=cmd|' /C calc'!A0"] * 2,
+            "attribution": ["principal", "metering_record"],
+            "calls": [1, 0],
+        }
+    )
+    period = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    (row,) = _rows(focus_csv(frame, attribution, period, block_bytes=4096))
+    assert row["SubAccountId"] == row["x_TenantId"] == "'=cmd|' /C calc'!A0"
+    assert row["SubAccountName"] == row["x_TenantName"] == "'@evil"
+    assert row["x_CostCenter"] == "'+1"
+    assert row["BilledCost"] == "0.50"
+    assert row["BillingCurrency"] == "EUR"
+    assert row["x_Attribution"] == "metering_record=0;principal=1"
+    assert row["ChargeDescription"].endswith("billed in 4 KiB request units")
