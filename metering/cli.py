@@ -144,7 +144,9 @@ def _progress() -> Iterator[Callable[[str, int, int], None]]:
 @app.command()
 def export(
     month: MonthOption,
-    format: Annotated[str, typer.Option("--format", "-f", help="finance (CSV) or focus (FinOps FOCUS 1.x CSV).")] = "finance",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="finance (CSV) or focus (FinOps FOCUS 1.x CSV).")
+    ] = "finance",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")
     ] = None,

@@ -7,11 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from metering.config import Config
 from metering.rate.edges import EDGE_SAVINGS, default_margin, edge_savings
-from metering.rate.units import measured_bytes, units_of
-from metering.store import connect
-from metering.store.queries import MEASURED_BYTES, payload_sizes
+from metering.rate.units import units_of
 
 BLOCK = 32768
 
@@ -104,20 +101,3 @@ def test_aggregated_sizes_give_the_same_answer_as_one_row_per_call(
     rows = pl.DataFrame({"tenant_id": [t for t, _ in calls], "bytes": [b for _, b in calls]})
     grouped = rows.group_by("tenant_id", "bytes").agg(calls=pl.len().cast(pl.Int64))
     assert edge_savings(grouped, BLOCK).equals(edge_savings(rows, BLOCK))
-
-
-@pytest.mark.parametrize("measure", ["request", "response", "request+response", "max"])
-def test_the_sql_size_is_the_billing_rule(small: Config, measure: str) -> None:
-    """payload_sizes measures calls in SQL exactly as metering.rate.units does in polars."""
-    with connect(small.warehouse.path, read_only=True) as con:
-        calls = con.sql(
-            "SELECT tenant_id, request_bytes, response_bytes FROM calls WHERE month = '2026-10'"
-        ).pl()
-    expected = (
-        calls.select("tenant_id", bytes=measured_bytes(measure))
-        .group_by("tenant_id", "bytes")
-        .agg(calls=pl.len().cast(pl.Int64))
-        .sort("tenant_id", "bytes")
-    )
-    assert set(MEASURED_BYTES) == {"request", "response", "request+response", "max"}
-    assert payload_sizes(small.warehouse.path, "2026-10", measure).equals(expected)
