@@ -96,7 +96,13 @@ def _config(path: Path) -> Config:
 
 
 @app.command()
-def bill(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> None:
+def bill(
+    month: MonthOption,
+    config: ConfigOption = Path("meter.toml"),
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Decode every input again (forget the spool).")
+    ] = False,
+) -> None:
     """Bill a month: read the sources, attribute and rate every call, write the warehouse.
 
     Exit status: 0 clean, 3 finished with quarantined input, 1 failed (nothing written),
@@ -109,7 +115,7 @@ def bill(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> None:
         the_month = Month.parse(month)
         cfg = _config(config)
         with _progress() as progress:
-            result = run_bill(cfg, the_month, progress)
+            result = run_bill(cfg, the_month, progress, fresh=fresh)
         from metering.render import bill_summary
 
         bill_summary(result)
@@ -256,6 +262,16 @@ def sample(
         int, typer.Option("--calls", help="Data API calls in the month.", min=1)
     ] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same bytes).")] = 7,
+    noise_share: Annotated[
+        float | None,
+        typer.Option(
+            "--noise-share",
+            help="Share of CloudTrail records from other services (S3, STS, KMS); "
+            "default 0.3 per Data API record, about 0.23.",
+            min=0.0,
+            max=0.99,
+        ),
+    ] = None,
 ) -> None:
     """Generate a realistic sample month: CloudTrail files, a metering-record export, a
     tenants registry and a meter.toml (the same seed gives the same bytes)."""
@@ -263,10 +279,13 @@ def sample(
         from metering.month import Month
         from metering.sample import generate
 
-        summary = generate(out, Month.parse(month), tenants, calls, seed)
+        summary = generate(out, Month.parse(month), tenants, calls, seed, noise_share)
+        trail = summary.trail_data_api + summary.trail_noise
         typer.echo(
             f"wrote {summary.calls:,} calls of {summary.month} for {summary.tenants} tenants "
             f"({summary.malformed} malformed records on purpose) to {summary.out}\n"
+            f"CloudTrail: {trail:,} records, {summary.trail_data_api:,} of them Data API "
+            f"({summary.trail_data_api / trail:.1%})\n"
             f"next: meter bill --month {summary.month} --config {summary.config}"
         )
 

@@ -170,7 +170,9 @@ Rule = Annotated[
 
 class AttributionConfig(_Strict):
     unattributed: Literal["platform", "share_pro_rata"] = "platform"
-    rules: tuple[Rule, ...] = (MeteringRecordRule(kind="metering_record"),)
+    rules: tuple[Rule, ...] = Field(
+        default=(MeteringRecordRule(kind="metering_record"),), min_length=1
+    )
 
 
 class Config(_Strict):

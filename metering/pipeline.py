@@ -12,15 +12,16 @@ from pathlib import Path
 import polars as pl
 
 from metering import __version__
-from metering.attribute import attribute, match, reconcile, select_month
-from metering.collect import collect_events, collect_records
+from metering.attribute import attributed, match
+from metering.collect import Spool, collect_events, collect_records
 from metering.collect.registry import read_registry
 from metering.config import Config
 from metering.month import Month
-from metering.rate import Bill, call_units, price
+from metering.rate import Bill, call_units, measured_bytes, price
 from metering.rate.profile import tenant_days, tenant_totals
-from metering.schemas import CALLS, UNATTRIBUTED, Collected, Counters, QuarantineEntry
+from metering.schemas import EVENTS, RECORDS, UNATTRIBUTED, Collected, Counters, QuarantineEntry
 from metering.store import MonthEvent, RunRows, connect, ensure_open, write_run
+from metering.store.engine import Engine
 
 UNATTRIBUTED_NAME = "Unattributed calls"
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -38,6 +39,8 @@ class BillResult:
     counters: Counters
     quarantine: list[QuarantineEntry]
     unregistered: list[str] = field(default_factory=list)
+    reused_files: int = 0  # input files decoded by an earlier run and reused
+    decoded_files: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -52,62 +55,51 @@ def _fingerprint(parts: list[tuple[str, str]]) -> str:
     return digest.hexdigest()
 
 
-def bill(config: Config, month: Month, progress: Progress | None = None) -> BillResult:
+def spool_folder(config: Config) -> Path:
+    """Where decoded inputs are kept between runs: beside the warehouse."""
+    return Path(config.warehouse.path).with_suffix(".spool")
+
+
+def bill(
+    config: Config, month: Month, progress: Progress | None = None, fresh: bool = False
+) -> BillResult:
     """Bill ``month``: read every source, attribute, rate, and replace it in the warehouse.
 
     The warehouse is taken first and held to the end, so a second ``meter bill`` on it, or a
-    closed month, fails at once, before any input is read.
+    closed month, fails at once, before any input is read. Input files an earlier run
+    decoded are reused from the spool unless they changed (``fresh`` decodes all again).
     """
     warehouse = Path(config.warehouse.path)
+    spool = Spool(spool_folder(config))
     with connect(warehouse) as con:
         ensure_open(con, str(month))
-        rows, result = _rate_month(config, month, progress)
+        if fresh:
+            spool.clear()
+        engine = Engine(con, spool_folder(config) / "scratch")
+        rows, result = _rate_month(config, month, engine, spool, progress)
         write_run(con, str(month), rows, progress)
+    result.reused_files, result.decoded_files = spool.reused, spool.decoded
     return result
 
 
 def _rate_month(
-    config: Config, month: Month, progress: Progress | None
+    config: Config, month: Month, engine: Engine, spool: Spool, progress: Progress | None
 ) -> tuple[RunRows, BillResult]:
     """Everything ``bill`` writes and reports, computed from the inputs."""
     started = datetime.now(UTC)
     pricing = config.pricing
     registry = read_registry(config.tenants.registry)
 
-    collected = Collected(pl.DataFrame())
-    records = None
+    records = Collected(pl.DataFrame())
     if config.sources.metering is not None:
-        got = collect_records(config.sources.metering, month, progress)
-        records = got.frame
-        collected.counters.add(got.counters)
-        collected.quarantine.extend(got.quarantine)
-        collected.inputs.extend(got.inputs)
-    events = None
+        records = collect_records(config.sources.metering, month, spool, progress)
+    events = Collected(pl.DataFrame())
     if config.sources.cloudtrail is not None:
-        got = collect_events(config.sources.cloudtrail, month, progress)
-        events = got.frame
-        collected.counters.add(got.counters)
-        collected.quarantine.extend(got.quarantine)
-        collected.inputs.extend(got.inputs)
-
-    calls, matched = match(records, events)
-    billed, selected = select_month(
-        calls, month.start, month.end, pricing.operations, pricing.bill_errors
-    )
-    counters = collected.counters
-    counters.add(matched)
-    counters.add(selected)
-
-    rated = attribute(billed, config.attribution.rules).with_columns(
-        units=call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units),
-        size_estimated=pl.col("source") == "cloudtrail",
-    )
-    totals = tenant_totals(rated)
-    the_bill = price(
-        dict(totals.select("tenant_id", "units").iter_rows()),
-        pricing,
-        config.attribution.unattributed,
-    )
+        events = collect_events(config.sources.cloudtrail, month, spool, progress)
+    counters = Counters()
+    counters.add(records.counters)
+    counters.add(events.counters)
+    inputs = records.inputs + events.inputs
 
     registry_digest = (
         hashlib.sha256(Path(config.tenants.registry).read_bytes()).hexdigest()
@@ -115,7 +107,7 @@ def _rate_month(
         else ""
     )
     inputs_sha = _fingerprint(
-        [(f.name, f.digest) for f in collected.inputs] + [("<registry>", registry_digest)]
+        [(f.name, f.digest) for f in inputs] + [("<registry>", registry_digest)]
     )
     run_id = (
         f"{month}-"
@@ -124,24 +116,53 @@ def _rate_month(
         ]
     )
 
+    if progress is not None:
+        progress("joining and rating", 0, 1)
+    engine.load("_records_in", records.parquet, RECORDS)
+    engine.load("_events_in", events.parquet, EVENTS)
+    counters.duplicates = (
+        engine.count("_records_in")
+        - engine.create("_records", match.unique_records("_records_in"))
+        + engine.count("_events_in")
+        - engine.create("_events", match.unique_events("_events_in"))
+    )
+    engine.create("_joined", match.joined("_events", "_records"))
+    window = {"start": month.start, "end": month.end}
+    decided = engine.frame(
+        match.counts("_joined", pricing.operations, pricing.bill_errors), window
+    ).row(0, named=True)
+    for name, value in decided.items():
+        setattr(counters, name, int(value))
+    _check_patterns(engine, config)
+    units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units)
+    chosen = match.selected("_joined", pricing.operations, pricing.bill_errors)
+    counters.calls_billed = engine.create(
+        "_calls",
+        f"""
+        SELECT $month AS month, $run_id AS run_id, request_id, event_id,
+               call_time AS event_time, tenant_id, operation, request_bytes, response_bytes,
+               {units} AS units, attribution, source, source = 'cloudtrail' AS size_estimated
+        FROM ({attributed(f"({chosen})", config.attribution.rules)})
+        """,
+        {**window, "month": str(month), "run_id": run_id},
+    )
+    totals = engine.frame(tenant_totals("_calls"))
+    the_bill = price(
+        dict(totals.select("tenant_id", "units").iter_rows()),
+        pricing,
+        config.attribution.unattributed,
+    )
+    collected_quarantine = records.quarantine + events.quarantine
+    if progress is not None:
+        progress("joining and rating", 1, 1)
+
     tenant_month, unregistered = _tenant_month(totals, the_bill, registry, str(month), run_id)
-    calls_rows = rated.select(
-        month=pl.lit(str(month)),
-        run_id=pl.lit(run_id),
-        request_id="request_id",
-        event_id="event_id",
-        event_time="call_time",
-        tenant_id="tenant_id",
-        operation="operation",
-        request_bytes="request_bytes",
-        response_bytes="response_bytes",
-        units="units",
-        attribution="attribution",
-        source="source",
-        size_estimated="size_estimated",
-    ).cast(CALLS)  # type: ignore[arg-type]
-    days = tenant_days(rated, the_bill).with_columns(month=pl.lit(str(month)))
-    quarantine = sorted(collected.quarantine, key=lambda q: (q.source_uri, q.locator, q.reason))
+    days = engine.frame(tenant_days("_calls"))
+    costs = [the_bill.day_cost(t, u) for t, u in days.select("tenant_id", "units").iter_rows()]
+    days = days.with_columns(
+        month=pl.lit(str(month)), cost_exact=pl.Series(costs, dtype=pl.Decimal(38, 12))
+    )
+    quarantine = sorted(collected_quarantine, key=lambda q: (q.source_uri, q.locator, q.reason))
     run = {
         "run_id": run_id,
         "month": str(month),
@@ -150,7 +171,7 @@ def _rate_month(
         "finished_at": datetime.now(UTC),
         "config_sha256": config.sha256,
         "inputs_sha256": inputs_sha,
-        "total_calls": rated.height,
+        "total_calls": counters.calls_billed,
         "total_units": the_bill.total_units,
         "account_cost": the_bill.account_cost,
         "amount": the_bill.amount,
@@ -162,10 +183,10 @@ def _rate_month(
     }
     rows = RunRows(
         run=run,
-        calls=calls_rows,
+        calls="_calls",
         tenant_month=tenant_month,
         tenant_day=days,
-        reconciliation=reconcile(calls, month.start, month.end).with_columns(
+        reconciliation=engine.frame(match.reconcile("_joined"), window).with_columns(
             month=pl.lit(str(month))
         ),
         quarantine=quarantine,
@@ -175,6 +196,21 @@ def _rate_month(
         month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered
     )
     return rows, result
+
+
+def _check_patterns(engine: Engine, config: Config) -> None:
+    """Refuse principal patterns the engine's regex dialect (RE2) cannot run."""
+    from metering.attribute.principal import probe
+    from metering.config import PrincipalRule
+    from metering.errors import ConfigError
+
+    for number, rule in enumerate(config.attribution.rules, start=1):
+        if isinstance(rule, PrincipalRule) and (why := engine.refusal(probe(rule))):
+            raise ConfigError(
+                f"{config.path}: attribution rule {number} (principal): pattern {rule.pattern!r} "
+                f"uses regex syntax meter cannot run (look-arounds and back-references are "
+                f"not supported): {why}"
+            )
 
 
 def _who() -> str:
@@ -380,7 +416,9 @@ def report(config: Config, month: Month) -> MonthReport:
     pricing = config.pricing
     margin = default_margin(pricing.block_bytes)
     savings = edge_savings(
-        payload_sizes(path, str(month), pricing.measure), pricing.block_bytes, margin
+        payload_sizes(path, str(month), measured_bytes(pricing.measure)),
+        pricing.block_bytes,
+        margin,
     )
     total_units = int(str(run.get("total_units", 0)))
     cost = Fraction(Decimal(str(run.get("account_cost", 0))))
@@ -409,7 +447,7 @@ def chart(
     path = config.warehouse.path
     pricing = config.pricing
     margin = default_margin(pricing.block_bytes)
-    sizes = payload_sizes(path, str(month), pricing.measure)
+    sizes = payload_sizes(path, str(month), measured_bytes(pricing.measure))
     run = billed_run(path, str(month)) or {}
     units = int(str(run.get("total_units", 0)))
     unit_cost = float(Decimal(str(run.get("account_cost", 0)))) / units if units else None

@@ -39,6 +39,12 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
         "  ".join(f"{name} [bold]{value:,}[/]" for name, value in counters.items()), highlight=False
     )
     console.print(f"account cost (exact) {bill.account_cost} {bill.currency}", highlight=False)
+    if result.reused_files:
+        console.print(
+            f"input files: {result.decoded_files:,} decoded, {result.reused_files:,} unchanged "
+            "since an earlier run and reused (meter bill --fresh decodes all)",
+            highlight=False,
+        )
     if result.unregistered:
         console.print(
             f"[yellow]unregistered tenants[/] (billed, not in the registry): "

@@ -10,6 +10,7 @@ store    -> the warehouse tables of SPEC section 6
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import polars as pl
 
@@ -120,13 +121,20 @@ class Counters:
 class Collected:
     """What a collector hands on: a frame plus everything needed to account for it."""
 
-    frame: pl.DataFrame
+    frame: pl.DataFrame  # the rows, when kept in memory
     counters: Counters = field(default_factory=Counters)
     quarantine: list[QuarantineEntry] = field(default_factory=list)
     inputs: list[InputFile] = field(default_factory=list)
+    parquet: list[Path] = field(default_factory=list)  # the rows, when spooled to disk
 
     def extend(self, other: Collected) -> None:
-        self.frame = pl.concat([self.frame, other.frame], how="vertical")
+        if other.frame.width:
+            self.frame = (
+                pl.concat([self.frame, other.frame], how="vertical")
+                if self.frame.width
+                else other.frame
+            )
         self.counters.add(other.counters)
         self.quarantine.extend(other.quarantine)
         self.inputs.extend(other.inputs)
+        self.parquet.extend(other.parquet)

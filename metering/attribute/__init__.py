@@ -1,7 +1,7 @@
 """Attribution (SPEC section 3): ordered rules, the first that names a tenant wins.
 
 Each rule is a module with one function named like it that turns the rule's config into a
-polars expression giving a tenant id or null. Adding a rule is one module and one line in
+SQL expression giving a tenant id or NULL. Adding a rule is one module and one line in
 RULES.
 """
 
@@ -10,19 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import polars as pl
-
-from metering.attribute.match import match, reconcile, select_month
+from metering.attribute import match
 from metering.attribute.metering_record import metering_record
 from metering.attribute.principal import principal
 from metering.attribute.resource_arn import resource_arn
 from metering.attribute.secret_arn import secret_arn
 from metering.config import Rule
 from metering.schemas import UNATTRIBUTED
+from metering.sql import literal
 
-__all__ = ["RULES", "UNMATCHED", "attribute", "match", "reconcile", "select_month"]
+__all__ = ["RULES", "UNMATCHED", "attributed", "match"]
 
-RULES: dict[str, Callable[[Any], pl.Expr]] = {
+RULES: dict[str, Callable[[Any], str]] = {
     "metering_record": metering_record,
     "secret_arn": secret_arn,
     "principal": principal,
@@ -32,23 +31,22 @@ RULES: dict[str, Callable[[Any], pl.Expr]] = {
 UNMATCHED = "unattributed"  # the attribution of calls no rule matched
 
 
-def attribute(calls: pl.DataFrame, rules: Sequence[Rule]) -> pl.DataFrame:
-    """Add ``tenant_id`` and ``attribution`` (the winning rule's kind) to every call.
+def attributed(calls: str, rules: Sequence[Rule]) -> str:
+    """``calls`` with ``tenant_id`` and ``attribution`` (the winning rule's kind).
 
     A call seen only in metering records always takes its record's tenant: there is no
     other evidence about it.
     """
-    only_record = pl.col("source") == "metering"
-    tenants = [RULES[rule.kind](rule) for rule in rules]
-    names = [
-        pl.when(tenant.is_not_null()).then(pl.lit(rule.kind))
-        for rule, tenant in zip(rules, tenants, strict=True)
-    ]
-    return calls.with_columns(
-        tenant_id=pl.when(only_record)
-        .then(pl.col("record_tenant_id"))
-        .otherwise(pl.coalesce(*tenants, pl.lit(UNATTRIBUTED))),
-        attribution=pl.when(only_record)
-        .then(pl.lit("metering_record"))
-        .otherwise(pl.coalesce(*names, pl.lit(UNMATCHED))),
+    tried = ", ".join(f"{RULES[rule.kind](rule)} AS _rule{i}" for i, rule in enumerate(rules))
+    names = " ".join(
+        f"WHEN _rule{i} IS NOT NULL THEN {literal(rule.kind)}" for i, rule in enumerate(rules)
     )
+    tenants = ", ".join([*(f"_rule{i}" for i in range(len(rules))), literal(UNATTRIBUTED)])
+    return f"""
+        SELECT * EXCLUDE ({", ".join(f"_rule{i}" for i in range(len(rules)))}),
+            CASE WHEN source = 'metering' THEN record_tenant_id
+                 ELSE coalesce({tenants}) END AS tenant_id,
+            CASE WHEN source = 'metering' THEN 'metering_record'
+                 {names} ELSE {literal(UNMATCHED)} END AS attribution
+        FROM (SELECT *, {tried} FROM {calls})
+    """

@@ -1,110 +1,108 @@
-"""Join the two sources into calls, and keep the month's billable ones (SPEC 2, 3, 5).
+"""Join the two sources into calls, and pick the month's billable ones (SPEC 2, 3, 5).
 
-A call counts once if either source has it: CloudTrail events are unique by ``eventID``
-(duplicate deliveries) and by ``requestID``; metering records by ``request_id``. Which
-duplicate survives never depends on input order, so shuffled or re-split inputs bill the
-same.
+SQL run by the warehouse engine over the spooled inputs. A call counts once if either
+source has it: CloudTrail events are unique by ``eventID`` (duplicate deliveries) and by
+``requestID``; metering records by ``request_id``. Which duplicate survives never depends
+on input order (the smallest row wins), so shuffled or re-split inputs bill the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from datetime import datetime
+from collections.abc import Collection, Sequence
 
-import polars as pl
-
-from metering.schemas import EVENTS, RECORDS, TS, Counters, empty
+from metering.schemas import EVENTS, RECORDS
+from metering.sql import literal
 
 
-def _unique(frame: pl.DataFrame, key: str) -> pl.DataFrame:
-    """One row per non-null ``key`` (the smallest row wins); rows with a null key kept."""
-    keyed = frame.filter(pl.col(key).is_not_null())
-    canonical = keyed.sort(keyed.columns, nulls_last=True).unique(subset=key, keep="first")
-    return pl.concat([canonical, frame.filter(pl.col(key).is_null())])
+def _unique(table: str, key: str, columns: Sequence[str], copies: bool = True) -> str:
+    """One row per non-null ``key`` (rows with a NULL key are all kept).
 
-
-def match(
-    records: pl.DataFrame | None, events: pl.DataFrame | None
-) -> tuple[pl.DataFrame, Counters]:
-    """One row per distinct call, from either source or both.
-
-    Columns: the EVENTS columns, ``ts``/``tenant_id``/sizes/``principal_arn`` of the
-    record (prefixed ``record_`` where names clash), ``call_time`` and ``source``.
+    Exact copies (duplicate deliveries) go first, by hashing; for the rare key left with
+    rows that differ, the smallest row wins, whatever the input order.
     """
-    counters = Counters()
-    records = empty(RECORDS) if records is None else records
-    events = empty(EVENTS) if events is None else events
-
-    unique_records = _unique(records, "request_id")
-    unique_events = _unique(_unique(events, "event_id"), "request_id")
-    counters.duplicates = (len(records) - len(unique_records)) + (len(events) - len(unique_events))
-
-    calls = unique_events.with_columns(pl.lit(True).alias("_in_trail")).join(
-        unique_records.rename(
-            {
-                "tenant_id": "record_tenant_id",
-                "operation": "record_operation",
-                "resource_arn": "record_resource_arn",
-            }
-        ).with_columns(pl.lit(True).alias("_in_records")),
-        on="request_id",
-        how="full",
-        coalesce=True,
-        nulls_equal=False,
-    )
-    in_trail = pl.col("_in_trail").fill_null(False)
-    in_records = pl.col("_in_records").fill_null(False)
-    calls = calls.with_columns(
-        call_time=pl.coalesce("event_time", "ts").cast(TS),
-        operation=pl.coalesce("operation", "record_operation"),
-        resource_arn=pl.coalesce("resource_arn", "record_resource_arn"),
-        source=pl.when(in_trail & in_records)
-        .then(pl.lit("both"))
-        .when(in_trail)
-        .then(pl.lit("cloudtrail"))
-        .otherwise(pl.lit("metering")),
-    ).drop("_in_trail", "_in_records", "record_operation", "record_resource_arn")
-    counters.joined = calls.filter(pl.col("source") == "both").height
-    return calls, counters
-
-
-def select_month(
-    calls: pl.DataFrame,
-    start: datetime,
-    end: datetime,
-    operations: Collection[str],
-    bill_errors: bool,
-) -> tuple[pl.DataFrame, Counters]:
-    """The calls to bill: in [start, end), a billable operation, and not rejected by AWS
-    (unless ``bill_errors``). Each call left out is counted in one bucket."""
-    counters = Counters()
-    in_month = pl.col("call_time").is_between(
-        pl.lit(start).cast(TS), pl.lit(end).cast(TS), closed="left"
-    )
-    month_calls = calls.filter(in_month)
-    counters.out_of_month = calls.height - month_calls.height
-
-    billable = month_calls.filter(pl.col("operation").is_in(list(operations)))
-    counters.skipped_operations = month_calls.height - billable.height
-
-    errored = pl.col("error_code").is_not_null()
-    counters.errored_calls = billable.filter(errored).height
-    kept = billable if bill_errors else billable.filter(~errored)
-    counters.calls_billed = kept.height
-    return kept, counters
-
-
-def reconcile(calls: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
-    """Per day of the month: calls seen in both sources, only in CloudTrail, only in records."""
-    in_month = calls.filter(
-        pl.col("call_time").is_between(pl.lit(start).cast(TS), pl.lit(end).cast(TS), closed="left")
-    )
-    return (
-        in_month.group_by(day=pl.col("call_time").dt.date())
-        .agg(
-            matched=(pl.col("source") == "both").sum(),
-            cloudtrail_only=(pl.col("source") == "cloudtrail").sum(),
-            metering_only=(pl.col("source") == "metering").sum(),
+    others = ", ".join(c for c in columns if c != key)
+    distinct = "DISTINCT" if copies else ""
+    return f"""
+        WITH rows AS MATERIALIZED (SELECT {distinct} * FROM {table}),
+        twice AS MATERIALIZED (SELECT {key} FROM rows GROUP BY {key} HAVING count(*) > 1)
+        SELECT * FROM rows ANTI JOIN twice USING ({key})
+        UNION ALL BY NAME
+        SELECT {key}, smallest.* FROM (
+            SELECT {key}, min(struct_pack({others})) AS smallest
+            FROM rows SEMI JOIN twice USING ({key}) GROUP BY {key}
         )
-        .sort("day")
-    )
+    """
+
+
+def unique_records(table: str) -> str:
+    """One record per ``request_id``."""
+    return _unique(table, "request_id", list(RECORDS))
+
+
+def unique_events(table: str) -> str:
+    """One event per ``eventID``, then per non-null ``requestID``."""
+    by_event = _unique(table, "event_id", list(EVENTS))
+    return _unique(f"({by_event})", "request_id", list(EVENTS), copies=False)
+
+
+def joined(events: str, records: str) -> str:
+    """One row per distinct call, from either source or both, with ``call_time``/``source``.
+
+    A matched call's time is AWS's ``eventTime``; its tenant and sizes come from its record.
+    """
+    return f"""
+        SELECT
+            coalesce(e.request_id, r.request_id) AS request_id,
+            e.event_id,
+            coalesce(e.event_time, r.ts) AS call_time,
+            coalesce(e.operation, r.operation) AS operation,
+            e.error_code,
+            e.user_arn, e.issuer_arn, e.source_identity, e.secret_arn,
+            coalesce(e.resource_arn, r.resource_arn) AS resource_arn,
+            r.tenant_id AS record_tenant_id,
+            r.request_bytes, r.response_bytes, r.principal_arn,
+            CASE WHEN e.event_id IS NOT NULL AND r.request_id IS NOT NULL THEN 'both'
+                 WHEN e.event_id IS NOT NULL THEN 'cloudtrail'
+                 ELSE 'metering' END AS source
+        FROM {events} e FULL OUTER JOIN {records} r ON e.request_id = r.request_id
+    """
+
+
+IN_MONTH = "call_time >= $start AND call_time < $end"
+
+
+def billable(operations: Collection[str]) -> str:
+    """SQL condition: a billable operation."""
+    return f"operation IN ({', '.join(literal(op) for op in sorted(operations))})"
+
+
+def counts(table: str, operations: Collection[str], bill_errors: bool) -> str:
+    """The counters of SPEC 5 that the join and the month selection decide."""
+    ok = billable(operations)
+    return f"""
+        SELECT
+            count(*) FILTER (WHERE source = 'both') AS joined,
+            count(*) FILTER (WHERE NOT ({IN_MONTH})) AS out_of_month,
+            count(*) FILTER (WHERE {IN_MONTH} AND NOT ({ok})) AS skipped_operations,
+            count(*) FILTER (WHERE {IN_MONTH} AND {ok} AND error_code IS NOT NULL)
+                AS errored_calls
+        FROM {table}
+    """
+
+
+def selected(table: str, operations: Collection[str], bill_errors: bool) -> str:
+    """The calls to bill: in the month, billable, not rejected by AWS (unless bill_errors)."""
+    errors = "" if bill_errors else " AND error_code IS NULL"
+    return f"SELECT * FROM {table} WHERE {IN_MONTH} AND {billable(operations)}{errors}"
+
+
+def reconcile(table: str) -> str:
+    """Per day of the month: calls in both sources, only in CloudTrail, only in records."""
+    return f"""
+        SELECT call_time::DATE AS day,
+               count(*) FILTER (WHERE source = 'both') AS matched,
+               count(*) FILTER (WHERE source = 'cloudtrail') AS cloudtrail_only,
+               count(*) FILTER (WHERE source = 'metering') AS metering_only
+        FROM {table} WHERE {IN_MONTH}
+        GROUP BY day ORDER BY day
+    """

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import polars as pl
-
 from metering.config import MeteringRecordRule
 
 
-def metering_record(rule: MeteringRecordRule) -> pl.Expr:
-    return pl.col("record_tenant_id")
+def metering_record(rule: MeteringRecordRule) -> str:
+    return "record_tenant_id"

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import polars as pl
-
 from metering.config import ResourceArnRule
+from metering.sql import lookup
 
 
-def resource_arn(rule: ResourceArnRule) -> pl.Expr:
-    return pl.col("resource_arn").replace_strict(rule.map, default=None, return_dtype=pl.Utf8)
+def resource_arn(rule: ResourceArnRule) -> str:
+    return lookup("resource_arn", rule.map)

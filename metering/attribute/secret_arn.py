@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import polars as pl
-
 from metering.config import SecretArnRule
+from metering.sql import lookup
 
 
-def secret_arn(rule: SecretArnRule) -> pl.Expr:
-    return pl.col("secret_arn").replace_strict(rule.map, default=None, return_dtype=pl.Utf8)
+def secret_arn(rule: SecretArnRule) -> str:
+    return lookup("secret_arn", rule.map)

@@ -11,31 +11,38 @@ from collections.abc import Callable
 
 from metering.collect.cloudtrail import read_cloudtrail
 from metering.collect.exports import read_exports
+from metering.collect.spool import Spool
 from metering.config import CloudTrailSource, MeteringSource
 from metering.month import Month
 from metering.schemas import RECORDS, Collected, empty
 
-__all__ = ["collect_events", "collect_records", "read_cloudtrail", "read_exports"]
+__all__ = ["Spool", "collect_events", "collect_records", "read_cloudtrail", "read_exports"]
 
 
 def collect_records(
-    source: MeteringSource, month: Month, progress: Callable[[str, int, int], None] | None = None
+    source: MeteringSource,
+    month: Month,
+    spool: Spool,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Collected:
-    """Metering records from the configured exports and the live table."""
+    """Metering records from the configured exports and the live table, spooled."""
     collected = Collected(empty(RECORDS))
     if source.exports:
-        collected.extend(read_exports(source.exports, progress))
+        collected.extend(read_exports(source.exports, progress, spool))
     if source.table is not None:
         from metering.collect.table import read_table
 
         from_table, retries = read_table(source.table, source.region, month, source.scan, progress)
-        collected.extend(from_table)
+        collected.extend(spool.put("records", f"dynamodb://{source.table}/{month}", from_table))
         collected.counters.aws_retries += retries
     return collected
 
 
 def collect_events(
-    source: CloudTrailSource, month: Month, progress: Callable[[str, int, int], None] | None = None
+    source: CloudTrailSource,
+    month: Month,
+    spool: Spool,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Collected:
-    """Data API events from the configured CloudTrail folders and prefixes."""
-    return read_cloudtrail(source.uris, month, source.late_days, progress)
+    """Data API events from the configured CloudTrail folders and prefixes, spooled."""
+    return read_cloudtrail(source.uris, month, source.late_days, progress, spool)

@@ -22,7 +22,6 @@ counted in ``skipped_non_data_api``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -34,11 +33,11 @@ from metering.collect.files import (
     InputObject,
     decompress,
     digest,
-    is_s3,
     iter_lines,
     list_objects,
     read_object,
 )
+from metering.collect.spool import Job, Spool
 from metering.month import Month
 from metering.schemas import EVENTS, Collected, Counters, InputFile, QuarantineEntry, empty
 
@@ -46,7 +45,6 @@ DATA_API_SOURCES = frozenset({"rdsdataapi.amazonaws.com", "rdsdata.amazonaws.com
 EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"  # CloudTrail writes 2026-10-31T23:59:59Z
 LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 SKIPPED_FOLDERS = frozenset({"CloudTrail-Digest", "CloudTrail-Insight"})
-S3_READERS = 16  # parallel GETs for s3:// inputs
 
 Progress = Callable[[str, int, int], None]
 
@@ -412,24 +410,23 @@ def find_trail_files(uris: Iterable[str], month: Month, late_days: int) -> list[
 
 
 def read_cloudtrail(
-    uris: Sequence[str], month: Month, late_days: int, progress: Progress | None = None
+    uris: Sequence[str],
+    month: Month,
+    late_days: int,
+    progress: Progress | None = None,
+    spool: Spool | None = None,
 ) -> Collected:
-    """Every Data API event that may belong to ``month`` (selection by eventTime is later)."""
+    """Every Data API event that may belong to ``month`` (selection by eventTime is later).
+
+    Without a spool the events are returned as one frame; with one, as Parquet files.
+    """
     objects = find_trail_files(uris, month, late_days)
-    frames = [empty(EVENTS)]
-    collected = Collected(empty(EVENTS))
-    with ThreadPoolExecutor(max_workers=S3_READERS) as pool:
-        # S3 GETs overlap in threads (order kept); local files are read here, in order.
-        remote = any(is_s3(obj.uri) for obj in objects)
-        parts = pool.map(read_trail_file, objects) if remote else map(read_trail_file, objects)
-        for done, part in enumerate(parts, start=1):
-            frames.append(part.frame)
-            collected.counters.add(part.counters)
-            collected.quarantine.extend(part.quarantine)
-            collected.inputs.extend(part.inputs)
-            if progress is not None:
-                progress("cloudtrail files", done, len(objects))
-    collected.frame = pl.concat(frames, how="vertical", rechunk=True)
+    jobs = [Job(obj, obj) for obj in objects]
+    collected = (spool or Spool(None)).decode(
+        "events", jobs, read_trail_file, progress, "cloudtrail files"
+    )
+    if not collected.frame.width:
+        collected.frame = empty(EVENTS)
     return collected
 
 

@@ -25,7 +25,8 @@ from metering.collect.files import (
     list_objects,
     read_object,
 )
-from metering.collect.records import decode_export_lines, items_frame, validate
+from metering.collect.records import decode_export_text, items_frame, validate
+from metering.collect.spool import Job, Spool
 from metering.errors import InputError
 from metering.schemas import RECORDS, Collected, Counters, InputFile, QuarantineEntry, empty
 
@@ -109,12 +110,10 @@ def read_data_file(data_file: DataFile) -> Collected:
                 )
             )
     text, damage = decompress(raw)
-    lines = list(iter_lines(text))
     if damage is not None:
-        problems.append(
-            QuarantineEntry(obj.uri, f"after line {lines[-1][0] if lines else 0}", damage)
-        )
-    items, numbers, bad = decode_export_lines(lines, obj.uri)
+        complete = text.count(b"\n")  # the lines kept before the damage
+        problems.append(QuarantineEntry(obj.uri, f"after line {complete}", damage))
+    items, numbers, bad = decode_export_text(text, obj.uri)
     if data_file.item_count is not None and damage is None:
         held = len(items) + len(bad)
         if held != data_file.item_count:
@@ -135,13 +134,15 @@ def read_data_file(data_file: DataFile) -> Collected:
 
 
 def read_exports(
-    roots: Sequence[str], progress: Callable[[str, int, int], None] | None = None
+    roots: Sequence[str],
+    progress: Callable[[str, int, int], None] | None = None,
+    spool: Spool | None = None,
 ) -> Collected:
-    """Every record of every export under ``roots``."""
-    data_files = [data_file for root in roots for data_file in find_data_files(root)]
-    collected = Collected(empty(RECORDS))
-    for done, data_file in enumerate(data_files, start=1):
-        collected.extend(read_data_file(data_file))
-        if progress is not None:
-            progress("metering exports", done, len(data_files))
+    """Every record of every export under ``roots`` (as a frame, or spooled Parquet files)."""
+    jobs = [Job(data_file.obj, data_file) for root in roots for data_file in find_data_files(root)]
+    collected = (spool or Spool(None)).decode(
+        "records", jobs, read_data_file, progress, "metering exports"
+    )
+    if not collected.frame.width:
+        collected.frame = empty(RECORDS)
     return collected

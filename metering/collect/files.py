@@ -28,6 +28,7 @@ class InputObject:
     name: str  # its path relative to the configured root, with '/' separators
     size: int
     tag: str = ""  # S3 ETag, or "" for local files (their digest is computed on read)
+    mtime_ns: int = 0  # local files: modification time, to notice a changed file
 
 
 def is_s3(uri: str) -> bool:
@@ -42,7 +43,8 @@ def list_objects(root: str, keep: Callable[[str], bool] = lambda name: True) -> 
         return sorted(_aws.list_objects(root, keep), key=lambda o: o.name)
     base = Path(root)
     if base.is_file():
-        return [InputObject(str(base), base.name, base.stat().st_size)]
+        stat = base.stat()
+        return [InputObject(str(base), base.name, stat.st_size, mtime_ns=stat.st_mtime_ns)]
     if not base.is_dir():
         raise InputError(f"{root}: no such folder; check the path in meter.toml")
     found = []
@@ -52,7 +54,8 @@ def list_objects(root: str, keep: Callable[[str], bool] = lambda name: True) -> 
             path = Path(folder, file)
             name = path.relative_to(base).as_posix()
             if keep(name):
-                found.append(InputObject(str(path), name, path.stat().st_size))
+                stat = path.stat()
+                found.append(InputObject(str(path), name, stat.st_size, mtime_ns=stat.st_mtime_ns))
     return found
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 import polars as pl
 
+from metering.collect.files import iter_lines
 from metering.schemas import RECORDS, QuarantineEntry
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # Data API request limit (AWS_FACTS)
@@ -24,19 +25,19 @@ MAX_RESPONSE_BYTES = 10_000_000  # Data API JSON response limit (SPEC 2.2: 10 MB
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 
 
-class S(msgspec.Struct, forbid_unknown_fields=True):
+class S(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     S: str
 
 
-class N(msgspec.Struct, forbid_unknown_fields=True):
+class N(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     N: str
 
 
-class OptionalS(msgspec.Struct):
+class OptionalS(msgspec.Struct, gc=False):
     S: str | None = None
 
 
-class Item(msgspec.Struct):
+class Item(msgspec.Struct, gc=False):
     """The attributes meter reads; every other attribute is skipped unread."""
 
     request_id: S
@@ -52,7 +53,7 @@ class Item(msgspec.Struct):
 _Item = Item
 
 
-class ExportLine(msgspec.Struct):
+class ExportLine(msgspec.Struct, gc=False):
     """A line of a DynamoDB export: full exports carry Item, incremental ones NewImage."""
 
     Item: _Item | None = None
@@ -122,6 +123,23 @@ def decode_export_lines(
         items.append(item)
         numbers.append(number)
     return items, numbers, bad
+
+
+def decode_export_text(
+    text: bytes, uri: str
+) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
+    """``decode_export_lines`` for a whole file's text, without splitting it in Python when
+    every line is good (the common case): one ``decode_lines`` call in C."""
+    if b"\n\n" not in text and not text.startswith(b"\n"):
+        try:
+            decoded = _line_decoder.decode_lines(text)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        else:
+            if all(line.Item is not None for line in decoded):
+                items = [line.Item for line in decoded if line.Item is not None]
+                return items, list(range(1, len(items) + 1)), []
+    return decode_export_lines(list(iter_lines(text)), uri)
 
 
 def _decode_one(line: bytes) -> ExportLine | str:

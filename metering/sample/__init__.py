@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from metering.errors import UsageError
 from metering.month import Month
+from metering.sample._files import Jobs
 from metering.sample.calls import CLUSTER_ARN, generate_calls, tenants
 from metering.sample.cloudtrail import ANALYTICS_CLUSTER_ARN, LEGACY_CLUSTER_ARN, write_trail
 from metering.sample.dynamodb import write_export
@@ -29,6 +31,8 @@ class SampleSummary:
     records: int
     malformed: int
     config: Path
+    trail_data_api: int  # CloudTrail records of Data API calls (a duplicate delivery aside)
+    trail_noise: int  # CloudTrail records of other services
 
 
 def _malformed_lines(month: Month) -> list[str]:
@@ -62,9 +66,20 @@ def _malformed_lines(month: Month) -> list[str]:
 
 
 def generate(
-    out: Path, month: Month, tenant_count: int = 8, calls: int = 20_000, seed: int = 7
+    out: Path,
+    month: Month,
+    tenant_count: int = 8,
+    calls: int = 20_000,
+    seed: int = 7,
+    noise_share: float | None = None,
 ) -> SampleSummary:
-    """Write a sample month under ``out``: cloudtrail/, dynamodb/, tenants.csv, meter.toml."""
+    """Write a sample month under ``out``: cloudtrail/, dynamodb/, tenants.csv, meter.toml.
+
+    ``noise_share`` is the share of CloudTrail records from other services (S3, STS, KMS);
+    by default there are 0.3 of them per Data API record, 23 % of the trail.
+    """
+    if noise_share is not None and not 0 <= noise_share < 1:
+        raise UsageError(f"noise share {noise_share}: give a share from 0 up to (not) 1, e.g. 0.3")
     out.mkdir(parents=True, exist_ok=True)
     tenant_list = tenants(tenant_count)
     month_calls = generate_calls(month, tenant_list, calls, seed)
@@ -97,7 +112,7 @@ def generate(
     # Clusters: one tenant is still on a Serverless v1 cluster (management events); some of
     # the reporting tenant's calls go to an analytics cluster the trail does not select, so
     # only their metering records show them.
-    legacy = tenant_list[3].tenant_id if len(tenant_list) > 3 else None
+    legacy = tenant_list[3].tenant_id if len(tenant_list) > 3 else ""
     reporting = tenant_list[1].tenant_id
     seen = pl.concat([month_calls, edge, after])
     analytics = pl.Series(rng.random(seen.height) < 0.08)
@@ -107,8 +122,8 @@ def generate(
         .when((pl.col("tenant_id") == reporting) & analytics)
         .then(pl.lit(ANALYTICS_CLUSTER_ARN))
         .otherwise(pl.lit(CLUSTER_ARN)),
-        principal_arn=pl.col("tenant_id").map_elements(
-            lambda t: f"arn:aws:sts::123456789012:assumed-role/tenant-{t}/app", return_dtype=pl.Utf8
+        principal_arn=pl.format(
+            "arn:aws:sts::123456789012:assumed-role/tenant-{}/app", "tenant_id"
         ),
     )
 
@@ -134,12 +149,13 @@ def generate(
             ),
         ]
     )
-    write_trail(out / "cloudtrail", trail_calls, month, seed + 6)
-
     exported_ms = int((month.end + timedelta(hours=6)).timestamp() * 1000)
     export_id = f"{exported_ms:014d}-{hashlib.sha256(str(seed).encode()).hexdigest()[:8]}"
     malformed = _malformed_lines(month)
-    write_export(out / "dynamodb", records, export_id, extra_lines=malformed)
+    with Jobs.for_records(calls) as jobs:
+        # The export first: its few big files keep the workers busy while the trail is planned.
+        write_export(out / "dynamodb", records, export_id, extra_lines=malformed, jobs=jobs)
+        trail = write_trail(out / "cloudtrail", trail_calls, month, seed + 6, noise_share, jobs)
 
     with (out / "tenants.csv").open("w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
@@ -150,7 +166,15 @@ def generate(
     config = out / "meter.toml"
     config.write_text(CONFIG_TEMPLATE)
     return SampleSummary(
-        out, month, len(tenant_list), calls, records.height, len(malformed), config
+        out,
+        month,
+        len(tenant_list),
+        calls,
+        records.height,
+        len(malformed),
+        config,
+        trail.data_api,
+        trail.noise,
     )
 
 

@@ -15,24 +15,30 @@ the sample must stay small. On top of the Data API calls:
 - a ``CloudTrail-Digest/`` folder (hourly digests of the first day) that meter must skip.
 
 Everything is drawn from one seeded generator and gzipped with ``mtime=0``: a seed always
-gives the same bytes.
+gives the same bytes. Records of one kind (a tenant's ExecuteStatement on a cluster, say)
+differ only in a few values (``Slots``), so each kind's JSON is written once, by the
+functions below, as a ``Template``; a file's records are templates filled in row by row.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
-from collections import defaultdict
+import operator
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
 
 from metering.month import Month
+from metering.sample._files import Jobs, write_gzip
 from metering.sample.calls import ACCOUNT, REGION
 
 LEGACY_CLUSTER_ARN = f"arn:aws:rds:{REGION}:{ACCOUNT}:cluster:saas-legacy-v1"  # Serverless v1
@@ -45,13 +51,17 @@ USER_AGENT = (
 )
 APP_IP = "203.0.113.24"
 MASKED = "**********"
-NOISE_SHARE = 0.3  # noise records per Data API record
+NOISE_PER_CALL = 0.3  # noise records per Data API record unless a noise share is asked for
 BATCH_HOURS = 2  # hours of arrivals per file
 ERROR_MESSAGES = {
     "BadRequestException": 'ERROR: syntax error at or near "FROM"',
     "StatementTimeoutException": "Request timed out",
 }
+DATA_API = "rdsdata"  # the kind of a Data API record; noise kinds are s3, sts and kms
+NOISE_KINDS = ("s3", "sts", "kms")
 _ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR_US = 3_600_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,19 @@ class TrailSample:
     data_api: int
     noise: int
     duplicated: int
+
+
+class Slots(NamedTuple):
+    """The values that change between two records of one kind, as they appear in the JSON."""
+
+    creation: str  # the session's creationDate: the event's hour
+    time: str  # eventTime
+    request_id: str
+    event_id: str
+    extra: str = ""  # an S3 object's number, or the expiry of STS credentials
+
+
+_MARKS = Slots(*(f"<<{name}>>" for name in Slots._fields))
 
 
 def _stamp(t: datetime) -> str:
@@ -75,10 +98,9 @@ def _console_time(t: datetime) -> str:
     )
 
 
-def _hex_id(rng: np.random.Generator, upper: bool = False) -> str:
-    text = rng.bytes(16).hex()
-    uid = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-    return uid.upper() if upper else uid
+def _hex_id(random: bytes) -> str:
+    text = random.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _code(seed: str, size: int = 16) -> str:
@@ -86,7 +108,7 @@ def _code(seed: str, size: int = 16) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:size].upper()
 
 
-def _tenant_identity(tenant_id: str) -> dict[str, Any]:
+def _tenant_identity(tenant_id: str, creation: str) -> dict[str, Any]:
     role = f"tenant-{tenant_id}"
     role_id = "AROA" + _code(role)
     return {
@@ -103,7 +125,7 @@ def _tenant_identity(tenant_id: str) -> dict[str, Any]:
                 "accountId": ACCOUNT,
                 "userName": role,
             },
-            "attributes": {"creationDate": "", "mfaAuthenticated": "false"},
+            "attributes": {"creationDate": creation, "mfaAuthenticated": "false"},
         },
     }
 
@@ -131,32 +153,29 @@ def _parameters(operation: str, tenant_id: str, cluster: str) -> dict[str, Any]:
     return common  # CommitTransaction, RollbackTransaction
 
 
-def data_api_record(row: dict[str, Any], when: datetime) -> dict[str, Any]:
+def data_api_record(
+    tenant_id: str, operation: str, cluster: str, error_code: str | None, slots: Slots
+) -> dict[str, Any]:
     """The CloudTrail record of one Data API call (v2 data event, or v1 management event)."""
-    cluster = row["resource_arn"]
     v1 = cluster == LEGACY_CLUSTER_ARN
-    identity = _tenant_identity(row["tenant_id"])
-    identity["sessionContext"]["attributes"]["creationDate"] = _stamp(
-        when.replace(minute=0, second=0, microsecond=0)
-    )
     record: dict[str, Any] = {
         "eventVersion": "1.08" if v1 else "1.09",
-        "userIdentity": identity,
-        "eventTime": _stamp(when),
+        "userIdentity": _tenant_identity(tenant_id, slots.creation),
+        "eventTime": slots.time,
         "eventSource": "rdsdata.amazonaws.com" if v1 else "rdsdataapi.amazonaws.com",
-        "eventName": row["operation"],
+        "eventName": operation,
         "awsRegion": REGION,
         "sourceIPAddress": APP_IP,
         "userAgent": USER_AGENT,
     }
-    if row["error_code"] is not None:
-        record["errorCode"] = row["error_code"]
-        record["errorMessage"] = ERROR_MESSAGES.get(row["error_code"], "The request failed")
+    if error_code is not None:
+        record["errorCode"] = error_code
+        record["errorMessage"] = ERROR_MESSAGES.get(error_code, "The request failed")
     record |= {
-        "requestParameters": _parameters(row["operation"], row["tenant_id"], cluster),
+        "requestParameters": _parameters(operation, tenant_id, cluster),
         "responseElements": None,
-        "requestID": row["request_id"],
-        "eventID": row["event_id"],
+        "requestID": slots.request_id,
+        "eventID": slots.event_id,
     }
     if v1:
         record |= {
@@ -182,20 +201,14 @@ def data_api_record(row: dict[str, Any], when: datetime) -> dict[str, Any]:
     return record
 
 
-def noise_record(
-    kind: str, tenant_id: str, when: datetime, rng: np.random.Generator
-) -> dict[str, Any]:
+def noise_record(kind: str, tenant_id: str, slots: Slots) -> dict[str, Any]:
     """A record of another service, around the same tenants: meter must skip it."""
-    base: dict[str, Any] = {"eventTime": _stamp(when), "awsRegion": REGION}
+    base: dict[str, Any] = {"eventTime": slots.time, "awsRegion": REGION}
     if kind == "s3":
-        key = f"{tenant_id}/exports/{int(rng.integers(1, 400)):04d}.csv"
-        identity = _tenant_identity(tenant_id)
-        identity["sessionContext"]["attributes"]["creationDate"] = _stamp(
-            when.replace(minute=0, second=0, microsecond=0)
-        )
+        key = f"{tenant_id}/exports/{slots.extra}.csv"
         return {
             "eventVersion": "1.10",
-            "userIdentity": identity,
+            "userIdentity": _tenant_identity(tenant_id, slots.creation),
             **base,
             "eventSource": "s3.amazonaws.com",
             "eventName": "GetObject",
@@ -207,8 +220,8 @@ def noise_record(
                 "key": key,
             },
             "responseElements": None,
-            "requestID": _code(f"s3/{rng.integers(1 << 62)}"),
-            "eventID": _hex_id(rng),
+            "requestID": slots.request_id,
+            "eventID": slots.event_id,
             "readOnly": True,
             "resources": [
                 {"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::saas-tenant-files/{key}"},
@@ -247,15 +260,15 @@ def noise_record(
             "responseElements": {
                 "credentials": {
                     "accessKeyId": "ASIA" + _code(f"key/tenant-{tenant_id}"),
-                    "expiration": _console_time(when + timedelta(hours=1)),
+                    "expiration": slots.extra,
                 },
                 "assumedRoleUser": {
                     "assumedRoleId": "AROA" + _code(f"tenant-{tenant_id}") + ":app",
                     "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/tenant-{tenant_id}/app",
                 },
             },
-            "requestID": _hex_id(rng),
-            "eventID": _hex_id(rng),
+            "requestID": slots.request_id,
+            "eventID": slots.event_id,
             "readOnly": True,
             "resources": [
                 {
@@ -283,8 +296,8 @@ def noise_record(
             "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
         },
         "responseElements": None,
-        "requestID": _hex_id(rng),
-        "eventID": _hex_id(rng),
+        "requestID": slots.request_id,
+        "eventID": slots.event_id,
         "readOnly": True,
         "resources": [{"accountId": ACCOUNT, "type": "AWS::KMS::Key", "ARN": key_arn}],
         "eventType": "AwsApiCall",
@@ -292,6 +305,208 @@ def noise_record(
         "recipientAccountId": ACCOUNT,
         "eventCategory": "Management",
     }
+
+
+# What makes a record's kind: its template's key. Noise kinds leave the last three None.
+KIND_COLUMNS = ("kind", "tenant_id", "operation", "cluster", "error_code")
+
+
+class Template(NamedTuple):
+    """A record kind's compact JSON, ready to fill in with ``Slots``."""
+
+    text: str  # %-escaped, a %s where each slot's value goes
+    pick: Callable[[Sequence[str]], tuple[str, ...]]  # Slots values -> the %s values
+
+    def render(self, slots: Sequence[str]) -> str:
+        return self.text % self.pick(slots)
+
+
+@functools.cache
+def record_template(
+    kind: str,
+    tenant_id: str,
+    operation: str | None = None,
+    cluster: str | None = None,
+    error_code: str | None = None,
+) -> Template:
+    """The template of a record of this kind: its JSON, with the slots marked."""
+    if kind == DATA_API:
+        if operation is None or cluster is None:
+            raise ValueError("a Data API record needs an operation and a cluster")
+        record = data_api_record(tenant_id, operation, cluster, error_code, _MARKS)
+    else:
+        record = noise_record(kind, tenant_id, _MARKS)
+    text = json.dumps(record, separators=(",", ":")).replace("%", "%%")
+    marks = re.compile("|".join(_MARKS))
+    # Every kind has at least an eventTime and an eventID: itemgetter returns a tuple.
+    order = [_MARKS.index(found) for found in marks.findall(text)]
+    return Template(marks.sub("%s", text), operator.itemgetter(*order))
+
+
+def _stamps(seconds: pl.Expr) -> pl.Expr:
+    return pl.from_epoch(seconds, "s").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_file(paths: list[Path], kinds: list[tuple[Any, ...]], rows: pl.DataFrame) -> None:
+    """Write one log file (and its repeated deliveries) of ``rows``, in their order.
+
+    ``rows`` has template (an index into ``kinds``), time (epoch seconds), request_id,
+    event_id and extra.
+    """
+    templates = [record_template(*kind) for kind in kinds]
+    slots = rows.select(
+        "template",
+        _stamps(pl.col("time") // 3600 * 3600).alias("creation"),
+        _stamps(pl.col("time")).alias("time"),
+        "request_id",
+        "event_id",
+        pl.col("extra").fill_null(""),
+    )
+    records = (templates[t].render(values) for t, *values in slots.iter_rows())
+    write_gzip(paths, ['{"Records":[', ",".join(records), "]}"])
+
+
+def _noise(rng: np.random.Generator, month: Month, tenants: list[str], count: int) -> pl.DataFrame:
+    """``count`` records of other services, around the clock, also the day before and after
+    the month; in time order, with KIND_COLUMNS and the columns ``_write_file`` reads."""
+    start = month.start - timedelta(days=1)
+    span = int((month.end + timedelta(days=1) - start).total_seconds())
+    offsets = np.sort(rng.integers(0, span, count))
+    kinds = rng.choice(NOISE_KINDS, count, p=[0.4, 0.3, 0.3])
+    who = rng.integers(0, len(tenants), count)
+    # Each record's own draws, in the order the records come: same seed, same ids.
+    request_ids, event_ids, extras = [], [], []
+    for offset, kind in zip(offsets.tolist(), kinds.tolist(), strict=True):
+        if kind == "s3":
+            extras.append(f"{int(rng.integers(1, 400)):04d}")  # which object is read
+            request_ids.append(_code(f"s3/{rng.integers(1 << 62)}"))
+            event_ids.append(_hex_id(rng.bytes(16)))
+        else:
+            expiry = start + timedelta(seconds=offset, hours=1)  # of the STS credentials
+            extras.append(_console_time(expiry) if kind == "sts" else "")
+            ids = rng.bytes(32)  # the request's id, then the event's
+            request_ids.append(_hex_id(ids[:16]))
+            event_ids.append(_hex_id(ids[16:]))
+    return pl.DataFrame(
+        {
+            "kind": kinds,
+            "tenant_id": np.array(tenants)[who],
+            "time": offsets + int(start.timestamp()),
+            "request_id": request_ids,
+            "event_id": event_ids,
+            "extra": extras,
+        },
+        schema_overrides={"kind": pl.Categorical, "tenant_id": pl.Categorical, "time": pl.Int64},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Records:
+    """Every record a trail holds, one row each: the Data API calls first, then the noise."""
+
+    rows: pl.DataFrame  # template, time (epoch seconds), request_id, event_id, extra
+    kinds: list[tuple[Any, ...]]  # a template's KIND_COLUMNS values, by template number
+    data_api: int  # rows before this one are Data API records
+    noise: int
+
+
+def _records(
+    calls: pl.DataFrame, month: Month, rng: np.random.Generator, noise_share: float | None
+) -> _Records:
+    data_api = calls.sort("ts", "request_id").select(
+        pl.lit(DATA_API).cast(pl.Categorical).alias("kind"),  # the kind: few values, small
+        pl.col("tenant_id", "operation").cast(pl.Categorical),
+        pl.col("resource_arn").cast(pl.Categorical).alias("cluster"),
+        pl.col("error_code").cast(pl.Categorical),
+        pl.col("ts").dt.epoch("s").alias("time"),
+        "request_id",
+        "event_id",
+        pl.lit(None, pl.String).alias("extra"),
+    )
+    if noise_share is None:
+        count = int(data_api.height * NOISE_PER_CALL)
+    else:
+        count = round(data_api.height * noise_share / (1 - noise_share))
+    noise = _noise(rng, month, sorted(set(calls["tenant_id"])), count)
+    rows = pl.concat([data_api, noise], how="diagonal_relaxed")
+    kinds = rows.select(KIND_COLUMNS).unique(maintain_order=True).with_row_index("template")
+    rows = rows.join(
+        kinds, on=KIND_COLUMNS, how="left", nulls_equal=True, maintain_order="left"
+    ).select("template", "time", "request_id", "event_id", "extra")
+    return _Records(rows, kinds.drop("template").rows(), data_api.height, noise.height)
+
+
+def _deliveries(
+    times: np.ndarray, month: Month, rng: np.random.Generator
+) -> list[tuple[datetime, np.ndarray]]:
+    """When each log file is delivered, and which records (by row number) it holds.
+
+    Records arrive 20 s to ~10 min after their event (median ~200 s) and are batched by
+    arrival time; a file is delivered at the first 5-minute mark after its last arrival.
+    """
+    lags = np.clip(rng.lognormal(np.log(200), 0.45, len(times)), 20, 594)
+    arrival = times * 1_000_000 + np.round(lags * 1e6).astype(np.int64)  # microseconds
+    hour = arrival // _HOUR_US  # hours since the epoch
+    batch = hour - hour % 24 % BATCH_HOURS
+    order = np.argsort(batch, kind="stable")
+    hours, starts = np.unique(batch[order], return_index=True)
+    batches = dict(zip(hours.tolist(), np.split(order, starts[1:]), strict=True))
+
+    # One batch of the month's last evening is held back and delivered a day late.
+    last_evening = int((month.end - timedelta(hours=BATCH_HOURS)).timestamp()) // 3600
+    late = batches.pop(last_evening, None)
+    files = []
+    for indexes in batches.values():
+        latest = _EPOCH + timedelta(microseconds=int(arrival[indexes].max()))
+        delivered = latest + timedelta(minutes=5 - latest.minute % 5, seconds=-latest.second)
+        files.append((delivered, indexes))
+    if late is not None:
+        files.append((month.end + timedelta(days=1, hours=3, minutes=40), late))
+    return files
+
+
+def write_trail(
+    out: Path,
+    calls: pl.DataFrame,
+    month: Month,
+    seed: int,
+    noise_share: float | None = None,
+    jobs: Jobs | None = None,
+) -> TrailSample:
+    """Write the trail's files under ``out`` for ``calls`` (every call AWS saw).
+
+    ``calls`` has request_id, event_id, tenant_id, ts, operation, resource_arn, error_code.
+    ``noise_share`` is the share of the trail's records that come from other services
+    (``NOISE_PER_CALL`` of them per Data API record when not given). ``jobs`` writes the
+    files (inline when not given).
+    """
+    rng = np.random.default_rng(seed)
+    records = _records(calls, month, rng, noise_share)
+    files = _deliveries(records.rows["time"].to_numpy(), month, rng)
+
+    # The file of day 14 with the most Data API records is delivered twice.
+    def data_api(indexes: np.ndarray) -> int:
+        return int((indexes < records.data_api).sum())
+
+    day14 = (month.start + timedelta(days=13)).date()
+    on_day14 = [i for i, (delivered, _) in enumerate(files) if delivered.date() == day14]
+    repeat = max(on_day14, key=lambda i: data_api(files[i][1]), default=None)
+
+    jobs = jobs or Jobs()
+    written: list[tuple[datetime, str]] = []
+    duplicated = 0
+    for index, (delivered, indexes) in enumerate(files):
+        rows = records.rows[indexes[rng.permutation(len(indexes))]]
+        deliveries = [(delivered, _file_key(delivered, rng))]
+        if index == repeat:
+            # The same file delivered again five minutes later, under another name.
+            again = delivered + timedelta(minutes=5)
+            deliveries.append((again, _file_key(again, rng)))
+            duplicated = data_api(indexes)
+        jobs.submit(_write_file, [out / key for _, key in deliveries], records.kinds, rows)
+        written += deliveries
+    _write_digests(out, month, written)
+    return TrailSample(len(written), records.data_api, records.noise, duplicated)
 
 
 def _file_key(delivered: datetime, rng: np.random.Generator) -> str:
@@ -311,77 +526,6 @@ def _write(root: Path, key: str, body: bytes) -> None:
 
 def _gzip_json(document: object) -> bytes:
     return gzip.compress(json.dumps(document, separators=(",", ":")).encode(), mtime=0)
-
-
-def write_trail(out: Path, calls: pl.DataFrame, month: Month, seed: int) -> TrailSample:
-    """Write the trail's files under ``out`` for ``calls`` (every call AWS saw).
-
-    ``calls`` has request_id, event_id, tenant_id, ts, operation, resource_arn, error_code.
-    """
-    rng = np.random.default_rng(seed)
-    tenants = sorted(set(calls["tenant_id"]))
-
-    # (event time, record, is Data API) for every record the trail holds.
-    events: list[tuple[datetime, dict[str, Any], bool]] = []
-    for row in calls.sort("ts", "request_id").iter_rows(named=True):
-        when = row["ts"].replace(microsecond=0)
-        events.append((when, data_api_record(row, when), True))
-    data_api = len(events)
-    # Other services go on around the clock, also the day before and after the month.
-    noise_start = month.start - timedelta(days=1)
-    span = int((month.end + timedelta(days=1) - noise_start).total_seconds())
-    noise = int(data_api * NOISE_SHARE)
-    noise_at = np.sort(rng.integers(0, span, noise))
-    kinds = rng.choice(["s3", "sts", "kms"], noise, p=[0.4, 0.3, 0.3])
-    who = rng.integers(0, len(tenants), noise)
-    for offset, kind, tenant in zip(noise_at, kinds, who, strict=True):
-        when = noise_start + timedelta(seconds=int(offset))
-        events.append((when, noise_record(str(kind), tenants[tenant], when, rng), False))
-
-    # Delivery: 20 s to ~10 min after the event (median ~200 s), batched by arrival time.
-    lags = np.clip(rng.lognormal(np.log(200), 0.45, len(events)), 20, 594)
-    batches: dict[datetime, list[int]] = defaultdict(list)
-    for index, ((when, _, _), lag) in enumerate(zip(events, lags, strict=True)):
-        arrival = when + timedelta(seconds=float(lag))
-        hour = arrival.replace(minute=0, second=0, microsecond=0)
-        batches[hour - timedelta(hours=hour.hour % BATCH_HOURS)].append(index)
-
-    # One batch of the month's last evening is held back and delivered a day late.
-    last_evening = month.end - timedelta(hours=BATCH_HOURS)
-    late = batches.pop(last_evening, [])
-    files: list[tuple[datetime, list[int]]] = []
-    for hour in sorted(batches):
-        indexes = batches[hour]
-        latest = max(events[i][0] + timedelta(seconds=float(lags[i])) for i in indexes)
-        delivered = latest + timedelta(minutes=5 - latest.minute % 5, seconds=-latest.second)
-        files.append((delivered, indexes))
-    if late:
-        files.append((month.end + timedelta(days=1, hours=3, minutes=40), late))
-
-    root = out
-    written: list[tuple[datetime, str]] = []
-    duplicated = 0
-    day14 = month.start + timedelta(days=13)
-    repeat = max(
-        (f for f in files if f[0].date() == day14.date()),
-        key=lambda f: sum(events[i][2] for i in f[1]),
-        default=None,
-    )
-    for delivered, indexes in files:
-        order = rng.permutation(len(indexes))
-        body = _gzip_json({"Records": [events[indexes[i]][1] for i in order]})
-        key = _file_key(delivered, rng)
-        _write(root, key, body)
-        written.append((delivered, key))
-        if repeat is not None and indexes is repeat[1]:
-            # The same file delivered again five minutes later, under another name.
-            again = delivered + timedelta(minutes=5)
-            again_key = _file_key(again, rng)
-            _write(root, again_key, body)
-            written.append((again, again_key))
-            duplicated = sum(events[i][2] for i in indexes)
-    _write_digests(root, month, written)
-    return TrailSample(len(written), data_api, noise, duplicated)
 
 
 def _write_digests(root: Path, month: Month, written: list[tuple[datetime, str]]) -> None:
@@ -430,8 +574,11 @@ def _write_digests(root: Path, month: Month, written: list[tuple[datetime, str]]
 __all__ = [
     "ANALYTICS_CLUSTER_ARN",
     "LEGACY_CLUSTER_ARN",
+    "Slots",
+    "Template",
     "TrailSample",
     "data_api_record",
     "noise_record",
+    "record_template",
     "write_trail",
 ]

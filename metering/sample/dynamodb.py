@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 import polars as pl
 
+from metering.sample._files import Jobs, write_gzip
+
 SHARDS = 16
+CHUNK_ROWS = 50_000  # lines rendered at a time
+
+
+def _shard(request_id: str) -> int:
+    """The partition of a record's day its request id hashes to."""
+    digest = hashlib.blake2b(request_id.encode(), digest_size=2).digest()
+    return int.from_bytes(digest, "big") % SHARDS
 
 
 def item_line(row: dict[str, object]) -> str:
     """One export line ``{"Item": {...}}`` for a call row (ts already formatted)."""
     ts, rid = row["ts"], row["request_id"]
     day = str(ts)[:10]
-    shard = int(hashlib.blake2b(str(rid).encode(), digest_size=2).hexdigest(), 16) % SHARDS
     item = {
-        "pk": {"S": f"METER#{day}#{shard:02d}"},
+        "pk": {"S": f"METER#{day}#{_shard(str(rid)):02d}"},
         "sk": {"S": f"{ts}#{rid}"},
         "tenant_id": {"S": row["tenant_id"]},
         "request_id": {"S": rid},
@@ -29,10 +37,75 @@ def item_line(row: dict[str, object]) -> str:
         "request_bytes": {"N": str(row["request_bytes"])},
         "response_bytes": {"N": str(row["response_bytes"])},
     }
-    for optional in ("resource_arn", "principal_arn"):
+    for optional in OPTIONAL:
         if row.get(optional):
             item[optional] = {"S": row[optional]}
     return json.dumps({"Item": item}, separators=(",", ":"))
+
+
+OPTIONAL = ("resource_arn", "principal_arn")
+TEXT = ("tenant_id", "request_id", "operation")
+SIZES = ("request_bytes", "response_bytes")
+# Printable ASCII but the quote and the backslash: text JSON writes as it is.
+_PLAIN = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"
+
+
+def _attribute(name: str, value: pl.Expr, kind: str = "S") -> list[pl.Expr]:
+    """The pieces of ``"name":{"S":"value"}``."""
+    return [pl.lit(f'"{name}":{{"{kind}":"'), value, pl.lit('"}')]
+
+
+def _item_lines(rows: pl.DataFrame) -> list[str]:
+    """``item_line`` of every row, built as columns when no value needs a JSON escape."""
+    text = [c for c in (*TEXT, *OPTIONAL) if c in rows.columns]
+    plain = (
+        all(rows[c].dtype == pl.String for c in text)
+        and all(rows[c].dtype.is_integer() for c in SIZES)
+        and rows.select(
+            pl.all_horizontal(pl.col(*TEXT, *SIZES).is_not_null()).all().alias("complete"),
+            pl.all_horizontal(pl.col(text).fill_null("").str.contains(_PLAIN)).all().alias("plain"),
+        ).row(0)
+        == (True, True)
+    )
+    if not plain:
+        return [item_line(row) for row in rows.iter_rows(named=True)]
+    shard = pl.Series([f"{_shard(rid):02d}" for rid in rows["request_id"]])
+    ts, rid = pl.col("ts"), pl.col("request_id")
+    pieces = [
+        pl.lit('{"Item":{'),
+        *_attribute("pk", pl.concat_str(pl.lit("METER#"), ts.str.slice(0, 10), pl.lit("#"), shard)),
+        pl.lit(","),
+        *_attribute("sk", pl.concat_str(ts, pl.lit("#"), rid)),
+    ]
+    for name in ("tenant_id", "request_id", "ts", "operation"):
+        pieces += [pl.lit(","), *_attribute(name, pl.col(name))]
+    for name in SIZES:
+        pieces += [pl.lit(","), *_attribute(name, pl.col(name).cast(pl.String), "N")]
+    for name in OPTIONAL:
+        if name in rows.columns:
+            value = pl.col(name)
+            pieces.append(
+                pl.when(value != "")
+                .then(pl.concat_str(pl.lit(","), *_attribute(name, value)))
+                .otherwise(pl.lit(""))
+            )
+    pieces.append(pl.lit("}}"))
+    return rows.select(pl.concat_str(pieces)).to_series().to_list()
+
+
+def _format_ts(rows: pl.DataFrame) -> pl.DataFrame:
+    return rows.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+
+
+def _write_data_file(path: Path, rows: pl.DataFrame, extra_lines: Sequence[str]) -> bytes:
+    """Write one gzipped data file of ``rows`` then ``extra_lines``; return its MD5."""
+
+    def text() -> Iterator[str]:
+        for chunk in rows.iter_slices(CHUNK_ROWS) if rows.height else ():
+            yield "".join(line + "\n" for line in _item_lines(_format_ts(chunk)))
+        yield "".join(line + "\n" for line in extra_lines)
+
+    return write_gzip([path], text())
 
 
 def write_export(
@@ -41,38 +114,45 @@ def write_export(
     export_id: str,
     files: int = 4,
     extra_lines: Sequence[str] = (),
+    jobs: Jobs | None = None,
 ) -> Path:
     """Write ``records`` (RECORDS-like rows) as an export under ``out``; returns its folder.
 
     ``extra_lines`` (malformed records, say) go into the first data file. An extra empty
-    data file is written too, as real exports have for empty partitions.
+    data file is written too, as real exports have for empty partitions. ``jobs`` writes
+    the data files, and the manifests once they are done; without it, all is written
+    before this returns.
     """
+    if jobs is None:
+        with Jobs() as inline:
+            return write_export(out, records, export_id, files, extra_lines, inline)
     folder = out / "AWSDynamoDB" / export_id
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
-    rows = records.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")).iter_rows(
-        named=True
-    )
-    lines: list[list[str]] = [[] for _ in range(files)]
-    for index, row in enumerate(rows):
-        lines[index % files].append(item_line(row))
-    lines[0].extend(extra_lines)
-    lines.append([])  # an empty partition
-    manifest = []
-    for index, chunk in enumerate(lines):
+    written = []
+    for index in range(files + 1):  # the last one is an empty partition
         name = f"{hashlib.sha256(f'{export_id}/{index}'.encode()).hexdigest()[:26]}.json.gz"
-        body = gzip.compress("".join(line + "\n" for line in chunk).encode(), mtime=0)
-        (data / name).write_bytes(body)
-        manifest.append(
-            {
-                "itemCount": len(chunk),
-                "md5Checksum": base64.b64encode(
-                    hashlib.md5(body, usedforsecurity=False).digest()
-                ).decode(),
-                "etag": hashlib.md5(body, usedforsecurity=False).hexdigest(),
-                "dataFileS3Key": f"AWSDynamoDB/{export_id}/data/{name}",
-            }
-        )
+        rows = records.gather_every(files, offset=index) if index < files else records.clear()
+        extra = extra_lines if index == 0 else ()
+        digest = jobs.submit(_write_data_file, data / name, rows, extra)
+        written.append((name, rows.height + len(extra), digest))
+    jobs.when_done(_write_manifests, folder, export_id, written)
+    return folder
+
+
+def _write_manifests(
+    folder: Path, export_id: str, written: list[tuple[str, int, Future[bytes]]]
+) -> None:
+    """manifest-files.json, manifest-summary.json and _started for the written data files."""
+    manifest = [
+        {
+            "itemCount": count,
+            "md5Checksum": base64.b64encode(digest.result()).decode(),
+            "etag": digest.result().hex(),
+            "dataFileS3Key": f"AWSDynamoDB/{export_id}/data/{name}",
+        }
+        for name, count, digest in written
+    ]
     (folder / "manifest-files.json").write_text("".join(json.dumps(m) + "\n" for m in manifest))
     table_arn = "arn:aws:dynamodb:us-east-1:123456789012:table/DataApiMetering"
     summary = {
@@ -80,9 +160,8 @@ def write_export(
         "exportArn": f"{table_arn}/export/{export_id}",
         "tableArn": table_arn,
         "manifestFilesS3Key": f"AWSDynamoDB/{export_id}/manifest-files.json",
-        "itemCount": sum(len(chunk) for chunk in lines),
+        "itemCount": sum(count for _, count, _ in written),
         "outputFormat": "DYNAMODB_JSON",
     }
     (folder / "manifest-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (folder / "_started").write_text("")
-    return folder

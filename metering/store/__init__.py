@@ -17,7 +17,7 @@ import polars as pl
 
 from metering import __version__
 from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
-from metering.schemas import QuarantineEntry
+from metering.schemas import CALLS, QuarantineEntry
 from metering.store.schema import (
     COUNTER_COLUMNS,
     MIGRATIONS,
@@ -110,12 +110,15 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         ) from None
 
 
+CALL_COLUMNS = tuple(CALLS)
+
+
 @dataclass(frozen=True, slots=True)
 class RunRows:
     """Everything one billing run writes."""
 
     run: dict[str, object]  # the bill_runs row
-    calls: pl.DataFrame
+    calls: str  # a temporary table of the connection, with the calls table's columns
     tenant_month: pl.DataFrame
     tenant_day: pl.DataFrame
     reconciliation: pl.DataFrame
@@ -175,7 +178,6 @@ def write_run(
         schema=dict.fromkeys(("run_id", "month", "source_uri", "locator", "reason"), pl.Utf8),
     )
     tables = (
-        ("calls", rows.calls),
         ("tenant_month", rows.tenant_month),
         ("tenant_day", rows.tenant_day),
         ("reconciliation", rows.reconciliation),
@@ -187,6 +189,8 @@ def write_run(
         seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
         for table in MONTH_TABLES:
             con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
+        names = ", ".join(CALL_COLUMNS)
+        con.execute(f"INSERT INTO calls ({names}) SELECT {names} FROM {rows.calls}")
         for done, (table, frame) in enumerate(tables, start=1):
             con.register("_frame", frame.to_arrow())
             names = ", ".join(frame.columns)

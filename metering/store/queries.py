@@ -12,7 +12,6 @@ from typing import Any
 
 import polars as pl
 
-from metering.config import Measure
 from metering.store import connect
 
 __all__ = [
@@ -25,15 +24,6 @@ __all__ = [
     "tenant_days",
     "tenant_operations",
 ]
-
-# The bytes a call is billed on (SPEC 1.2), as SQL over the calls table. The same rule as
-# ``metering.rate.units.measured_bytes``; a test checks that both agree.
-MEASURED_BYTES: dict[str, str] = {
-    "request": "request_bytes",
-    "response": "response_bytes",
-    "request+response": "request_bytes + response_bytes",
-    "max": "greatest(request_bytes, response_bytes)",
-}
 
 
 def _frame(path: str | Path, sql: str, params: dict[str, Any]) -> pl.DataFrame:
@@ -136,13 +126,12 @@ def tenant_attribution(path: str | Path, month: str) -> pl.DataFrame:
     )
 
 
-def payload_sizes(path: str | Path, month: str, measure: Measure) -> pl.DataFrame:
+def payload_sizes(path: str | Path, month: str, size: str) -> pl.DataFrame:
     """How many calls of each tenant were billed on each exact size in bytes.
 
     Calls of unknown size (seen only in CloudTrail) are left out. Columns: tenant_id,
     bytes, calls; sorted by tenant and bytes.
     """
-    size = MEASURED_BYTES[measure]
     return _frame(
         path,
         f"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from fractions import Fraction
 
-import polars as pl
+import duckdb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -62,22 +62,30 @@ def test_round_half_up_of_a_fraction() -> None:
     assert round_half_up(Decimal("0.125"), 2) == Decimal("0.13")
 
 
-@given(nbytes=st.integers(0, 20 * 1024 * 1024), block=st.integers(1, 1 << 20))
-def test_units_are_max_one_ceil(nbytes: int, block: int) -> None:
-    expected = max(1, -(-nbytes // block))
-    assert units_of(nbytes, block) == expected
-    frame = pl.DataFrame({"request_bytes": [nbytes], "response_bytes": [0]})
-    assert frame.select(call_units("request+response", block, 1)).item() == expected
+def _units(sql: str, rows: list[tuple[int | None, int | None]]) -> list[int]:
+    """Evaluate a units SQL expression over (request_bytes, response_bytes) rows in DuckDB."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE c (i INTEGER, request_bytes BIGINT, response_bytes BIGINT)")
+    con.executemany("INSERT INTO c VALUES (?, ?, ?)", [(i, *row) for i, row in enumerate(rows)])
+    return [r[0] for r in con.execute(f"SELECT {sql} FROM c ORDER BY i").fetchall()]
+
+
+@settings(max_examples=60)
+@given(
+    sizes=st.lists(st.integers(0, 20 * 1024 * 1024), min_size=1, max_size=40),
+    block=st.integers(1, 1 << 20),
+)
+def test_units_are_max_one_ceil(sizes: list[int], block: int) -> None:
+    expected = [max(1, -(-n // block)) for n in sizes]
+    assert [units_of(n, block) for n in sizes] == expected
+    assert _units(call_units("request", block, 1), [(n, 0) for n in sizes]) == expected
 
 
 def test_units_per_measure_and_unknown_size() -> None:
-    frame = pl.DataFrame(
-        {"request_bytes": [100, 32768, None, 40000], "response_bytes": [32700, 1, None, 70000]},
-        schema={"request_bytes": pl.Int64, "response_bytes": pl.Int64},
-    )
+    rows = [(100, 32700), (32768, 1), (None, None), (40000, 70000)]
 
     def units(measure: str, unknown: int = 1) -> list[int]:
-        return frame.select(call_units(measure, 32768, unknown)).to_series().to_list()  # type: ignore[arg-type]
+        return _units(call_units(measure, 32768, unknown), rows)  # type: ignore[arg-type]
 
     assert units("request") == [1, 1, 1, 2]
     assert units("response") == [1, 1, 1, 3]

@@ -1,0 +1,225 @@
+"""Decode input files in parallel into a spool of Parquet files that later runs reuse.
+
+A month is up to 10^8 calls: the decoded rows never all sit in memory. Each input file is
+decoded (in worker processes, a batch of files per task) into one Parquet file, with a
+small JSON sidecar holding what else the file gave (counters, quarantine entries, its
+fingerprint). The spool lives beside the warehouse. An entry is reused while its file is
+unchanged: same URI, size and ETag (S3) or modification time (local), decoded by the same
+decoder version. So re-billing after a new day of files decodes only the new files; a
+changed file is decoded again, a removed one is simply not listed any more.
+
+``Spool(None)`` decodes in this process and keeps frames in memory, for small reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import polars as pl
+
+from metering.collect.files import InputObject
+from metering.schemas import Collected, Counters, InputFile, QuarantineEntry
+
+DECODER_VERSION = "1"  # bump when what a decoder produces for the same bytes changes
+IN_PROCESS_BYTES = 32 * 1024 * 1024  # below this much input, worker processes cost more
+BATCH_BYTES = 16 * 1024 * 1024  # input bytes per worker task
+
+Task = TypeVar("Task")
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Job(Generic[Task]):
+    """One file to decode: the object (its identity) and what the decoder takes."""
+
+    obj: InputObject
+    task: Task
+
+
+def _validity(obj: InputObject) -> str:
+    return f"{DECODER_VERSION}|{obj.uri}|{obj.size}|{obj.tag or obj.mtime_ns}"
+
+
+def _entry(folder: Path, kind: str, obj: InputObject) -> Path:
+    return folder / kind / hashlib.sha256(obj.uri.encode()).hexdigest()[:40]
+
+
+def _save(base: Path, obj: InputObject, collected: Collected) -> Collected:
+    """Write one decoded file to the spool; return it without its frame."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    parquet = base.with_suffix(".parquet")
+    tmp = base.with_suffix(f".{os.getpid()}.tmp")
+    collected.frame.write_parquet(tmp, compression="lz4", statistics=False)
+    os.replace(tmp, parquet)
+    meta = {
+        "validity": _validity(obj),
+        "rows": collected.frame.height,
+        "counters": collected.counters.as_dict(),
+        "quarantine": [[q.source_uri, q.locator, q.reason] for q in collected.quarantine],
+        "inputs": [[i.uri, i.name, i.digest, i.size] for i in collected.inputs],
+    }
+    tmp.write_text(json.dumps(meta))
+    os.replace(tmp, base.with_suffix(".json"))
+    return _from_meta(meta, parquet)
+
+
+def _from_meta(meta: dict[str, Any], parquet: Path) -> Collected:
+    rows = int(meta["rows"])
+    return Collected(
+        pl.DataFrame(),
+        Counters(**meta["counters"]),
+        [QuarantineEntry(*q) for q in meta["quarantine"]],
+        [InputFile(uri, name, digest, int(size)) for uri, name, digest, size in meta["inputs"]],
+        [parquet] if rows else [],
+    )
+
+
+def _load(base: Path, obj: InputObject) -> Collected | None:
+    """The spooled result of ``obj``, if it is there and still valid."""
+    try:
+        meta = json.loads(base.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    parquet = base.with_suffix(".parquet")
+    if meta.get("validity") != _validity(obj) or not parquet.exists():
+        return None
+    return _from_meta(meta, parquet)
+
+
+def _decode_batch(
+    decoder: Callable[[Any], Collected], folder: Path, kind: str, jobs: Sequence[Job[Any]]
+) -> list[Collected]:
+    """Worker: decode and spool each job of a batch."""
+    import gc
+
+    gc.disable()  # decoded JSON holds no cycles; collection passes only cost time here
+    try:
+        return [_save(_entry(folder, kind, job.obj), job.obj, decoder(job.task)) for job in jobs]
+    finally:
+        gc.enable()
+
+
+def _batches(jobs: Sequence[Job[Any]], workers: int) -> list[list[Job[Any]]]:
+    """Jobs grouped into tasks of about BATCH_BYTES (smaller when few), biggest first."""
+    total = sum(job.obj.size for job in jobs)
+    target = max(1, min(BATCH_BYTES, total // (workers * 4) or 1))
+    batches: list[list[Job[Any]]] = []
+    current: list[Job[Any]] = []
+    size = 0
+    for job in sorted(jobs, key=lambda j: -j.obj.size):
+        current.append(job)
+        size += job.obj.size
+        if size >= target:
+            batches.append(current)
+            current, size = [], 0
+    if current:
+        batches.append(current)
+    return batches
+
+
+class Spool:
+    """Where decoded files go; ``Spool(None)`` keeps them in memory instead."""
+
+    def __init__(
+        self,
+        folder: Path | None,
+        workers: int | None = None,
+        in_process_bytes: int = IN_PROCESS_BYTES,
+    ) -> None:
+        self.folder = folder
+        self.workers = workers or os.cpu_count() or 1
+        self.in_process_bytes = in_process_bytes
+        self.decoded = 0  # files decoded by this spool (not reused)
+        self.reused = 0
+
+    def decode(
+        self,
+        kind: str,
+        jobs: Sequence[Job[Task]],
+        decoder: Callable[[Task], Collected],
+        progress: Progress | None = None,
+        label: str = "files",
+    ) -> Collected:
+        """Every job's result, merged (frames in memory, or Parquet paths when spooled).
+
+        Results are merged in the order of ``jobs``, so counters and quarantine are the same
+        however the work was spread.
+        """
+        results: dict[int, Collected] = {}
+        todo: list[tuple[int, Job[Task]]] = []
+        for index, job in enumerate(jobs):
+            cached = _load(_entry(self.folder, kind, job.obj), job.obj) if self.folder else None
+            if cached is not None:
+                results[index] = cached
+            else:
+                todo.append((index, job))
+        self.reused += len(results)
+        self.decoded += len(todo)
+
+        def tick() -> None:
+            if progress is not None:
+                progress(label, len(results), len(jobs))
+
+        if results:
+            tick()  # what earlier runs decoded counts as done
+        pending = [job for _, job in todo]
+        if self.folder is None:
+            for (index, _), job in zip(todo, pending, strict=True):
+                results[index] = decoder(job.task)
+                tick()
+        elif sum(j.obj.size for j in pending) < self.in_process_bytes or self.workers == 1:
+            done = _decode_batch(decoder, self.folder, kind, pending)
+            results.update(zip((i for i, _ in todo), done, strict=True))
+            tick()
+        else:
+            position = {id(job): index for index, job in todo}
+            context = multiprocessing.get_context("spawn")  # polars' threads do not fork safely
+            with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+                futures = {
+                    pool.submit(_decode_batch, decoder, self.folder, kind, batch): batch
+                    for batch in _batches(pending, self.workers)
+                }
+                for future in as_completed(futures):
+                    for job, result in zip(futures[future], future.result(), strict=True):
+                        results[position[id(job)]] = result
+                    tick()
+        merged = Collected(pl.DataFrame())
+        frames = []
+        for index in range(len(jobs)):
+            part = results[index]
+            merged.counters.add(part.counters)
+            merged.quarantine.extend(part.quarantine)
+            merged.inputs.extend(part.inputs)
+            merged.parquet.extend(part.parquet)
+            if part.frame.width:
+                frames.append(part.frame)
+        if frames:
+            merged.frame = pl.concat(frames, how="vertical", rechunk=True)
+        return merged
+
+    def put(self, kind: str, name: str, collected: Collected) -> Collected:
+        """Spool a frame read from somewhere without files (a live table); never reused."""
+        if self.folder is None:
+            return collected
+        base = self.folder / kind / hashlib.sha256(name.encode()).hexdigest()[:40]
+        base.parent.mkdir(parents=True, exist_ok=True)
+        parquet = base.with_suffix(".parquet")
+        collected.frame.write_parquet(parquet, compression="lz4", statistics=False)
+        spooled = Collected(
+            pl.DataFrame(), collected.counters, collected.quarantine, collected.inputs, [parquet]
+        )
+        return spooled
+
+    def clear(self) -> None:
+        """Forget everything spooled (the next run decodes every file again)."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,74 @@
+"""Runs the stages' SQL over spooled Parquet inputs, inside the warehouse connection.
+
+DuckDB streams the inputs and spills to disk beyond ``memory_limit``, so a month of 10^8
+calls is billed in flat memory; only small results (per tenant, per day) come back to
+Python as polars frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+DEFAULT_MEMORY_LIMIT = "700MB"  # METER_MEMORY_LIMIT overrides: DuckDB spills beyond it
+
+_SQL_TYPES = {pl.Utf8: "VARCHAR", pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN"}
+
+
+def _sql_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ"
+    return _SQL_TYPES[type(dtype)]
+
+
+def _text(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+class Engine:
+    """Named temporary relations on one connection, built by SQL the stages write."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, scratch: Path) -> None:
+        self.con = con
+        scratch.mkdir(parents=True, exist_ok=True)
+        memory = os.environ.get("METER_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)
+        con.execute(f"SET memory_limit = '{memory}'")
+        con.execute(f"SET temp_directory = {_text(scratch)}")
+        con.execute("SET preserve_insertion_order = false")
+
+    def load(self, name: str, files: Sequence[Path], schema: dict[str, pl.DataType]) -> None:
+        """A view ``name`` over Parquet ``files`` (the given columns, even with no files)."""
+        columns = ", ".join(schema)
+        if files:
+            listed = ", ".join(_text(f) for f in files)
+            source = f"SELECT {columns} FROM read_parquet([{listed}])"
+        else:
+            typed = ", ".join(f"NULL::{_sql_type(t)} AS {c}" for c, t in schema.items())
+            source = f"SELECT {typed} WHERE false"
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {source}")
+
+    def create(self, name: str, sql: str, params: dict[str, Any] | None = None) -> int:
+        """A temporary table ``name`` from ``sql``; returns its row count."""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params or {})
+        return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+
+    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        """A (small) result as a polars frame."""
+        result: pl.DataFrame = self.con.sql(sql, params=params or {}).pl()
+        return result
+
+    def refusal(self, expression: str) -> str | None:
+        """Why the engine cannot evaluate a constant ``expression``, or None if it can."""
+        try:
+            self.con.execute(f"SELECT {expression}").fetchall()
+        except duckdb.Error as exc:
+            return str(exc).removeprefix("Invalid Input Error: ")
+        return None
+
+    def count(self, table: str) -> int:
+        return int(self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])

@@ -1,0 +1,124 @@
+"""Parallel decoding and the incremental spool give exactly what a full in-process read gives."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from metering.collect.exports import find_data_files, read_data_file, read_exports
+from metering.collect.spool import Job, Spool
+from metering.config import load_config
+from metering.month import Month
+from metering.pipeline import bill, spool_folder
+from tests.conftest import SAMPLE
+
+OCT = Month(2026, 10)
+
+
+def _sample(tmp_path: Path, name: str = "s") -> Path:
+    shutil.copytree(SAMPLE, tmp_path / name, ignore=shutil.ignore_patterns("*.duckdb*", "*.spool"))
+    return tmp_path / name / "meter.toml"
+
+
+def _tables(path: str) -> dict[str, list[tuple[object, ...]]]:
+    con = duckdb.connect(path, read_only=True)
+    try:
+        return {
+            t: con.execute(f"SELECT * EXCLUDE (run_id) FROM {t} ORDER BY ALL").fetchall()
+            for t in ("calls", "tenant_month")
+        } | {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
+            for t in ("tenant_day", "reconciliation")
+        }
+    finally:
+        con.close()
+
+
+def test_worker_processes_decode_what_one_process_decodes(tmp_path: Path) -> None:
+    roots = [str(SAMPLE / "dynamodb")]
+    in_memory = read_exports(roots)
+    parallel = read_exports(roots, spool=Spool(tmp_path / "spool", workers=2, in_process_bytes=0))
+    assert parallel.frame.height == 0 and len(parallel.parquet) == 4  # 5 files, one empty
+    import polars as pl
+
+    spooled = pl.concat([pl.read_parquet(p) for p in parallel.parquet])
+    assert spooled.sort("request_id").equals(in_memory.frame.sort("request_id"))
+    assert parallel.counters == in_memory.counters
+    assert parallel.quarantine == in_memory.quarantine
+    assert parallel.inputs == in_memory.inputs
+
+
+def test_unchanged_files_are_reused_changed_ones_decoded_again(tmp_path: Path) -> None:
+    data_files = find_data_files(str(SAMPLE / "dynamodb"))
+    jobs = [Job(f.obj, f) for f in data_files]
+    spool = Spool(tmp_path / "spool")
+    first = spool.decode("records", jobs, read_data_file)
+    assert (spool.decoded, spool.reused) == (5, 0)
+    again = Spool(tmp_path / "spool")
+    second = again.decode("records", jobs, read_data_file)
+    assert (again.decoded, again.reused) == (0, 5)
+    assert second.parquet == first.parquet and second.counters == first.counters
+    changed = [
+        Job(j.obj.__class__(j.obj.uri, j.obj.name, j.obj.size, mtime_ns=1), j.task)
+        for j in jobs[:1]
+    ]
+    third = Spool(tmp_path / "spool")
+    third.decode("records", changed + jobs[1:], read_data_file)
+    assert (third.decoded, third.reused) == (1, 4)
+
+
+def _october_trail(config: Path) -> Path:
+    return sorted(
+        (config.parent / "cloudtrail").glob("AWSLogs/*/CloudTrail/*/2026/10/15/*.json.gz")
+    )[0]
+
+
+def _add_late_day(config: Path) -> None:
+    """A new delivery file of CloudTrail events and a new export data file."""
+    trail = _october_trail(config)
+    body = json.loads(gzip.decompress(trail.read_bytes()))
+    records = [r for r in body["Records"] if r["eventSource"].startswith("rdsdata")][:3]
+    for i, record in enumerate(records):
+        record["eventID"] = f"late-{i}"
+        record["requestID"] = f"late-request-{i}"
+        record["eventTime"] = "2026-10-31T12:00:0{i}Z"
+    folder = trail.parent.parent / "31"
+    folder.mkdir(exist_ok=True)
+    (
+        folder / "123456789012_CloudTrail_us-east-1_20261031T1205Z_late0000000000.json.gz"
+    ).write_bytes(gzip.compress(json.dumps({"Records": records}).encode(), mtime=0))
+
+
+def test_rebill_after_new_files_equals_a_full_reread(tmp_path: Path) -> None:
+    incremental = _sample(tmp_path, "inc")
+    config = load_config(incremental)
+    bill(config, OCT)
+    _add_late_day(incremental)
+    os.utime(incremental.parent / "tenants.csv")  # touching files changes nothing billed
+    result = bill(config, OCT)
+    assert result.decoded_files == 1 and result.reused_files > 300
+
+    full = _sample(tmp_path, "full")
+    _add_late_day(full)
+    fresh = bill(load_config(full), OCT)
+    assert fresh.reused_files == 0
+    assert _tables(config.warehouse.path) == _tables(load_config(full).warehouse.path)
+    assert result.counters == fresh.counters
+    assert result.run_id == fresh.run_id  # the same inputs, wherever they were decoded
+
+
+def test_removed_file_is_noticed(tmp_path: Path) -> None:
+    path = _sample(tmp_path)
+    config = load_config(path)
+    before = bill(config, OCT)
+    victim = _october_trail(path)
+    victim.unlink()
+    after = bill(config, OCT)
+    assert after.counters.files_read == before.counters.files_read - 1
+    assert after.run_id != before.run_id
+    assert spool_folder(config).is_dir()
