@@ -161,7 +161,7 @@ def export(
     """Export a billed month: the finance CSV or FinOps FOCUS rows, one per tenant line."""
     with _errors():
         from metering.month import Month
-        from metering.pipeline import export as run_export
+        from metering.outputs import export as run_export
 
         data = run_export(_config(config), Month.parse(month), format)
         if out is None:
@@ -182,7 +182,7 @@ def close(
     """Close a billed month: later `meter bill` runs of it are refused until it is reopened."""
     with _errors():
         from metering.month import Month
-        from metering.pipeline import set_month_state
+        from metering.period import set_month_state
 
         event = set_month_state(_config(config), Month.parse(month), "closed", reason)
         typer.echo(f"{month} closed by {event.by} at {event.at:%Y-%m-%d %H:%M:%S} UTC")
@@ -200,7 +200,7 @@ def reopen(
     with _errors():
         from metering.errors import UsageError
         from metering.month import Month
-        from metering.pipeline import set_month_state
+        from metering.period import set_month_state
 
         if not reason.strip():
             raise UsageError("--reason is required: say why the month must change")
@@ -213,7 +213,7 @@ def diff(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> None:
     """Show what changed per tenant (calls, units, amount) between the last two runs of a month."""
     with _errors():
         from metering.month import Month
-        from metering.pipeline import diff as run_diff
+        from metering.period import diff as run_diff
         from metering.render import run_diff as render_diff
 
         render_diff(month, *run_diff(_config(config), Month.parse(month)))
@@ -296,7 +296,7 @@ def report(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> Non
     and the biggest payload-edge savings (calls just past a 32 KiB block edge)."""
     with _errors():
         from metering.month import Month
-        from metering.pipeline import report as run_report
+        from metering.outputs import report as run_report
 
         result = run_report(_config(config), Month.parse(month))
         from metering.render import month_report
@@ -317,7 +317,7 @@ def chart(
     warehouse holds several months)."""
     with _errors():
         from metering.month import Month
-        from metering.pipeline import chart as run_chart
+        from metering.outputs import chart as run_chart
 
         paths = run_chart(_config(config), Month.parse(month), out)
         for path in paths:

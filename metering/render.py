@@ -6,7 +6,8 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from metering.pipeline import BillResult, MonthReport
+from metering.outputs import MonthReport
+from metering.pipeline import BillResult
 
 
 def bill_summary(result: BillResult, console: Console | None = None) -> None:

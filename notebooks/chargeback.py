@@ -39,7 +39,7 @@ import polars as pl
 
 from metering.config import load_config
 from metering.month import Month
-from metering.pipeline import report
+from metering.outputs import report
 from metering.report.charts import plot_cost_per_tenant, plot_daily_calls, plot_edge_savings
 from metering.store.queries import billed_months, call_rates, tenant_days, tenant_operations
 

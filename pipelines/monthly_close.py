@@ -24,7 +24,9 @@ from pathlib import Path
 from metering.config import load_config
 from metering.errors import MeteringError, MonthClosedError
 from metering.month import Month
-from metering.pipeline import bill, chart, export, health, set_month_state
+from metering.outputs import chart, export
+from metering.period import health, set_month_state
+from metering.pipeline import bill
 
 CLOSED, NEEDS_REVIEW, ALREADY_CLOSED, FAILED = 0, 3, 4, 1
 

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from metering.config import Config
-from metering.pipeline import chart
+from metering.outputs import chart
 from metering.rate.edges import edge_savings
 from metering.report.charts import (
     BASE,

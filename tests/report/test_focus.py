@@ -12,7 +12,8 @@ import duckdb
 import polars as pl
 
 from metering.config import Config
-from metering.pipeline import bill, export
+from metering.outputs import export
+from metering.pipeline import bill
 from metering.report import FOCUS_COLUMNS, X_COLUMNS, focus_csv
 from tests.report.conftest import OCT
 from tests.report.golden import assert_golden

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from metering.config import Config
-from metering.pipeline import report
+from metering.outputs import report
 from tests.conftest import REPO
 from tests.report.conftest import OCT
 

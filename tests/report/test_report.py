@@ -13,7 +13,7 @@ from metering.cli import app
 from metering.config import Config
 from metering.errors import UsageError
 from metering.month import Month
-from metering.pipeline import export, report
+from metering.outputs import export, report
 from tests.report.conftest import OCT
 
 runner = CliRunner()

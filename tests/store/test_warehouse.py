@@ -18,7 +18,9 @@ import pytest
 from metering.config import load_config
 from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
 from metering.month import Month
-from metering.pipeline import bill, diff, export, set_month_state
+from metering.outputs import export
+from metering.period import diff, set_month_state
+from metering.pipeline import bill
 from metering.store import SCHEMA_VERSION, connect
 from tests.conftest import REPO, SAMPLE
 from tests.helpers import export_records, record, write_config

@@ -1,0 +1,177 @@
+"""What a billed month gives people: exports, the terminal report, charts.
+
+Reads the warehouse and hands the rows to ``metering.report``; nothing here bills.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+
+from metering.config import Config
+from metering.month import Month
+from metering.rate import measured_bytes
+from metering.schemas import UNATTRIBUTED
+
+
+def export(config: Config, month: Month, format: str) -> bytes:
+    """A billed month as export bytes (``finance`` CSV or FinOps ``focus`` CSV)."""
+    from metering.errors import UsageError
+    from metering.report import finance_csv
+    from metering.store import read_month
+
+    rows = read_month(config.warehouse.path, "tenant_month", str(month), "tenant_id")
+    if rows.is_empty():
+        raise UsageError(
+            f"{month} is not billed in {config.warehouse.path}; "
+            f"run `meter bill --month {month}` first"
+        )
+    if format == "finance":
+        return finance_csv(rows)
+    if format == "focus":
+        from metering.report import focus_csv
+        from metering.store.queries import tenant_attribution
+
+        return focus_csv(
+            rows,
+            tenant_attribution(config.warehouse.path, str(month)),
+            (month.start, month.end),
+            config.pricing.block_bytes,
+        )
+    raise UsageError(f"--format {format!r}: choose finance or focus")
+
+
+@dataclass(frozen=True, slots=True)
+class MonthReport:
+    """A billed month as ``meter report`` shows it (and notebooks read it)."""
+
+    month: Month
+    run: dict[str, object]  # the month's latest bill_runs row
+    lines: pl.DataFrame  # tenant_month rows, by tenant
+    savings: pl.DataFrame  # edge_savings rows + tenant_name, cost_saved (most saved first)
+    block_bytes: int
+    margin_bytes: int
+
+    @property
+    def currency(self) -> str:
+        return str(self.run["currency"])
+
+    @property
+    def calls(self) -> int:
+        return int(self.lines["calls"].sum())
+
+    @property
+    def units(self) -> int:
+        return int(self.lines["units"].sum())
+
+    @property
+    def amount(self) -> Decimal:
+        """Sum of the lines' billed amounts (== the account total rounded half-up)."""
+        return sum((Decimal(a) for a in self.lines["amount"]), Decimal(0))
+
+    @property
+    def account_cost(self) -> Decimal:
+        return Decimal(str(self.run["account_cost"]))
+
+    @property
+    def unattributed(self) -> Unattributed:
+        """The unattributed line (zeros when every call was attributed)."""
+        row = self.lines.filter(pl.col("tenant_id") == UNATTRIBUTED)
+        units = int(row["units"].sum())
+        return Unattributed(
+            calls=int(row["calls"].sum()),
+            units=units,
+            amount=sum((Decimal(a) for a in row["amount"]), Decimal(0)),
+            unit_share=Decimal(units) / Decimal(self.units) if self.units else Decimal(0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Unattributed:
+    """The month's calls no rule could attribute to a tenant."""
+
+    calls: int
+    units: int
+    amount: Decimal  # its billed line (0 under share_pro_rata: tenants carry it)
+    unit_share: Decimal  # its share of the month's units, 0..1
+
+
+def _billed_lines(config: Config, month: Month) -> pl.DataFrame:
+    from metering.errors import UsageError
+    from metering.store import read_month
+
+    rows = read_month(config.warehouse.path, "tenant_month", str(month), "tenant_id")
+    if rows.is_empty():
+        raise UsageError(
+            f"{month} is not billed in {config.warehouse.path}; "
+            f"run `meter bill --month {month}` first"
+        )
+    return rows
+
+
+def report(config: Config, month: Month) -> MonthReport:
+    """A billed month's lines, totals, unattributed share and payload-edge savings."""
+    from fractions import Fraction
+
+    from metering.rate.edges import default_margin, edge_savings
+    from metering.rate.money import round_half_up
+    from metering.store.queries import billed_run, payload_sizes
+
+    lines = _billed_lines(config, month)
+    path = config.warehouse.path
+    run = billed_run(path, str(month)) or {}
+    pricing = config.pricing
+    margin = default_margin(pricing.block_bytes)
+    savings = edge_savings(
+        payload_sizes(path, str(month), measured_bytes(pricing.measure)),
+        pricing.block_bytes,
+        margin,
+    )
+    total_units = int(str(run.get("total_units", 0)))
+    cost = Fraction(Decimal(str(run.get("account_cost", 0))))
+    saved_cost = [
+        round_half_up(cost * units / total_units if total_units else Fraction(0), 2)
+        for units in savings["units_saved"]
+    ]
+    savings = savings.join(
+        lines.select("tenant_id", "tenant_name"), on="tenant_id", how="left", maintain_order="left"
+    ).with_columns(cost_saved=pl.Series(saved_cost, dtype=pl.Decimal(18, 2)))
+    return MonthReport(month, run, lines, savings, pricing.block_bytes, margin)
+
+
+def chart(
+    config: Config, month: Month, out: Path, plotted: dict[str, pl.DataFrame] | None = None
+) -> list[Path]:
+    """Write the month's PNG charts to ``out``; return their paths.
+
+    ``plotted``, when given, receives the data behind each chart (see ``render_charts``).
+    """
+    from metering.rate.edges import default_margin, edge_savings
+    from metering.report.charts import ChartData, render_charts
+    from metering.store.queries import billed_run, month_trend, payload_sizes, tenant_days
+
+    lines = _billed_lines(config, month)
+    path = config.warehouse.path
+    pricing = config.pricing
+    margin = default_margin(pricing.block_bytes)
+    sizes = payload_sizes(path, str(month), measured_bytes(pricing.measure))
+    run = billed_run(path, str(month)) or {}
+    units = int(str(run.get("total_units", 0)))
+    unit_cost = float(Decimal(str(run.get("account_cost", 0)))) / units if units else None
+    data = ChartData(
+        month=str(month),
+        currency=pricing.currency,
+        tenant_month=lines,
+        tenant_days=tenant_days(path, str(month)),
+        payload_sizes=sizes,
+        edge_savings=edge_savings(sizes, pricing.block_bytes, margin),
+        trend=month_trend(path, str(month)),
+        block_bytes=pricing.block_bytes,
+        margin_bytes=margin,
+        measure=pricing.measure.replace("+", " + "),
+        unit_cost=unit_cost,
+    )
+    return render_charts(data, Path(out), plotted)

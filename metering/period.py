@@ -1,0 +1,76 @@
+"""Period close and audit: close and reopen months, compare runs, judge a run's health."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from metering.config import Config
+from metering.month import Month
+from metering.store import MonthEvent
+
+
+def who() -> str:
+    """Who is running meter, for the audit trail."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def set_month_state(config: Config, month: Month, event: str, reason: str) -> MonthEvent:
+    """Close or reopen ``month`` (``event`` = closed | reopened), recording who and why."""
+    from metering.store import set_month_state as record
+
+    return record(config.warehouse.path, str(month), event, who(), reason)
+
+
+def diff(config: Config, month: Month) -> tuple[list[int], pl.DataFrame]:
+    """The last two runs of ``month`` per tenant: (their run numbers, before/after rows)."""
+    from metering.store import diff_runs
+
+    return diff_runs(config.warehouse.path, str(month))
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Whether a billed month is clean enough to close without a human look."""
+
+    quarantined: int
+    matched: int
+    unmatched: int  # calls seen in only one source (when both are configured)
+    tolerance: float
+
+    @property
+    def unmatched_share(self) -> float:
+        seen = self.matched + self.unmatched
+        return self.unmatched / seen if seen else 0.0
+
+    @property
+    def problems(self) -> list[str]:
+        out = []
+        if self.quarantined:
+            out.append(f"{self.quarantined} input(s) quarantined (see the quarantine table)")
+        if self.unmatched_share > self.tolerance:
+            out.append(
+                f"{self.unmatched_share:.2%} of calls are in only one source "
+                f"(tolerance {self.tolerance:.2%}; see the reconciliation table)"
+            )
+        return out
+
+
+def health(config: Config, month: Month, tolerance: float) -> Health:
+    """Quarantine and reconciliation of the month's newest run."""
+    from metering.store import read_month
+
+    path = config.warehouse.path
+    quarantined = read_month(path, "quarantine", str(month), "source_uri").height
+    days = read_month(path, "reconciliation", str(month), "day")
+    both = config.sources.cloudtrail is not None and config.sources.metering is not None
+    totals = days.select(pl.col("matched", "cloudtrail_only", "metering_only").sum())
+    matched, trail_only, records_only = totals.row(0) if days.height else (0, 0, 0)
+    unmatched = int(trail_only) + int(records_only) if both else 0
+    return Health(quarantined, int(matched), unmatched, tolerance)
