@@ -42,7 +42,10 @@ from metering.month import Month
 from metering.schemas import EVENTS, Collected, Counters, InputFile, QuarantineEntry, empty
 
 DATA_API_SOURCES = frozenset({"rdsdataapi.amazonaws.com", "rdsdata.amazonaws.com"})
-EVENT_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"  # CloudTrail writes 2026-10-31T23:59:59Z
+EVENT_TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S%.fZ",  # log files: 2026-10-31T23:59:59Z
+    "%Y-%m-%d %H:%M:%S%.f",  # CloudTrail Lake / Athena exports: 2026-10-31 23:59:59.000 (UTC)
+)
 LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 SKIPPED_FOLDERS = frozenset({"CloudTrail-Digest", "CloudTrail-Insight"})
 
@@ -329,8 +332,11 @@ def events_frame(
         orient="row",
     ).with_columns(_index=pl.Series(indexes, dtype=pl.Int64))
     checked = raw.with_columns(
-        _time=pl.col("event_time").str.to_datetime(
-            EVENT_TIME_FORMAT, time_unit="ms", time_zone="UTC", strict=False
+        _time=pl.coalesce(
+            pl.col("event_time").str.to_datetime(
+                layout, time_unit="ms", time_zone="UTC", strict=False
+            )
+            for layout in EVENT_TIME_FORMATS
         )
     ).with_columns(
         _reason=pl.coalesce(

@@ -256,7 +256,7 @@ def test_bad_data_api_records_are_quarantined_others_skipped(tmp_path: Path) -> 
     del no_id["eventID"]
     no_time = event("no-time", "2026-10-05T12:00:00Z")
     del no_time["eventTime"]
-    local_time = event("local", "2026-10-05 12:00:00")
+    local_time = event("local", "2026-10-05T12:00:00+02:00")  # an offset, not UTC Z
     mistyped = event("mistyped", "2026-10-05T12:00:00Z")
     mistyped["errorCode"] = 500
     no_name = event("no-name", "2026-10-05T12:00:00Z")
@@ -284,7 +284,7 @@ def test_bad_data_api_records_are_quarantined_others_skipped(tmp_path: Path) -> 
     assert reasons == {
         "record 2": "eventID is missing",
         "record 3": "eventTime is missing",
-        "record 4": "eventTime is not a UTC ISO-8601 time like 2026-10-31T23:59:59Z: 2026-10-05 12:00:00",
+        "record 4": "eventTime is not a UTC ISO-8601 time like 2026-10-31T23:59:59Z: 2026-10-05T12:00:00+02:00",
         "record 5": "mistyped field: Expected `str | null`, got `int` - at `$.errorCode`",
         "record 7": "not a JSON object: NoneType",
         "record 8": "eventName is missing",
@@ -797,3 +797,13 @@ def test_sample_trail_exercises_the_join(tmp_path: Path) -> None:
     assert {"2026-10-31T23:59:55Z", "2026-10-31T23:59:57Z", "2026-10-31T23:59:59Z"} <= set(
         november_first
     )
+
+
+def test_cloudtrail_lake_time_format_is_read_as_utc(tmp_path: Path) -> None:
+    lake = event("lake-1", "2026-10-31 23:59:59.500")
+    (tmp_path / "lake.jsonl").write_text(json.dumps(lake) + "\n")
+    got = read_cloudtrail([str(tmp_path)], OCT, 3)
+    assert got.quarantine == []
+    assert got.frame["event_time"].to_list() == [
+        datetime(2026, 10, 31, 23, 59, 59, 500000, tzinfo=UTC)
+    ]
