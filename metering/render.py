@@ -58,10 +58,11 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
                 f"  {entry.source_uri} {entry.locator}: {entry.reason}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,  # a path cut over two lines cannot be copied
             )
         if len(result.quarantine) > 10:
             console.print(f"  ... {len(result.quarantine) - 10} more in the quarantine table")
-    console.print(f"warehouse: {result.warehouse}", highlight=False)
+    console.print(f"warehouse: {result.warehouse}", highlight=False, soft_wrap=True)
 
 
 def run_diff(
