@@ -79,7 +79,7 @@ def generate(
     by default there are 0.3 of them per Data API record, 23 % of the trail.
     """
     if noise_share is not None and not 0 <= noise_share < 1:
-        raise UsageError(f"noise share {noise_share}: give a share from 0 up to (not) 1, e.g. 0.3")
+        raise UsageError(f"noise share {noise_share}: give a share of at least 0 and below 1")
     out.mkdir(parents=True, exist_ok=True)
     tenant_list = tenants(tenant_count)
     month_calls = generate_calls(month, tenant_list, calls, seed)
@@ -121,10 +121,11 @@ def generate(
         .then(pl.lit(LEGACY_CLUSTER_ARN))
         .when((pl.col("tenant_id") == reporting) & analytics)
         .then(pl.lit(ANALYTICS_CLUSTER_ARN))
-        .otherwise(pl.lit(CLUSTER_ARN)),
+        .otherwise(pl.lit(CLUSTER_ARN))
+        .cast(pl.Categorical),
         principal_arn=pl.format(
             "arn:aws:sts::123456789012:assumed-role/tenant-{}/app", "tenant_id"
-        ),
+        ).cast(pl.Categorical),
     )
 
     # What CloudTrail saw: the calls on the trail's clusters, plus calls the application
@@ -142,9 +143,9 @@ def generate(
             .select(trail_columns)
             .with_columns(error_code=pl.lit(None, pl.Utf8)),
             unmetered.with_columns(
-                resource_arn=pl.lit(CLUSTER_ARN), error_code=pl.lit(None, pl.Utf8)
+                resource_arn=pl.lit(CLUSTER_ARN, pl.Categorical), error_code=pl.lit(None, pl.Utf8)
             ).select(*trail_columns, "error_code"),
-            errored.with_columns(resource_arn=pl.lit(CLUSTER_ARN)).select(
+            errored.with_columns(resource_arn=pl.lit(CLUSTER_ARN, pl.Categorical)).select(
                 *trail_columns, "error_code"
             ),
         ]
@@ -152,7 +153,7 @@ def generate(
     exported_ms = int((month.end + timedelta(hours=6)).timestamp() * 1000)
     export_id = f"{exported_ms:014d}-{hashlib.sha256(str(seed).encode()).hexdigest()[:8]}"
     malformed = _malformed_lines(month)
-    with Jobs.for_records(calls) as jobs:
+    with Jobs.for_calls(calls) as jobs:
         # The export first: its few big files keep the workers busy while the trail is planned.
         write_export(out / "dynamodb", records, export_id, extra_lines=malformed, jobs=jobs)
         trail = write_trail(out / "cloudtrail", trail_calls, month, seed + 6, noise_share, jobs)

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# Records from which worker processes pay off: starting one costs about a second.
+# Calls from which worker processes pay off: starting one costs about a second.
 PARALLEL_FROM = 200_000
 
 
@@ -68,15 +68,16 @@ class Jobs:
         self._finally: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
 
     @classmethod
-    def for_records(cls, records: int) -> Jobs:
+    def for_calls(cls, calls: int) -> Jobs:
         """Inline for a small sample, else one worker per CPU."""
-        return cls(1 if records < PARALLEL_FROM else max(1, os.cpu_count() or 1))
+        return cls(1 if calls < PARALLEL_FROM else max(1, os.cpu_count() or 1))
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        future: Future[T] = Future()
+        """Run ``fn(*args)``, inline or in a worker; the future holds its result."""
         if self._pool is None:
-            future.set_result(fn(*args))
-            return future
+            done: Future[T] = Future()
+            done.set_result(fn(*args))
+            return done
         while len(self._pending) >= self._backlog:
             self._pending.popleft().result()
         future = self._pool.submit(fn, *args)

@@ -147,6 +147,7 @@ def generate_calls(month: Month, tenant_list: list[Tenant], calls: int, seed: in
     request_ids = _uuids(rng, calls)
     event_ids = _uuids(rng, calls)
     ids_arr = np.array([t.tenant_id for t in tenant_list])[who]
+    # Categorical: a few tenants and operations repeat over millions of rows.
     frame = pl.DataFrame(
         {
             "request_id": request_ids,
@@ -158,6 +159,7 @@ def generate_calls(month: Month, tenant_list: list[Tenant], calls: int, seed: in
             "operation": OPERATIONS[operation],
             "request_bytes": request,
             "response_bytes": response,
-        }
+        },
+        schema_overrides={"tenant_id": pl.Categorical, "operation": pl.Categorical},
     )
     return frame.sort("ts", "request_id")

@@ -406,7 +406,7 @@ class _Records:
 
     rows: pl.DataFrame  # template, time (epoch seconds), request_id, event_id, extra
     kinds: list[tuple[Any, ...]]  # a template's KIND_COLUMNS values, by template number
-    data_api: int  # rows before this one are Data API records
+    data_api: int  # the first data_api rows are the Data API records
     noise: int
 
 
@@ -414,7 +414,8 @@ def _records(
     calls: pl.DataFrame, month: Month, rng: np.random.Generator, noise_share: float | None
 ) -> _Records:
     data_api = calls.sort("ts", "request_id").select(
-        pl.lit(DATA_API).cast(pl.Categorical).alias("kind"),  # the kind: few values, small
+        # Categorical: the kind columns repeat a few values over millions of rows.
+        pl.lit(DATA_API).cast(pl.Categorical).alias("kind"),
         pl.col("tenant_id", "operation").cast(pl.Categorical),
         pl.col("resource_arn").cast(pl.Categorical).alias("cluster"),
         pl.col("error_code").cast(pl.Categorical),

@@ -15,6 +15,11 @@ from metering.sample._files import Jobs, write_gzip
 
 SHARDS = 16
 CHUNK_ROWS = 50_000  # lines rendered at a time
+OPTIONAL = ("resource_arn", "principal_arn")  # written when present and not empty
+TEXT = ("tenant_id", "request_id", "operation")
+SIZES = ("request_bytes", "response_bytes")
+# Printable ASCII except the quote and the backslash: text JSON writes unchanged.
+_PLAIN = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"
 
 
 def _shard(request_id: str) -> int:
@@ -41,13 +46,6 @@ def item_line(row: dict[str, object]) -> str:
         if row.get(optional):
             item[optional] = {"S": row[optional]}
     return json.dumps({"Item": item}, separators=(",", ":"))
-
-
-OPTIONAL = ("resource_arn", "principal_arn")
-TEXT = ("tenant_id", "request_id", "operation")
-SIZES = ("request_bytes", "response_bytes")
-# Printable ASCII but the quote and the backslash: text JSON writes as it is.
-_PLAIN = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"
 
 
 def _attribute(name: str, value: pl.Expr, kind: str = "S") -> list[pl.Expr]:
@@ -93,8 +91,11 @@ def _item_lines(rows: pl.DataFrame) -> list[str]:
     return rows.select(pl.concat_str(pieces)).to_series().to_list()
 
 
-def _format_ts(rows: pl.DataFrame) -> pl.DataFrame:
-    return rows.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"))
+def _as_text(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` with ts formatted as the export writes it, categorical columns as text."""
+    return rows.with_columns(
+        pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"), pl.col(pl.Categorical).cast(pl.String)
+    )
 
 
 def _write_data_file(path: Path, rows: pl.DataFrame, extra_lines: Sequence[str]) -> bytes:
@@ -102,7 +103,7 @@ def _write_data_file(path: Path, rows: pl.DataFrame, extra_lines: Sequence[str])
 
     def text() -> Iterator[str]:
         for chunk in rows.iter_slices(CHUNK_ROWS) if rows.height else ():
-            yield "".join(line + "\n" for line in _item_lines(_format_ts(chunk)))
+            yield "".join(line + "\n" for line in _item_lines(_as_text(chunk)))
         yield "".join(line + "\n" for line in extra_lines)
 
     return write_gzip([path], text())
