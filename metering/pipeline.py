@@ -91,12 +91,12 @@ def _rate_month(
     pricing = config.pricing
     registry = read_registry(config.tenants.registry)
 
-    records = Collected(pl.DataFrame())
-    if config.sources.metering is not None:
-        records = collect_records(config.sources.metering, month, spool, progress)
-    events = Collected(pl.DataFrame())
-    if config.sources.cloudtrail is not None:
-        events = collect_events(config.sources.cloudtrail, month, spool, progress)
+    records = events = Collected(pl.DataFrame())
+    with spool:  # one set of worker processes for both sources, gone before the join
+        if config.sources.metering is not None:
+            records = collect_records(config.sources.metering, month, spool, progress)
+        if config.sources.cloudtrail is not None:
+            events = collect_events(config.sources.cloudtrail, month, spool, progress)
     counters = Counters()
     counters.add(records.counters)
     counters.add(events.counters)

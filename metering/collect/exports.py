@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from posixpath import basename, dirname
 
@@ -19,11 +19,11 @@ import msgspec
 
 from metering.collect.files import (
     InputObject,
-    decompress,
     digest,
     iter_lines,
     list_objects,
     read_object,
+    text_chunks,
 )
 from metering.collect.records import decode_export_text, items_frame, validate
 from metering.collect.spool import Job, Spool
@@ -94,43 +94,63 @@ def find_data_files(root: str) -> list[DataFile]:
     return found
 
 
-def read_data_file(data_file: DataFile) -> Collected:
-    """Decode one export data file into a RECORDS frame, with its counters and quarantine."""
+def data_file_parts(data_file: DataFile) -> Iterator[Collected]:
+    """Decode one export data file, a piece of at most ``CHUNK_BYTES`` of text at a time.
+
+    Each piece is a RECORDS frame with its counters and quarantine; the first piece also
+    carries the file's fingerprint and ``files_read``, the last one what the manifest check
+    found. A data file of any size is read in the memory of one piece.
+    """
     obj = data_file.obj
     raw = read_object(obj)
-    collected = Collected(empty(RECORDS), Counters(files_read=1))
-    collected.inputs.append(InputFile(obj.uri, obj.name, digest(obj, raw), obj.size))
-    problems: list[QuarantineEntry] = []
+    head = Collected(empty(RECORDS), Counters(files_read=1))
+    head.inputs.append(InputFile(obj.uri, obj.name, digest(obj, raw), obj.size))
     if data_file.md5 is not None:
         actual = base64.b64encode(hashlib.md5(raw, usedforsecurity=False).digest()).decode()
         if actual != data_file.md5:
-            problems.append(
+            head.quarantine.append(
                 QuarantineEntry(
                     obj.uri, "file", f"MD5 {actual} differs from the manifest's {data_file.md5}"
                 )
             )
-    text, damage = decompress(raw)
-    if damage is not None:
-        complete = text.count(b"\n")  # the lines kept before the damage
-        problems.append(QuarantineEntry(obj.uri, f"after line {complete}", damage))
-    items, numbers, bad = decode_export_text(text, obj.uri)
-    if data_file.item_count is not None and damage is None:
-        held = len(items) + len(bad)
-        if held != data_file.item_count:
-            problems.append(
-                QuarantineEntry(
-                    obj.uri,
-                    "file",
-                    f"the manifest says {data_file.item_count} items, the file holds {held}",
-                )
-            )
-    frame, invalid = validate(items_frame(items, numbers), obj.uri)
-    collected.frame = frame
-    collected.quarantine = problems + bad + invalid
-    counters = collected.counters
-    counters.records_seen = len(items) + len(bad) + len(problems)
-    counters.quarantined = len(collected.quarantine)
-    return collected
+    yield _counted(head, len(head.quarantine))  # a file-level entry counts as one record
+    held = 0
+    lines_before = 0
+    damage = None
+    for text, problem in text_chunks(raw):
+        if problem is not None:
+            damage = problem
+            where = f"after line {lines_before}"  # the lines kept before the damage
+            yield _problem(QuarantineEntry(obj.uri, where, problem))
+            continue
+        items, numbers, bad = decode_export_text(text, obj.uri, first_line=lines_before + 1)
+        lines_before += text.count(b"\n") + (0 if text.endswith(b"\n") else 1)
+        held += len(items) + len(bad)
+        frame, invalid = validate(items_frame(items, numbers), obj.uri)
+        yield _counted(Collected(frame, quarantine=bad + invalid), len(items) + len(bad))
+    if data_file.item_count is not None and damage is None and held != data_file.item_count:
+        reason = f"the manifest says {data_file.item_count} items, the file holds {held}"
+        yield _problem(QuarantineEntry(obj.uri, "file", reason))
+
+
+def _problem(entry: QuarantineEntry) -> Collected:
+    """A piece that is only a file-level quarantine entry (counted as one record)."""
+    return _counted(Collected(empty(RECORDS), quarantine=[entry]), 1)
+
+
+def _counted(part: Collected, records: int) -> Collected:
+    """Fill in a piece's counters: the records it accounts for and its quarantine."""
+    part.counters.records_seen = records
+    part.counters.quarantined = len(part.quarantine)
+    return part
+
+
+def read_data_file(data_file: DataFile) -> Collected:
+    """All of one export data file at once (see ``data_file_parts``)."""
+    merged = Collected(empty(RECORDS))
+    for part in data_file_parts(data_file):
+        merged.extend(part)
+    return merged
 
 
 def read_exports(
@@ -141,7 +161,7 @@ def read_exports(
     """Every record of every export under ``roots`` (as a frame, or spooled Parquet files)."""
     jobs = [Job(data_file.obj, data_file) for root in roots for data_file in find_data_files(root)]
     collected = (spool or Spool(None)).decode(
-        "records", jobs, read_data_file, progress, "metering exports"
+        "records", jobs, data_file_parts, progress, "metering exports"
     )
     if not collected.frame.width:
         collected.frame = empty(RECORDS)

@@ -13,11 +13,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from isal import igzip as _fast_gzip  # ISA-L inflates about twice as fast as stock zlib
+from isal import isal_zlib  # ISA-L inflates about twice as fast as stock zlib
 
 from metering.errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+CHUNK_BYTES = 16 * 1024 * 1024  # text handled at once when a large file is read piecewise
+_inflater = isal_zlib.decompressobj
+_inflate_error: tuple[type[Exception], ...] = (isal_zlib.IsalError, zlib.error)  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,43 +79,65 @@ def digest(obj: InputObject, data: bytes) -> str:
     return obj.tag or hashlib.sha256(data).hexdigest()
 
 
-def decompress(data: bytes) -> tuple[bytes, str | None]:
-    """Gunzip ``data`` if it is gzip; plain bytes pass through.
+def text_chunks(data: bytes, size: int = CHUNK_BYTES) -> Iterator[tuple[bytes, str | None]]:
+    """The text of ``data`` (gunzipped if gzip), as pieces of whole lines of about ``size``.
 
-    Returns the text and, for a damaged stream, a description of the damage. What was
-    readable before the damage is returned, cut after its last complete line, so a
-    truncated file's good lines can still be billed.
+    Pieces come as ``(text, None)``; a damaged stream ends with ``(b"", damage)``. What was
+    readable before the damage has been given out, up to its last complete line, so a
+    truncated file's good lines can still be billed. Memory stays at about ``size`` however
+    large the file is.
     """
     if not data.startswith(GZIP_MAGIC):
-        return data, None
-    try:
-        text: bytes = _fast_gzip.decompress(data)  # type: ignore[no-untyped-call]
-        return text, None
-    except (OSError, EOFError, zlib.error):
-        pass
-    out: list[bytes] = []
+        start = 0
+        while start < len(data):
+            cut = data.rfind(b"\n", start, start + size) + 1 or len(data)
+            if cut <= start:
+                cut = data.find(b"\n", start + size) + 1 or len(data)
+            yield data[start:cut], None
+            start = cut
+        return
+    carry = b""
     rest = data
     problem = None
-    while rest:
-        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            out.append(inflater.decompress(rest))
-        except zlib.error as exc:
-            problem = f"corrupt gzip data: {exc}"
-            break
-        if not inflater.eof:
-            out.append(inflater.flush())
-            problem = "truncated gzip: the file ends before the gzip stream does"
-            break
-        rest = inflater.unused_data.lstrip(b"\x00")
-        if rest and not rest.startswith(GZIP_MAGIC):
-            problem = "trailing garbage after the gzip stream"
-            break
-    text = b"".join(out)
+    while rest and problem is None:
+        inflater = _inflater(wbits=16 + zlib.MAX_WBITS)
+        pending = rest
+        while True:
+            try:
+                out = inflater.decompress(pending, size)
+            except _inflate_error as exc:
+                problem = f"corrupt gzip data: {exc}"
+                break
+            pending = inflater.unconsumed_tail
+            if out:
+                block = carry + out
+                cut = block.rfind(b"\n") + 1
+                if cut:
+                    yield block[:cut], None
+                carry = block[cut:]
+            if inflater.eof:
+                break
+            if not out and not pending:
+                problem = "truncated gzip: the file ends before the gzip stream does"
+                break
+        if problem is None:
+            rest = inflater.unused_data.lstrip(b"\x00")
+            if rest and not rest.startswith(GZIP_MAGIC):
+                problem = "trailing garbage after the gzip stream"
     if problem is not None:
-        cut = text.rfind(b"\n")
-        text = text[: cut + 1] if cut >= 0 else b""
-    return text, problem
+        yield b"", problem
+    elif carry:
+        yield carry, None
+
+
+def decompress(data: bytes) -> tuple[bytes, str | None]:
+    """All of ``text_chunks`` at once: (text, damage or None)."""
+    pieces = []
+    damage = None
+    for piece, problem in text_chunks(data, size=1 << 30):
+        pieces.append(piece)
+        damage = damage or problem
+    return b"".join(pieces), damage
 
 
 def iter_lines(text: bytes) -> Iterator[tuple[int, bytes]]:

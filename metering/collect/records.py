@@ -126,7 +126,7 @@ def decode_export_lines(
 
 
 def decode_export_text(
-    text: bytes, uri: str
+    text: bytes, uri: str, first_line: int = 1
 ) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
     """``decode_export_lines`` for a whole file's text, without splitting it in Python when
     every line is good (the common case): one ``decode_lines`` call in C."""
@@ -138,8 +138,9 @@ def decode_export_text(
         else:
             if all(line.Item is not None for line in decoded):
                 items = [line.Item for line in decoded if line.Item is not None]
-                return items, list(range(1, len(items) + 1)), []
-    return decode_export_lines(list(iter_lines(text)), uri)
+                return items, list(range(first_line, first_line + len(items))), []
+    lines = [(number + first_line - 1, line) for number, line in iter_lines(text)]
+    return decode_export_lines(lines, uri)
 
 
 def _decode_one(line: bytes) -> ExportLine | str:

@@ -18,13 +18,14 @@ import json
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from metering.collect.files import InputObject
 from metering.schemas import Collected, Counters, InputFile, QuarantineEntry
@@ -53,16 +54,43 @@ def _entry(folder: Path, kind: str, obj: InputObject) -> Path:
     return folder / kind / hashlib.sha256(obj.uri.encode()).hexdigest()[:40]
 
 
-def _save(base: Path, obj: InputObject, collected: Collected) -> Collected:
-    """Write one decoded file to the spool; return it without its frame."""
+Decoded = Collected | Iterator[Collected]  # a whole file, or its pieces one after another
+
+
+def _merge(decoded: Decoded) -> Collected:
+    if isinstance(decoded, Collected):
+        return decoded
+    merged = Collected(pl.DataFrame())
+    for part in decoded:
+        merged.extend(part)
+    return merged
+
+
+def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:
+    """Write one decoded file to the spool, piece by piece; return it without its frame."""
     base.parent.mkdir(parents=True, exist_ok=True)
     parquet = base.with_suffix(".parquet")
     tmp = base.with_suffix(f".{os.getpid()}.tmp")
-    collected.frame.write_parquet(tmp, compression="lz4", statistics=False)
+    collected = Collected(pl.DataFrame())
+    writer: pq.ParquetWriter | None = None
+    rows = 0
+    for part in [decoded] if isinstance(decoded, Collected) else decoded:
+        table = part.frame.to_arrow()
+        if part.frame.height or (writer is None and part.frame.width):
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema, compression="lz4")
+            writer.write_table(table)
+            rows += part.frame.height
+        part.frame = pl.DataFrame()
+        collected.extend(part)
+    if writer is not None:
+        writer.close()
+    else:
+        pl.DataFrame().write_parquet(tmp)
     os.replace(tmp, parquet)
     meta = {
         "validity": _validity(obj),
-        "rows": collected.frame.height,
+        "rows": rows,
         "counters": collected.counters.as_dict(),
         "quarantine": [[q.source_uri, q.locator, q.reason] for q in collected.quarantine],
         "inputs": [[i.uri, i.name, i.digest, i.size] for i in collected.inputs],
@@ -96,7 +124,7 @@ def _load(base: Path, obj: InputObject) -> Collected | None:
 
 
 def _decode_batch(
-    decoder: Callable[[Any], Collected], folder: Path, kind: str, jobs: Sequence[Job[Any]]
+    decoder: Callable[[Any], Decoded], folder: Path, kind: str, jobs: Sequence[Job[Any]]
 ) -> list[Collected]:
     """Worker: decode and spool each job of a batch."""
     import gc
@@ -138,14 +166,35 @@ class Spool:
         self.folder = folder
         self.workers = workers or os.cpu_count() or 1
         self.in_process_bytes = in_process_bytes
+        self._pool: ProcessPoolExecutor | None = None
+        self._held = False  # inside ``with``: keep the worker processes between decode calls
         self.decoded = 0  # files decoded by this spool (not reused)
         self.reused = 0
+
+    def __enter__(self) -> Spool:
+        self._held = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._held = False
+        self._shutdown()
+
+    def _workers(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")  # polars' threads do not fork safely
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        return self._pool
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def decode(
         self,
         kind: str,
         jobs: Sequence[Job[Task]],
-        decoder: Callable[[Task], Collected],
+        decoder: Callable[[Task], Decoded],
         progress: Progress | None = None,
         label: str = "files",
     ) -> Collected:
@@ -174,7 +223,7 @@ class Spool:
         pending = [job for _, job in todo]
         if self.folder is None:
             for (index, _), job in zip(todo, pending, strict=True):
-                results[index] = decoder(job.task)
+                results[index] = _merge(decoder(job.task))
                 tick()
         elif sum(j.obj.size for j in pending) < self.in_process_bytes or self.workers == 1:
             done = _decode_batch(decoder, self.folder, kind, pending)
@@ -182,8 +231,8 @@ class Spool:
             tick()
         else:
             position = {id(job): index for index, job in todo}
-            context = multiprocessing.get_context("spawn")  # polars' threads do not fork safely
-            with ProcessPoolExecutor(self.workers, mp_context=context) as pool:
+            pool = self._workers()
+            try:
                 futures = {
                     pool.submit(_decode_batch, decoder, self.folder, kind, batch): batch
                     for batch in _batches(pending, self.workers)
@@ -192,6 +241,9 @@ class Spool:
                     for job, result in zip(futures[future], future.result(), strict=True):
                         results[position[id(job)]] = result
                     tick()
+            finally:
+                if not self._held:
+                    self._shutdown()
         merged = Collected(pl.DataFrame())
         frames = []
         for index in range(len(jobs)):

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-DEFAULT_MEMORY_LIMIT = "700MB"  # METER_MEMORY_LIMIT overrides: DuckDB spills beyond it
+DEFAULT_MEMORY_LIMIT = "512MB"  # METER_MEMORY_LIMIT overrides: DuckDB spills beyond it
 
 _SQL_TYPES = {pl.Utf8: "VARCHAR", pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN"}
 
