@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -64,6 +65,22 @@ def write_config(
     path = folder / "meter.toml"
     path.write_text(text + body)
     return path
+
+
+def create_metering_table(client: Any, name: str) -> None:
+    """The metering table of SPEC 2.2 (pk, sk), on demand, through a boto3 DynamoDB client."""
+    client.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def dump(obj: object) -> str:

@@ -14,7 +14,7 @@ from metering.config import load_config
 from metering.month import Month
 from metering.pipeline import bill
 from metering.sample.dynamodb import item_line
-from tests.helpers import export_records, record, write_config
+from tests.helpers import create_metering_table, export_records, record, write_config
 
 OCT = Month(2026, 10)
 PAD = "x" * 900  # ~1 KB items: a day of 1,500 items in one partition is several 1 MB pages
@@ -22,18 +22,7 @@ PAD = "x" * 900  # ~1 KB items: a day of 1,500 items in one partition is several
 
 def _table(name: str) -> object:
     ddb = boto3.client("dynamodb")
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_metering_table(ddb, name)
     return ddb
 
 

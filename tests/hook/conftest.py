@@ -34,6 +34,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.helpers import create_metering_table
+
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 DATA_API_PATHS = {
@@ -307,18 +309,7 @@ def table(moto_server: str) -> Iterator[str]:
     """A fresh metering table (pk, sk) in moto; yields its name."""
     client = make_client("dynamodb", moto_server)
     name = f"DataApiMetering-{uuid.uuid4().hex[:8]}"
-    client.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_metering_table(client, name)
     yield name
     client.delete_table(TableName=name)
     client.close()
