@@ -29,6 +29,36 @@ def shard_of(request_id: str, shards: int = SHARDS) -> int:
     return int(digest, 16) % shards
 
 
+def spec_item(
+    *,
+    request_id: str,
+    tenant_id: str,
+    ts: str,
+    operation: str,
+    request_bytes: int,
+    response_bytes: int,
+    resource_arn: str | None = None,
+    principal_arn: str | None = None,
+    shards: int = SHARDS,
+) -> Item:
+    """The DynamoDB item of SPEC 2.2 (typed attributes); ``ts`` as ``ts_text`` writes it."""
+    item: Item = {
+        "pk": {"S": f"METER#{ts[:10]}#{shard_of(request_id, shards):02d}"},
+        "sk": {"S": f"{ts}#{request_id}"},
+        "tenant_id": {"S": tenant_id},
+        "request_id": {"S": request_id},
+        "ts": {"S": ts},
+        "operation": {"S": operation},
+        "request_bytes": {"N": str(request_bytes)},
+        "response_bytes": {"N": str(response_bytes)},
+    }
+    if resource_arn:
+        item["resource_arn"] = {"S": resource_arn}
+    if principal_arn:
+        item["principal_arn"] = {"S": principal_arn}
+    return item
+
+
 @dataclass(frozen=True, slots=True)
 class CallRecord:
     """What was measured for one Data API call."""
@@ -44,22 +74,17 @@ class CallRecord:
 
     def item(self, shards: int = SHARDS) -> Item:
         """The DynamoDB item of SPEC 2.2 (typed attributes)."""
-        ts = ts_text(self.ts)
-        item: Item = {
-            "pk": {"S": f"METER#{ts[:10]}#{shard_of(self.request_id, shards):02d}"},
-            "sk": {"S": f"{ts}#{self.request_id}"},
-            "tenant_id": {"S": self.tenant_id},
-            "request_id": {"S": self.request_id},
-            "ts": {"S": ts},
-            "operation": {"S": self.operation},
-            "request_bytes": {"N": str(self.request_bytes)},
-            "response_bytes": {"N": str(self.response_bytes)},
-        }
-        if self.resource_arn:
-            item["resource_arn"] = {"S": self.resource_arn}
-        if self.principal_arn:
-            item["principal_arn"] = {"S": self.principal_arn}
-        return item
+        return spec_item(
+            request_id=self.request_id,
+            tenant_id=self.tenant_id,
+            ts=ts_text(self.ts),
+            operation=self.operation,
+            request_bytes=self.request_bytes,
+            response_bytes=self.response_bytes,
+            resource_arn=self.resource_arn,
+            principal_arn=self.principal_arn,
+            shards=shards,
+        )
 
 
 def export_line(item: Item) -> str:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import polars as pl
 
+from metering.hook._records import shard_of, spec_item
 from metering.sample._files import Jobs, write_gzip
 
-SHARDS = 16
 CHUNK_ROWS = 50_000  # lines rendered at a time
 OPTIONAL = ("resource_arn", "principal_arn")  # written when present and not empty
 TEXT = ("tenant_id", "request_id", "operation")
@@ -22,29 +22,18 @@ SIZES = ("request_bytes", "response_bytes")
 _PLAIN = r"^[\x20\x21\x23-\x5b\x5d-\x7e]*$"
 
 
-def _shard(request_id: str) -> int:
-    """The partition of a record's day its request id hashes to."""
-    digest = hashlib.blake2b(request_id.encode(), digest_size=2).digest()
-    return int.from_bytes(digest, "big") % SHARDS
-
-
 def item_line(row: dict[str, object]) -> str:
     """One export line ``{"Item": {...}}`` for a call row (ts already formatted)."""
-    ts, rid = row["ts"], row["request_id"]
-    day = str(ts)[:10]
-    item = {
-        "pk": {"S": f"METER#{day}#{_shard(str(rid)):02d}"},
-        "sk": {"S": f"{ts}#{rid}"},
-        "tenant_id": {"S": row["tenant_id"]},
-        "request_id": {"S": rid},
-        "ts": {"S": ts},
-        "operation": {"S": row["operation"]},
-        "request_bytes": {"N": str(row["request_bytes"])},
-        "response_bytes": {"N": str(row["response_bytes"])},
-    }
-    for optional in OPTIONAL:
-        if row.get(optional):
-            item[optional] = {"S": row[optional]}
+    item = spec_item(
+        request_id=str(row["request_id"]),
+        tenant_id=str(row["tenant_id"]),
+        ts=str(row["ts"]),
+        operation=str(row["operation"]),
+        request_bytes=int(str(row["request_bytes"])),
+        response_bytes=int(str(row["response_bytes"])),
+        resource_arn=str(row.get("resource_arn") or "") or None,
+        principal_arn=str(row.get("principal_arn") or "") or None,
+    )
     return json.dumps({"Item": item}, separators=(",", ":"))
 
 
@@ -67,7 +56,7 @@ def _item_lines(rows: pl.DataFrame) -> list[str]:
     )
     if not plain:
         return [item_line(row) for row in rows.iter_rows(named=True)]
-    shard = pl.Series([f"{_shard(rid):02d}" for rid in rows["request_id"]])
+    shard = pl.Series([f"{shard_of(rid):02d}" for rid in rows["request_id"]])
     ts, rid = pl.col("ts"), pl.col("request_id")
     pieces = [
         pl.lit('{"Item":{'),
