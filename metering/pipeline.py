@@ -129,9 +129,7 @@ def _rate_month(
     )
     engine.create("_joined", match.joined("_events", "_records"))
     window = {"start": month.start, "end": month.end}
-    decided = engine.frame(
-        match.counts("_joined", pricing.operations, pricing.bill_errors), window
-    ).row(0, named=True)
+    decided = engine.frame(match.counts("_joined", pricing.operations), window).row(0, named=True)
     for name, value in decided.items():
         setattr(counters, name, int(value))
     _check_patterns(engine, config)

@@ -9,6 +9,7 @@ store    -> the warehouse tables of SPEC section 6
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -126,6 +127,14 @@ class Collected:
     quarantine: list[QuarantineEntry] = field(default_factory=list)
     inputs: list[InputFile] = field(default_factory=list)
     parquet: list[Path] = field(default_factory=list)  # the rows, when spooled to disk
+
+    @classmethod
+    def merged(cls, parts: Iterable[Collected]) -> Collected:
+        """All of ``parts`` as one (frames concatenated, the rest added up)."""
+        merged = cls(pl.DataFrame())
+        for part in parts:
+            merged.extend(part)
+        return merged
 
     def extend(self, other: Collected) -> None:
         if other.frame.width:

@@ -76,7 +76,7 @@ def billable(operations: Collection[str]) -> str:
     return f"operation IN ({', '.join(literal(op) for op in sorted(operations))})"
 
 
-def counts(table: str, operations: Collection[str], bill_errors: bool) -> str:
+def counts(table: str, operations: Collection[str]) -> str:
     """The counters of SPEC 5 that the join and the month selection decide."""
     ok = billable(operations)
     return f"""

@@ -147,10 +147,7 @@ def _counted(part: Collected, records: int) -> Collected:
 
 def read_data_file(data_file: DataFile) -> Collected:
     """All of one export data file at once (see ``data_file_parts``)."""
-    merged = Collected(empty(RECORDS))
-    for part in data_file_parts(data_file):
-        merged.extend(part)
-    return merged
+    return Collected.merged(data_file_parts(data_file))
 
 
 def read_exports(

@@ -58,12 +58,7 @@ Decoded = Collected | Iterator[Collected]  # a whole file, or its pieces one aft
 
 
 def _merge(decoded: Decoded) -> Collected:
-    if isinstance(decoded, Collected):
-        return decoded
-    merged = Collected(pl.DataFrame())
-    for part in decoded:
-        merged.extend(part)
-    return merged
+    return decoded if isinstance(decoded, Collected) else Collected.merged(decoded)
 
 
 def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:

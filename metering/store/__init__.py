@@ -34,7 +34,6 @@ __all__ = [
     "connect",
     "diff_runs",
     "ensure_open",
-    "latest_run",
     "month_state",
     "read_month",
     "set_month_state",
@@ -291,17 +290,3 @@ def read_month(path: str | Path, table: str, month: str, order_by: str) -> pl.Da
             params={"month": month},
         ).pl()
         return frame
-
-
-def latest_run(path: str | Path, month: str) -> dict[str, object] | None:
-    """The newest ``bill_runs`` row of ``month``, or None."""
-    with connect(path, read_only=True) as con:
-        result = con.execute(
-            "SELECT * FROM bill_runs WHERE month = ? ORDER BY finished_at DESC LIMIT 1", [month]
-        )
-        found = result.fetchall()
-        if not found:
-            return None
-        row = found[0]
-        names = [d[0] for d in result.description]
-        return dict(zip(names, row, strict=True))
