@@ -121,15 +121,11 @@ def _rate_month(
         progress("joining and rating", 0, 1)
     engine.load("_records_in", records.parquet, RECORDS)
     engine.load("_events_in", events.parquet, EVENTS)
-    counters.duplicates = (
-        engine.count("_records_in")
-        - engine.create("_records", match.unique_records("_records_in"))
-        + engine.count("_events_in")
-        - engine.create("_events", match.unique_events("_events_in"))
-    )
-    engine.create("_joined", match.joined("_events", "_records"))
+    engine.create("_joined", match.calls_in("_events_in", "_records_in"))
     window = {"start": month.start, "end": month.end}
     decided = engine.frame(match.counts("_joined", pricing.operations), window).row(0, named=True)
+    unique = decided.pop("unique_events") + decided.pop("unique_records")
+    counters.duplicates = engine.count("_events_in") + engine.count("_records_in") - unique
     for name, value in decided.items():
         setattr(counters, name, int(value))
     _check_patterns(engine, config)

@@ -14,43 +14,38 @@ from metering.schemas import EVENTS, RECORDS
 from metering.sql import literal
 
 
-def _unique(table: str, key: str, columns: Sequence[str], copies: bool = True) -> str:
+def _unique(table: str, key: str, columns: Sequence[str]) -> str:
     """One row per non-null ``key`` (rows with a NULL key are all kept).
 
-    Exact copies (duplicate deliveries) go first, by hashing; for the rare key left with
-    rows that differ, the smallest row wins, whatever the input order.
+    Only the few keys that occur twice are grouped: every other row streams through an
+    anti-join. Among a key's rows the smallest wins, whatever the input order; exact copies
+    (duplicate deliveries) are thereby one.
     """
     others = ", ".join(c for c in columns if c != key)
-    distinct = "DISTINCT" if copies else ""
+    twice = (
+        f"(SELECT {key} FROM {table} WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1)"
+    )
     return f"""
-        WITH rows AS MATERIALIZED (SELECT {distinct} * FROM {table}),
-        twice AS MATERIALIZED (SELECT {key} FROM rows GROUP BY {key} HAVING count(*) > 1)
-        SELECT * FROM rows ANTI JOIN twice USING ({key})
+        SELECT * FROM {table} ANTI JOIN {twice} USING ({key})
         UNION ALL BY NAME
         SELECT {key}, smallest.* FROM (
             SELECT {key}, min(struct_pack({others})) AS smallest
-            FROM rows SEMI JOIN twice USING ({key}) GROUP BY {key}
+            FROM {table} SEMI JOIN {twice} USING ({key}) GROUP BY {key}
         )
     """
 
 
-def unique_records(table: str) -> str:
-    """One record per ``request_id``."""
-    return _unique(table, "request_id", list(RECORDS))
-
-
-def unique_events(table: str) -> str:
-    """One event per ``eventID``, then per non-null ``requestID``."""
-    by_event = _unique(table, "event_id", list(EVENTS))
-    return _unique(f"({by_event})", "request_id", list(EVENTS), copies=False)
-
-
-def joined(events: str, records: str) -> str:
+def calls_in(events: str, records: str) -> str:
     """One row per distinct call, from either source or both, with ``call_time``/``source``.
 
-    A matched call's time is AWS's ``eventTime``; its tenant and sizes come from its record.
+    Events are unique by ``eventID``, then by non-null ``requestID``; records by
+    ``request_id``. A matched call's time is AWS's ``eventTime``; its tenant and sizes come
+    from its record.
     """
     return f"""
+        WITH once AS MATERIALIZED ({_unique(events, "event_id", list(EVENTS))}),
+        e AS ({_unique("once", "request_id", list(EVENTS))}),
+        r AS ({_unique(records, "request_id", list(RECORDS))})
         SELECT
             coalesce(e.request_id, r.request_id) AS request_id,
             e.event_id,
@@ -64,7 +59,7 @@ def joined(events: str, records: str) -> str:
             CASE WHEN e.event_id IS NOT NULL AND r.request_id IS NOT NULL THEN 'both'
                  WHEN e.event_id IS NOT NULL THEN 'cloudtrail'
                  ELSE 'metering' END AS source
-        FROM {events} e FULL OUTER JOIN {records} r ON e.request_id = r.request_id
+        FROM e FULL OUTER JOIN r ON e.request_id = r.request_id
     """
 
 
@@ -82,6 +77,8 @@ def counts(table: str, operations: Collection[str]) -> str:
     return f"""
         SELECT
             count(*) FILTER (WHERE source = 'both') AS joined,
+            count(*) FILTER (WHERE source <> 'metering') AS unique_events,
+            count(*) FILTER (WHERE source <> 'cloudtrail') AS unique_records,
             count(*) FILTER (WHERE NOT ({IN_MONTH})) AS out_of_month,
             count(*) FILTER (WHERE {IN_MONTH} AND NOT ({ok})) AS skipped_operations,
             count(*) FILTER (WHERE {IN_MONTH} AND {ok} AND error_code IS NOT NULL)

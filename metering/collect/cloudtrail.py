@@ -39,7 +39,7 @@ from metering.collect.files import (
 )
 from metering.collect.spool import Job, Spool
 from metering.month import Month
-from metering.schemas import EVENTS, Collected, Counters, InputFile, QuarantineEntry, empty
+from metering.schemas import EVENTS, TS, Collected, Counters, InputFile, QuarantineEntry, empty
 
 DATA_API_SOURCES = frozenset({"rdsdataapi.amazonaws.com", "rdsdata.amazonaws.com"})
 EVENT_TIME_FORMATS = (
@@ -298,70 +298,80 @@ def _plain(text: bytes, uri: str) -> _Decoded:
 # -- frames --------------------------------------------------------------------------------
 
 
-def _row(r: Record) -> tuple[str | None, ...]:
-    identity = r.userIdentity
-    context = identity.sessionContext if identity is not None else None
-    issuer = context.sessionIssuer if context is not None else None
-    params = r.requestParameters
-    return (
-        r.eventID,
-        r.requestID,
-        r.eventTime,
-        r.eventSource,
-        r.eventName,
-        r.errorCode,
-        identity.arn if identity is not None else None,
-        issuer.arn if issuer is not None else None,
-        (context.sourceIdentity if context is not None else None) or r.sourceIdentity,
-        params.secretArn if params is not None else None,
-        params.resourceArn if params is not None else None,
-    )
+def _columns(records: Sequence[Record]) -> dict[str, list[str | None]]:
+    """The EVENTS columns (as raw strings) of decoded Data API records, column by column."""
+    identities = [r.userIdentity for r in records]
+    contexts = [u.sessionContext if u is not None else None for u in identities]
+    issuers = [c.sessionIssuer if c is not None else None for c in contexts]
+    params = [r.requestParameters for r in records]
+    return {
+        "event_id": [r.eventID for r in records],
+        "request_id": [r.requestID for r in records],
+        "event_time": [r.eventTime for r in records],
+        "event_source": [r.eventSource for r in records],
+        "operation": [r.eventName for r in records],
+        "error_code": [r.errorCode for r in records],
+        "user_arn": [u.arn if u is not None else None for u in identities],
+        "issuer_arn": [i.arn if i is not None else None for i in issuers],
+        "source_identity": [
+            (c.sourceIdentity if c is not None else None) or r.sourceIdentity
+            for c, r in zip(contexts, records, strict=True)
+        ],
+        "secret_arn": [p.secretArn if p is not None else None for p in params],
+        "resource_arn": [p.resourceArn if p is not None else None for p in params],
+    }
 
 
 def _missing(column: str) -> pl.Expr:
     return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
 
 
-def events_frame(
-    rows: Sequence[tuple[str | None, ...]], indexes: Sequence[int]
-) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
-    """The EVENTS frame of good Data API rows, and (index, reason) for the bad ones."""
-    raw = pl.DataFrame(
-        rows,
-        schema=[(name, pl.Utf8) for name in EVENTS],
-        orient="row",
-    ).with_columns(_index=pl.Series(indexes, dtype=pl.Int64))
-    checked = raw.with_columns(
-        _time=pl.coalesce(
-            pl.col("event_time").str.to_datetime(
-                layout, time_unit="ms", time_zone="UTC", strict=False
+def _event_times(text: pl.Series) -> pl.Series:
+    """eventTime as UTC times (null where unreadable): the log files' exact layout first,
+    the other layouts only when some time did not fit it."""
+    exact = text.str.strptime(TS, "%Y-%m-%dT%H:%M:%SZ", strict=False)
+    if exact.null_count() == text.null_count():
+        return exact
+    layouts = [
+        text.str.to_datetime(layout, time_unit="ms", time_zone="UTC", strict=False)
+        for layout in EVENT_TIME_FORMATS
+    ]
+    return pl.select(pl.coalesce(exact, *layouts)).to_series()
+
+
+def _reasons(raw: pl.DataFrame) -> pl.Expr:
+    """Why a row cannot be billed (null when it can)."""
+    return pl.coalesce(
+        pl.when(_missing("event_id")).then(pl.lit("eventID is missing")),
+        pl.when(_missing("event_time")).then(pl.lit("eventTime is missing")),
+        pl.when(pl.col("_time").is_null()).then(
+            pl.format(
+                "eventTime is not a UTC ISO-8601 time like 2026-10-31T23:59:59Z: {}",
+                "event_time",
             )
-            for layout in EVENT_TIME_FORMATS
-        )
-    ).with_columns(
-        _reason=pl.coalesce(
-            pl.when(_missing("event_id")).then(pl.lit("eventID is missing")),
-            pl.when(_missing("event_time")).then(pl.lit("eventTime is missing")),
-            pl.when(pl.col("_time").is_null()).then(
-                pl.format(
-                    "eventTime is not a UTC ISO-8601 time like 2026-10-31T23:59:59Z: {}",
-                    "event_time",
-                )
-            ),
-            pl.when(_missing("operation")).then(pl.lit("eventName is missing")),
-        )
+        ),
+        pl.when(_missing("operation")).then(pl.lit("eventName is missing")),
     )
-    bad = checked.filter(pl.col("_reason").is_not_null()).select("_index", "_reason")
-    good = (
-        checked.filter(pl.col("_reason").is_null())
-        .with_columns(
-            event_time=pl.col("_time"),
-            # No requestID (or an empty one) joins nothing and dedupes nothing.
-            request_id=pl.when(_missing("request_id")).then(None).otherwise(pl.col("request_id")),
-        )
-        .select(list(EVENTS))
-        .cast(EVENTS)  # type: ignore[arg-type]
+
+
+def events_frame(
+    records: Sequence[Record], indexes: Sequence[int]
+) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+    """The EVENTS frame of good Data API records, and (index, reason) for the bad ones."""
+    raw = pl.DataFrame(_columns(records), schema={name: pl.Utf8 for name in EVENTS})
+    raw = raw.with_columns(
+        _time=_event_times(raw["event_time"]), _index=pl.Series(indexes, dtype=pl.Int64)
     )
+    unusable = _missing("event_id") | pl.col("_time").is_null() | _missing("operation")
+    bad = raw.filter(unusable)
+    if bad.height:
+        raw = raw.filter(~unusable)
+        bad = bad.select("_index", _reasons(bad).alias("_reason"))
+    good = raw.with_columns(
+        event_time=pl.col("_time"),
+        # No requestID (or an empty one) joins nothing and dedupes nothing.
+        request_id=pl.when(_missing("request_id")).then(None).otherwise(pl.col("request_id")),
+    ).select(list(EVENTS))
     return good, [(int(i), str(reason)) for i, reason in bad.iter_rows()]
 
 
@@ -373,14 +383,14 @@ def read_trail_file(obj: InputObject) -> Collected:
     text, damage = decompress(raw)
     decoded = decode_body(text, obj.uri, damage)
 
-    rows: list[tuple[str | None, ...]] = []
+    rows: list[Record] = []
     indexes: list[int] = []
     bad: list[tuple[int, str]] = []
     skipped = 0
     for index, record in enumerate(decoded.records):
         if isinstance(record, Record):
             if record.eventSource in DATA_API_SOURCES:
-                rows.append(_row(record))
+                rows.append(record)
                 indexes.append(index)
             else:
                 skipped += 1
