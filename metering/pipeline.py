@@ -22,7 +22,7 @@ from metering.rate import Bill, call_units, price
 from metering.rate.profile import tenant_days, tenant_totals
 from metering.schemas import EVENTS, RECORDS, UNATTRIBUTED, Collected, Counters, QuarantineEntry
 from metering.store import RunRows, connect, ensure_open, write_run
-from metering.store.engine import Engine
+from metering.store.engine import Engine, trace
 
 UNATTRIBUTED_NAME = "Unattributed calls"
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -78,7 +78,8 @@ def bill(
             spool.clear()
         engine = Engine(con, spool_folder(config) / "scratch")
         rows, result = _rate_month(config, month, engine, spool, progress)
-        write_run(con, str(month), rows, progress)
+        with trace("write warehouse"):
+            write_run(con, str(month), rows, progress)
     result.reused_files, result.decoded_files = spool.reused, spool.decoded
     return result
 
@@ -94,9 +95,11 @@ def _rate_month(
     records = events = Collected(pl.DataFrame())
     with spool:  # one set of worker processes for both sources, gone before the join
         if config.sources.metering is not None:
-            records = collect_records(config.sources.metering, month, spool, progress)
+            with trace("collect metering records"):
+                records = collect_records(config.sources.metering, month, spool, progress)
         if config.sources.cloudtrail is not None:
-            events = collect_events(config.sources.cloudtrail, month, spool, progress)
+            with trace("collect cloudtrail events"):
+                events = collect_events(config.sources.cloudtrail, month, spool, progress)
     counters = Counters()
     counters.add(records.counters)
     counters.add(events.counters)
@@ -121,14 +124,15 @@ def _rate_month(
         progress("joining and rating", 0, 1)
     engine.load("_records_in", records.parquet, RECORDS)
     engine.load("_events_in", events.parquet, EVENTS)
-    engine.create("_joined", match.calls_in("_events_in", "_records_in"))
+    rules = config.attribution.rules
+    _check_patterns(engine, config)
+    engine.create("_joined", attributed(f"({match.calls_in('_events_in', '_records_in')})", rules))
     window = {"start": month.start, "end": month.end}
     decided = engine.frame(match.counts("_joined", pricing.operations), window).row(0, named=True)
     unique = decided.pop("unique_events") + decided.pop("unique_records")
     counters.duplicates = engine.count("_events_in") + engine.count("_records_in") - unique
     for name, value in decided.items():
         setattr(counters, name, int(value))
-    _check_patterns(engine, config)
     units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units)
     chosen = match.selected("_joined", pricing.operations, pricing.bill_errors)
     counters.calls_billed = engine.create(
@@ -137,7 +141,7 @@ def _rate_month(
         SELECT $month AS month, $run_id AS run_id, request_id, event_id,
                call_time AS event_time, tenant_id, operation, request_bytes, response_bytes,
                {units} AS units, attribution, source, source = 'cloudtrail' AS size_estimated
-        FROM ({attributed(f"({chosen})", config.attribution.rules)})
+        FROM ({chosen})
         """,
         {**window, "month": str(month), "run_id": run_id},
     )

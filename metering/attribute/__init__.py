@@ -29,24 +29,37 @@ RULES: dict[str, Callable[[Any], str]] = {
 }
 
 UNMATCHED = "unattributed"  # the attribution of calls no rule matched
+# What the rules read; dropped once the tenant is decided, so the calls stay narrow.
+EVIDENCE = (
+    "record_tenant_id",
+    "user_arn",
+    "issuer_arn",
+    "source_identity",
+    "secret_arn",
+    "resource_arn",
+)
 
 
 def attributed(calls: str, rules: Sequence[Rule]) -> str:
-    """``calls`` with ``tenant_id`` and ``attribution`` (the winning rule's kind).
+    """``calls`` with ``tenant_id`` and ``attribution`` (the winning rule's kind) in place of
+    the evidence the rules read.
 
     A call seen only in metering records always takes its record's tenant: there is no
     other evidence about it.
     """
-    tried = ", ".join(f"{RULES[rule.kind](rule)} AS _rule{i}" for i, rule in enumerate(rules))
+    # Each rule is written out where it is tried, not computed up front: CASE and coalesce
+    # evaluate lazily, so a rule (a regex, say) only runs on calls no earlier rule named.
+    tried = [RULES[rule.kind](rule) for rule in rules]
     names = " ".join(
-        f"WHEN _rule{i} IS NOT NULL THEN {literal(rule.kind)}" for i, rule in enumerate(rules)
+        f"WHEN {expr} IS NOT NULL THEN {literal(rule.kind)}"
+        for expr, rule in zip(tried, rules, strict=True)
     )
-    tenants = ", ".join([*(f"_rule{i}" for i in range(len(rules))), literal(UNATTRIBUTED)])
+    tenants = ", ".join([*tried, literal(UNATTRIBUTED)])
     return f"""
-        SELECT * EXCLUDE ({", ".join(f"_rule{i}" for i in range(len(rules)))}),
+        SELECT * EXCLUDE ({", ".join(EVIDENCE)}),
             CASE WHEN source = 'metering' THEN record_tenant_id
                  ELSE coalesce({tenants}) END AS tenant_id,
             CASE WHEN source = 'metering' THEN 'metering_record'
                  {names} ELSE {literal(UNMATCHED)} END AS attribution
-        FROM (SELECT *, {tried} FROM {calls})
+        FROM {calls}
     """

@@ -14,23 +14,60 @@ from metering.schemas import EVENTS, RECORDS
 from metering.sql import literal
 
 
+def _twice(table: str, key: str) -> str:
+    """SQL: hashes of the non-null ``key`` values that occur more than once.
+
+    Grouping 64-bit hashes is much cheaper than grouping strings. Two keys sharing a hash
+    only send their rows down the exact path, so a collision costs time, never a result.
+    """
+    return (
+        f"SELECT hash({key}) AS h FROM {table} WHERE {key} IS NOT NULL "
+        "GROUP BY h HAVING count(*) > 1"
+    )
+
+
+def _seen_twice(key: str, twice: str) -> str:
+    """SQL condition: ``key`` may occur more than once (its hash is in ``twice``)."""
+    return f"({key} IS NOT NULL AND hash({key}) IN (FROM {twice}))"
+
+
 def _unique(table: str, key: str, columns: Sequence[str]) -> str:
     """One row per non-null ``key`` (rows with a NULL key are all kept).
 
-    Only the few keys that occur twice are grouped: every other row streams through an
-    anti-join. Among a key's rows the smallest wins, whatever the input order; exact copies
+    Only the few keys that may occur twice are grouped: every other row streams through.
+    Among a key's rows the smallest wins, whatever the input order; exact copies
     (duplicate deliveries) are thereby one.
     """
     others = ", ".join(c for c in columns if c != key)
-    twice = (
-        f"(SELECT {key} FROM {table} WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1)"
-    )
+    twice = _seen_twice(key, "twice")
     return f"""
-        SELECT * FROM {table} ANTI JOIN {twice} USING ({key})
+        WITH twice AS MATERIALIZED ({_twice(table, key)})
+        SELECT * FROM {table} WHERE NOT {twice}
         UNION ALL BY NAME
         SELECT {key}, smallest.* FROM (
             SELECT {key}, min(struct_pack({others})) AS smallest
-            FROM {table} SEMI JOIN {twice} USING ({key}) GROUP BY {key}
+            FROM {table} WHERE {twice} GROUP BY {key}
+        )
+    """
+
+
+def _unique_events(table: str, columns: Sequence[str]) -> str:
+    """One event per ``eventID``, then per non-null ``requestID``.
+
+    Only events that may share a key with another event (a few) go through both steps;
+    all others are unique by both keys and stream through, so nothing the size of the
+    month is held. (Every row of a shared key is among the few, so the steps see all of
+    a key's rows.)
+    """
+    shared = f"({_seen_twice('event_id', 'twice_e')} OR {_seen_twice('request_id', 'twice_r')})"
+    return f"""
+        WITH twice_e AS MATERIALIZED ({_twice(table, "event_id")}),
+        twice_r AS MATERIALIZED ({_twice(table, "request_id")}),
+        shared AS MATERIALIZED (SELECT * FROM {table} WHERE {shared})
+        SELECT * FROM {table} WHERE NOT {shared}
+        UNION ALL BY NAME
+        SELECT * FROM (
+            {_unique(f"({_unique('shared', 'event_id', columns)})", "request_id", columns)}
         )
     """
 
@@ -42,10 +79,14 @@ def calls_in(events: str, records: str) -> str:
     ``request_id``. A matched call's time is AWS's ``eventTime``; its tenant and sizes come
     from its record.
     """
+    # Only the columns a call needs are carried (and compared when duplicates differ).
+    event_columns = [c for c in EVENTS if c != "event_source"]
+    record_columns = [c for c in RECORDS if c != "principal_arn"]
+    events = f"(SELECT {', '.join(event_columns)} FROM {events})"
+    records = f"(SELECT {', '.join(record_columns)} FROM {records})"
     return f"""
-        WITH once AS MATERIALIZED ({_unique(events, "event_id", list(EVENTS))}),
-        e AS ({_unique("once", "request_id", list(EVENTS))}),
-        r AS ({_unique(records, "request_id", list(RECORDS))})
+        WITH e AS ({_unique_events(events, event_columns)}),
+        r AS ({_unique(records, "request_id", record_columns)})
         SELECT
             coalesce(e.request_id, r.request_id) AS request_id,
             e.event_id,
@@ -55,7 +96,7 @@ def calls_in(events: str, records: str) -> str:
             e.user_arn, e.issuer_arn, e.source_identity, e.secret_arn,
             coalesce(e.resource_arn, r.resource_arn) AS resource_arn,
             r.tenant_id AS record_tenant_id,
-            r.request_bytes, r.response_bytes, r.principal_arn,
+            r.request_bytes, r.response_bytes,
             CASE WHEN e.event_id IS NOT NULL AND r.request_id IS NOT NULL THEN 'both'
                  WHEN e.event_id IS NOT NULL THEN 'cloudtrail'
                  ELSE 'metering' END AS source

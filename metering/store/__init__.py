@@ -18,6 +18,7 @@ import polars as pl
 from metering import __version__
 from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
 from metering.schemas import CALLS, QuarantineEntry
+from metering.store.engine import trace
 from metering.store.schema import (
     COUNTER_COLUMNS,
     MIGRATIONS,
@@ -186,10 +187,12 @@ def write_run(
     try:
         ensure_open(con, month)  # checked again inside the transaction
         seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
-        for table in MONTH_TABLES:
-            con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
+        with trace("  delete the month"):
+            for table in MONTH_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
         names = ", ".join(CALL_COLUMNS)
-        con.execute(f"INSERT INTO calls ({names}) SELECT {names} FROM {rows.calls}")
+        with trace("  insert calls"):
+            con.execute(f"INSERT INTO calls ({names}) SELECT {names} FROM {rows.calls}")
         for done, (table, frame) in enumerate(tables, start=1):
             con.register("_frame", frame.to_arrow())
             names = ", ".join(frame.columns)
@@ -209,7 +212,8 @@ def write_run(
             f"VALUES ({', '.join('?' for _ in columns)})",
             [run[c] for c in columns],
         )
-        con.execute("COMMIT")
+        with trace("  commit"):
+            con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise

@@ -8,7 +8,10 @@ Python as polars frames.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,17 @@ def _sql_type(dtype: pl.DataType) -> str:
     if isinstance(dtype, pl.Datetime):
         return "TIMESTAMPTZ"
     return _SQL_TYPES[type(dtype)]
+
+
+@contextmanager
+def trace(what: str) -> Iterator[None]:
+    """With METER_TRACE=1, say on stderr how long ``what`` took (for profiling a run)."""
+    if not os.environ.get("METER_TRACE"):
+        yield
+        return
+    started = time.perf_counter()
+    yield
+    print(f"[meter] {time.perf_counter() - started:7.3f} s  {what}", file=sys.stderr)
 
 
 def _text(path: Path) -> str:
@@ -54,12 +68,14 @@ class Engine:
 
     def create(self, name: str, sql: str, params: dict[str, Any] | None = None) -> int:
         """A temporary table ``name`` from ``sql``; returns its row count."""
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params or {})
+        with trace(f"create {name}"):
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params or {})
         return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
     def frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
         """A (small) result as a polars frame."""
-        result: pl.DataFrame = self.con.sql(sql, params=params or {}).pl()
+        with trace(f"query {sql.split()[1] if len(sql.split()) > 1 else sql}"):
+            result: pl.DataFrame = self.con.sql(sql, params=params or {}).pl()
         return result
 
     def refusal(self, expression: str) -> str | None:

@@ -1,0 +1,67 @@
+"""The join's dedup (SPEC 2): the fast SQL equals the rule read literally, on any input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metering.attribute import match
+
+COLUMNS = ("event_id", "request_id", "event_time", "operation", "user_arn")
+
+# Small key spaces so that event ids, request ids and whole rows repeat often.
+rows_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["e1", "e2", "e3", "e4", "e5"]),
+        st.sampled_from(["r1", "r2", "r3", None]),
+        st.integers(0, 3),
+        st.sampled_from(["ExecuteStatement", "BeginTransaction"]),
+        st.sampled_from(["arn:a", "arn:b", None]),
+    ),
+    max_size=25,
+)
+
+
+def _naive_unique(table: str, key: str) -> str:
+    """The rule as written: per non-null key the smallest row; NULL keys all kept."""
+    others = ", ".join(c for c in COLUMNS if c != key)
+    return f"""
+        SELECT * FROM {table} WHERE {key} IS NULL
+        UNION ALL BY NAME
+        SELECT {key}, smallest.* FROM (
+            SELECT {key}, min(struct_pack({others})) AS smallest
+            FROM {table} WHERE {key} IS NOT NULL GROUP BY {key}
+        )
+    """
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[object, ...]]:
+    result = con.execute(f"SELECT {', '.join(COLUMNS)} FROM ({sql})").fetchall()
+    return sorted(result, key=repr)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=rows_strategy)
+def test_event_dedup_equals_the_naive_rule(rows: list[tuple[object, ...]]) -> None:
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE events (event_id VARCHAR, request_id VARCHAR, event_time TIMESTAMPTZ, "
+        "operation VARCHAR, user_arn VARCHAR)"
+    )
+    for e, r, t, op, arn in rows:
+        con.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+            [e, r, start + timedelta(seconds=t), op, arn],
+        )
+    naive = _naive_unique(f"({_naive_unique('events', 'event_id')})", "request_id")
+    fast = match._unique_events("events", COLUMNS)
+    got = _rows(con, fast)
+    assert got == _rows(con, naive)
+    # One row per event id and per non-null request id.
+    assert len({row[0] for row in got}) == len(got)
+    request_ids = [row[1] for row in got if row[1] is not None]
+    assert len(set(request_ids)) == len(request_ids)
