@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -93,13 +95,34 @@ def _rate_month(
     registry = read_registry(config.tenants.registry)
 
     records = events = Collected(pl.DataFrame())
-    with spool:  # one set of worker processes for both sources, gone before the join
+    # Both sources at once: their files share one set of worker processes, which stays busy
+    # to the end instead of idling while the last big file of one source is decoded.
+    with spool, ThreadPoolExecutor(2, thread_name_prefix="meter-collect") as threads:
+        wanted_records = wanted_events = None
         if config.sources.metering is not None:
-            with trace("collect metering records"):
-                records = collect_records(config.sources.metering, month, spool, progress)
+            wanted_records = threads.submit(
+                _traced,
+                "collect metering records",
+                collect_records,
+                config.sources.metering,
+                month,
+                spool,
+                progress,
+            )
         if config.sources.cloudtrail is not None:
-            with trace("collect cloudtrail events"):
-                events = collect_events(config.sources.cloudtrail, month, spool, progress)
+            wanted_events = threads.submit(
+                _traced,
+                "collect cloudtrail events",
+                collect_events,
+                config.sources.cloudtrail,
+                month,
+                spool,
+                progress,
+            )
+        if wanted_records is not None:
+            records = wanted_records.result()
+        if wanted_events is not None:
+            events = wanted_events.result()
     counters = Counters()
     counters.add(records.counters)
     counters.add(events.counters)
@@ -195,6 +218,11 @@ def _rate_month(
         month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered
     )
     return rows, result
+
+
+def _traced(what: str, collect: Callable[..., Collected], *args: Any) -> Collected:
+    with trace(what):
+        return collect(*args)
 
 
 def _check_patterns(engine: Engine, config: Config) -> None:

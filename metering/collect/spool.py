@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -182,6 +183,7 @@ class Spool:
         self.workers = workers or os.cpu_count() or 1
         self.in_process_bytes = in_process_bytes
         self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()  # collectors may decode from several threads at once
         self._held = False  # inside ``with``: keep the worker processes between decode calls
         self.decoded = 0  # files decoded by this spool (not reused)
         self.reused = 0
@@ -195,15 +197,17 @@ class Spool:
         self._shutdown()
 
     def _workers(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")  # polars' threads do not fork safely
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
-        return self._pool
+        with self._lock:
+            if self._pool is None:
+                context = multiprocessing.get_context("spawn")  # polars' threads do not fork
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            return self._pool
 
     def _shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
     def decode(
         self,
@@ -226,8 +230,9 @@ class Spool:
                 results[index] = cached
             else:
                 todo.append((index, job))
-        self.reused += len(results)
-        self.decoded += len(todo)
+        with self._lock:
+            self.reused += len(results)
+            self.decoded += len(todo)
 
         def tick() -> None:
             if progress is not None:
