@@ -95,8 +95,8 @@ def _rate_month(
     registry = read_registry(config.tenants.registry)
 
     records = events = Collected(pl.DataFrame())
-    # Both sources at once: their files share one set of worker processes, which stays busy
-    # to the end instead of idling while the last big file of one source is decoded.
+    # Both sources at once, on one set of worker processes: a live table's network reads
+    # overlap the decoding of CloudTrail files instead of waiting for it.
     with spool, ThreadPoolExecutor(2, thread_name_prefix="meter-collect") as threads:
         wanted_records = wanted_events = None
         if config.sources.metering is not None:
