@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 from rich.console import Console
 from rich.table import Table
 
 from metering.outputs import MonthReport
 from metering.pipeline import BillResult
+
+
+def _line_cells(row: dict[str, Any]) -> tuple[str, ...]:
+    """A tenant line as bill and report print it: tenant, name, calls, units, amount, share."""
+    return (
+        row["tenant_id"],
+        row["tenant_name"],
+        f"{row['calls']:,}",
+        f"{row['units']:,}",
+        f"{row['amount']:,.2f}",
+        f"{row['share'] * 100:.2f} %",
+    )
 
 
 def bill_summary(result: BillResult, console: Console | None = None) -> None:
@@ -21,14 +35,7 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     ):  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in result.tenant_month.iter_rows(named=True):
-        table.add_row(
-            row["tenant_id"],
-            row["tenant_name"],
-            f"{row['calls']:,}",
-            f"{row['units']:,}",
-            f"{row['amount']:,.2f}",
-            f"{row['share'] * 100:.2f} %",
-        )
+        table.add_row(*_line_cells(row))
     table.add_section()
     table.add_row(
         "total", "", f"{result.tenant_month['calls'].sum():,}", f"{bill.total_units:,}",
@@ -112,16 +119,7 @@ def month_report(report: MonthReport, console: Console | None = None, top: int =
         title_justify="left",
     )
     rows = [
-        (
-            row["tenant_id"],
-            row["tenant_name"],
-            f"{row['calls']:,}",
-            f"{row['units']:,}",
-            f"{row['amount']:,.2f}",
-            f"{row['share'] * 100:.2f} %",
-            f"{row['peak_rps']:,}",
-        )
-        for row in report.lines.iter_rows(named=True)
+        (*_line_cells(row), f"{row['peak_rps']:,}") for row in report.lines.iter_rows(named=True)
     ]
     total = ("total", "", f"{report.calls:,}", f"{report.units:,}", f"{report.amount:,.2f}", "", "")
     # Numbers are never cut: each numeric column is as wide as its widest cell; the name
