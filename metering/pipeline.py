@@ -94,35 +94,22 @@ def _rate_month(
     pricing = config.pricing
     registry = read_registry(config.tenants.registry)
 
-    records = events = Collected(pl.DataFrame())
+    sources: list[tuple[str, Callable[..., Collected], object]] = [
+        ("collect metering records", collect_records, config.sources.metering),
+        ("collect cloudtrail events", collect_events, config.sources.cloudtrail),
+    ]
     # Both sources at once, on one set of worker processes: a live table's network reads
     # overlap the decoding of CloudTrail files instead of waiting for it.
-    with spool, ThreadPoolExecutor(2, thread_name_prefix="meter-collect") as threads:
-        wanted_records = wanted_events = None
-        if config.sources.metering is not None:
-            wanted_records = threads.submit(
-                _traced,
-                "collect metering records",
-                collect_records,
-                config.sources.metering,
-                month,
-                spool,
-                progress,
-            )
-        if config.sources.cloudtrail is not None:
-            wanted_events = threads.submit(
-                _traced,
-                "collect cloudtrail events",
-                collect_events,
-                config.sources.cloudtrail,
-                month,
-                spool,
-                progress,
-            )
-        if wanted_records is not None:
-            records = wanted_records.result()
-        if wanted_events is not None:
-            events = wanted_events.result()
+    with spool, ThreadPoolExecutor(len(sources), thread_name_prefix="meter-collect") as threads:
+        pending = [
+            threads.submit(_traced, what, collect, source, month, spool, progress)
+            if source is not None
+            else None
+            for what, collect, source in sources
+        ]
+        records, events = (
+            job.result() if job is not None else Collected(pl.DataFrame()) for job in pending
+        )
     counters = Counters()
     counters.add(records.counters)
     counters.add(events.counters)

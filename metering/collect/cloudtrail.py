@@ -339,7 +339,7 @@ def _event_times(text: pl.Series) -> pl.Series:
     return pl.select(pl.coalesce(exact, *layouts)).to_series()
 
 
-def _reasons(raw: pl.DataFrame) -> pl.Expr:
+def _reasons() -> pl.Expr:
     """Why a row cannot be billed (null when it can)."""
     return pl.coalesce(
         pl.when(_missing("event_id")).then(pl.lit("eventID is missing")),
@@ -366,7 +366,7 @@ def events_frame(
     bad = raw.filter(unusable)
     if bad.height:
         raw = raw.filter(~unusable)
-        bad = bad.select("_index", _reasons(bad).alias("_reason"))
+        bad = bad.select("_index", _reasons().alias("_reason"))
     good = raw.with_columns(
         event_time=pl.col("_time"),
         # No requestID (or an empty one) joins nothing and dedupes nothing.

@@ -74,7 +74,7 @@ class Engine:
 
     def frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
         """A (small) result as a polars frame."""
-        with trace(f"query {sql.split()[1] if len(sql.split()) > 1 else sql}"):
+        with trace(f"query {' '.join(sql.split())[:70]}"):
             result: pl.DataFrame = self.con.sql(sql, params=params or {}).pl()
         return result
 
