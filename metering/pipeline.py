@@ -8,22 +8,32 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from metering import __version__
-from metering.attribute import attributed, match
+from metering.attribute import attributed, delta, match
 from metering.collect import Spool, collect_events, collect_records
 from metering.collect.registry import read_registry
 from metering.config import Config
 from metering.month import Month
 from metering.period import who
+from metering.previous import Previous, recall, remember
 from metering.rate import Bill, call_units, price
 from metering.rate.profile import tenant_days, tenant_totals
-from metering.schemas import EVENTS, RECORDS, UNATTRIBUTED, Collected, Counters, QuarantineEntry
-from metering.store import RunRows, connect, ensure_open, write_run
+from metering.schemas import (
+    EVENTS,
+    JOINED,
+    RECORDS,
+    UNATTRIBUTED,
+    Collected,
+    Counters,
+    QuarantineEntry,
+)
+from metering.store import RunRows, connect, ensure_open, latest_run, write_run
 from metering.store.engine import Engine, trace
 
 UNATTRIBUTED_NAME = "Unattributed calls"
@@ -44,6 +54,7 @@ class BillResult:
     unregistered: list[str] = field(default_factory=list)
     reused_files: int = 0  # input files decoded by an earlier run and reused
     decoded_files: int = 0
+    joined_again: int | None = None  # calls new files touched; None: the month was joined
 
     @property
     def exit_code(self) -> int:
@@ -71,24 +82,40 @@ def bill(
     The warehouse is taken first and held to the end, so a second ``meter bill`` on it, or a
     closed month, fails at once, before any input is read. Input files an earlier run
     decoded are reused from the spool unless they changed (``fresh`` decodes all again).
+    When the last bill of the month only lacks some new files, only the calls they touch
+    are joined and written again (see ``previous``).
     """
     warehouse = Path(config.warehouse.path)
-    spool = Spool(spool_folder(config))
+    folder = spool_folder(config)
+    spool = Spool(folder)
     with connect(warehouse) as con:
         ensure_open(con, str(month))
         if fresh:
             spool.clear()
-        engine = Engine(con, spool_folder(config) / "scratch")
-        rows, result = _rate_month(config, month, engine, spool, progress)
+        previous = recall(folder, str(month), config.sha256)
+        if previous is not None and previous.run_id != latest_run(con, str(month)):
+            previous = None  # the warehouse moved on since (another spool, or a restore)
+        engine = Engine(con, folder / "scratch")
+        rows, result, read = _rate_month(config, month, engine, spool, progress, previous)
         with trace("write warehouse"):
             write_run(con, str(month), rows, progress)
+        if rows.changed is not None:
+            result.joined_again = engine.count("_joined_again")
+        with trace("remember the joined calls"):
+            save = partial(engine.save, "_joined")
+            remember(folder, str(month), config.sha256, result.run_id, read, save)
     result.reused_files, result.decoded_files = spool.reused, spool.decoded
     return result
 
 
 def _rate_month(
-    config: Config, month: Month, engine: Engine, spool: Spool, progress: Progress | None
-) -> tuple[RunRows, BillResult]:
+    config: Config,
+    month: Month,
+    engine: Engine,
+    spool: Spool,
+    progress: Progress | None,
+    previous: Previous | None,
+) -> tuple[RunRows, BillResult, dict[str, list[Path]]]:
     """Everything ``bill`` writes and reports, computed from the inputs."""
     started = datetime.now(UTC)
     pricing = config.pricing
@@ -134,9 +161,9 @@ def _rate_month(
         progress("joining and rating", 0, 1)
     engine.load("_records_in", records.parquet, RECORDS)
     engine.load("_events_in", events.parquet, EVENTS)
-    rules = config.attribution.rules
     _check_patterns(engine, config)
-    engine.create("_joined", attributed(f"({match.calls_in('_events_in', '_records_in')})", rules))
+    read = {"events": events.parquet, "records": records.parquet}
+    changed = _join(engine, config, previous, read)
     window = {"start": month.start, "end": month.end}
     decided = engine.frame(match.counts("_joined", pricing.operations), window).row(0, named=True)
     unique = decided.pop("unique_events") + decided.pop("unique_records")
@@ -199,12 +226,45 @@ def _rate_month(
             month=pl.lit(str(month))
         ),
         quarantine=quarantine,
+        changed=changed,
     )
     warehouse = Path(config.warehouse.path)
     result = BillResult(
         month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered
     )
-    return rows, result
+    return rows, result, read
+
+
+def _join(
+    engine: Engine,
+    config: Config,
+    previous: Previous | None,
+    read: dict[str, list[Path]],
+) -> str | None:
+    """Build ``_joined``, the month's attributed calls from ``read`` (the spooled files per
+    source). Returns the SQL condition of the calls that may differ from ``previous``'s,
+    or None when any may."""
+    rules = config.attribution.rules
+    added = previous.added(read) if previous is not None else None
+    if previous is None or added is None:
+        engine.create(
+            "_joined", attributed(f"({match.calls_in('_events_in', '_records_in')})", rules)
+        )
+        return None
+    engine.load("_events_new", added["events"], EVENTS)
+    engine.load("_records_new", added["records"], RECORDS)
+    engine.load("_joined_before", [previous.joined], JOINED)
+    engine.create(delta.TOUCHED_EVENTS, delta.touched_events("_events_new"))
+    engine.create(
+        delta.TOUCHED_REQUESTS, delta.touched_requests("_events_in", "_events_new", "_records_new")
+    )
+    # Held as tables: the dedup reads its inputs several times, and they are small.
+    engine.create("_events_again", delta.events_to_join("_events_in"))
+    engine.create("_records_again", delta.records_to_join("_records_in"))
+    again = attributed(f"({match.calls_in('_events_again', '_records_again')})", rules)
+    engine.create("_joined_again", f"SELECT * FROM ({again}) WHERE {delta.touched()}")
+    engine.create("_joined", delta.rejoined("_joined_before", "_joined_again"))
+    return delta.touched()
 
 
 def _traced(what: str, collect: Callable[..., Collected], *args: Any) -> Collected:

@@ -48,9 +48,11 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     )
     console.print(f"account cost (exact) {bill.account_cost} {bill.currency}", highlight=False)
     if result.reused_files:
+        again = result.joined_again
+        kept = "" if again is None else f"; {again:,} calls the new files touch joined again"
         console.print(
             f"input files: {result.decoded_files:,} decoded, {result.reused_files:,} unchanged "
-            "since an earlier run and reused (meter bill --fresh decodes all)",
+            f"since an earlier run and reused{kept} (meter bill --fresh decodes all)",
             highlight=False,
         )
     if result.unregistered:

@@ -1,9 +1,9 @@
 """Column names and dtypes of each stage's frames, and the run's plain records, in one place.
 
 collect  -> RECORDS (metering records) and EVENTS (CloudTrail Data API events)
-attribute.match -> CALLS_IN (one row per call, either source or both)
-attribute -> + tenant_id, attribution
-rate     -> + units, size_estimated; TENANT_LINES per tenant
+attribute.match -> one row per call, either source or both
+attribute -> JOINED: + tenant_id, attribution (kept for the next run, see previous.py)
+rate     -> CALLS: + units, size_estimated
 store    -> the warehouse tables of SPEC section 6
 """
 
@@ -42,6 +42,21 @@ EVENTS: dict[str, pl.DataType] = {
     "source_identity": pl.Utf8(),
     "secret_arn": pl.Utf8(),
     "resource_arn": pl.Utf8(),
+}
+
+# One row per distinct call of either source or both, attributed (attribute.attributed over
+# match.calls_in), before the month's billable calls are selected.
+JOINED: dict[str, pl.DataType] = {
+    "request_id": pl.Utf8(),
+    "event_id": pl.Utf8(),
+    "call_time": TS,
+    "operation": pl.Utf8(),
+    "error_code": pl.Utf8(),
+    "request_bytes": pl.Int64(),
+    "response_bytes": pl.Int64(),
+    "source": pl.Utf8(),
+    "tenant_id": pl.Utf8(),
+    "attribution": pl.Utf8(),
 }
 
 # One row per billed call, as stored in the warehouse's `calls` table.

@@ -35,6 +35,7 @@ __all__ = [
     "connect",
     "diff_runs",
     "ensure_open",
+    "latest_run",
     "month_state",
     "read_month",
     "set_month_state",
@@ -123,6 +124,9 @@ class RunRows:
     tenant_day: pl.DataFrame
     reconciliation: pl.DataFrame
     quarantine: Sequence[QuarantineEntry]
+    # SQL condition on a call: only the month's calls it holds for are replaced (from
+    # ``calls``), and the others keep their rows with the new run_id. None: replace all.
+    changed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,14 @@ def month_state(con: duckdb.DuckDBPyConnection, month: str) -> MonthEvent | None
         return None
     event, at, by, reason = rows[0]
     return MonthEvent(event, at.replace(tzinfo=UTC), by, reason)
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, month: str) -> str | None:
+    """The run_id of ``month``'s newest bill, or None if it was never billed."""
+    runs = con.execute(
+        "SELECT run_id FROM bill_runs WHERE month = ? ORDER BY run_seq DESC LIMIT 1", [month]
+    ).fetchall()
+    return str(runs[0][0]) if runs else None
 
 
 def ensure_open(con: duckdb.DuckDBPyConnection, month: str) -> None:
@@ -189,10 +201,9 @@ def write_run(
         seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
         with trace("  delete the month"):
             for table in MONTH_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
-        names = ", ".join(CALL_COLUMNS)
-        with trace("  insert calls"):
-            con.execute(f"INSERT INTO calls ({names}) SELECT {names} FROM {rows.calls}")
+                if table != "calls" or rows.changed is None:
+                    con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
+        _write_calls(con, month, rows)
         for done, (table, frame) in enumerate(tables, start=1):
             con.register("_frame", frame.to_arrow())
             names = ", ".join(frame.columns)
@@ -222,17 +233,30 @@ def write_run(
     return int(seq)
 
 
+def _write_calls(con: duckdb.DuckDBPyConnection, month: str, rows: RunRows) -> None:
+    """The month's calls: all of them, or only the changed ones and everyone's run_id."""
+    names = ", ".join(CALL_COLUMNS)
+    changed = "" if rows.changed is None else f" WHERE {rows.changed}"
+    if rows.changed is not None:
+        with trace("  delete changed calls"):
+            con.execute(f"DELETE FROM calls WHERE month = ? AND {rows.changed}", [month])
+        with trace("  new run_id on the other calls"):
+            con.execute(
+                "UPDATE calls SET run_id = ? WHERE month = ? AND run_id <> ?",
+                [rows.run["run_id"], month, rows.run["run_id"]],
+            )
+    with trace("  insert calls"):
+        con.execute(f"INSERT INTO calls ({names}) SELECT {names} FROM {rows.calls}{changed}")
+
+
 def set_month_state(path: str | Path, month: str, event: str, by: str, reason: str) -> MonthEvent:
     """Record a close or reopen of ``month``."""
     with connect(path) as con:
         state = month_state(con, month)
         current = state.event if state else "open"
         if event == "closed":
-            runs = con.execute(
-                "SELECT run_id FROM bill_runs WHERE month = ? ORDER BY run_seq DESC LIMIT 1",
-                [month],
-            ).fetchall()
-            if not runs:
+            run_id = latest_run(con, month)
+            if run_id is None:
                 raise MonthClosedError(
                     f"{month} has never been billed; "
                     f"run `meter bill --month {month}` before closing it"
@@ -241,7 +265,6 @@ def set_month_state(path: str | Path, month: str, event: str, by: str, reason: s
                 raise MonthClosedError(
                     f"{month} is already closed (by {state.by} at {state.at:%Y-%m-%d %H:%M} UTC)"
                 )
-            run_id = runs[0][0]
         else:
             if current != "closed":
                 raise MonthClosedError(f"{month} is not closed; there is nothing to reopen")

@@ -79,14 +79,18 @@ def _october_trail(config: Path) -> Path:
 
 
 def _add_late_day(config: Path) -> None:
-    """A new delivery file of CloudTrail events and a new export data file."""
+    """A new delivery file of CloudTrail events: three new calls, a second delivery of an
+    old event, and an old call's request under a new event id (5 calls touched)."""
     trail = _october_trail(config)
     body = json.loads(gzip.decompress(trail.read_bytes()))
-    records = [r for r in body["Records"] if r["eventSource"].startswith("rdsdata")][:3]
+    calls = [r for r in body["Records"] if r["eventSource"].startswith("rdsdata")]
+    records = [dict(r) for r in calls[:3]]
     for i, record in enumerate(records):
         record["eventID"] = f"late-{i}"
         record["requestID"] = f"late-request-{i}"
-        record["eventTime"] = "2026-10-31T12:00:0{i}Z"
+        record["eventTime"] = f"2026-10-31T12:00:0{i}Z"
+    old = [r for r in calls[3:] if r.get("requestID")][:2]
+    records += [old[0], {**old[1], "eventID": "late-same-request"}]
     folder = trail.parent.parent / "31"
     folder.mkdir(exist_ok=True)
     (
@@ -102,6 +106,7 @@ def test_rebill_after_new_files_equals_a_full_reread(tmp_path: Path) -> None:
     os.utime(incremental.parent / "tenants.csv")  # touching files changes nothing billed
     result = bill(config, OCT)
     assert result.decoded_files == 1 and result.reused_files > 300
+    assert result.joined_again == 5  # only the calls the new file touches were joined
 
     full = _sample(tmp_path, "full")
     _add_late_day(full)
@@ -110,6 +115,26 @@ def test_rebill_after_new_files_equals_a_full_reread(tmp_path: Path) -> None:
     assert _tables(config.warehouse.path) == _tables(load_config(full).warehouse.path)
     assert result.counters == fresh.counters
     assert result.run_id == fresh.run_id  # the same inputs, wherever they were decoded
+    con = duckdb.connect(config.warehouse.path, read_only=True)
+    assert con.execute("SELECT DISTINCT run_id FROM calls").fetchall() == [(result.run_id,)]
+    con.close()
+
+
+def test_whole_month_is_joined_again_unless_only_files_were_added(tmp_path: Path) -> None:
+    path = _sample(tmp_path)
+    config = load_config(path)
+    first = bill(config, OCT)
+    assert first.joined_again is None  # nothing to start from
+    assert bill(config, OCT).joined_again == 0  # nothing new
+    os.utime(_october_trail(path), ns=(1, 1))  # the same bytes, but a changed file
+    assert bill(config, OCT).joined_again is None
+    Path(config.warehouse.path).unlink()  # the warehouse lost the run the spool remembers
+    assert bill(config, OCT).joined_again is None
+    other = path.with_name("other.toml")
+    other.write_text(path.read_text().replace('"platform"', '"share_pro_rata"'))
+    assert bill(load_config(other), OCT).joined_again is None  # another config
+    assert bill(config, OCT).joined_again is None
+    assert bill(config, OCT).joined_again == 0
 
 
 def test_removed_file_is_noticed(tmp_path: Path) -> None:

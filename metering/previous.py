@@ -1,0 +1,109 @@
+"""What a month's last bill leaves for the next one: its joined calls and what they came from.
+
+A re-bill that only adds input files (a new day, late deliveries) joins again only the
+calls the new files touch (``attribute.delta``) and rewrites only those calls in the
+warehouse. That is safe only while everything else is as the last bill left it: the same
+config, the warehouse's newest run of the month is that bill, and every spooled file it
+read is still there, unchanged. Otherwise the month is joined from scratch.
+
+Kept in the spool folder (``meter bill --fresh`` forgets it with the rest):
+``joined/<month>.json`` names the run, the config and the spooled Parquet files read (with
+size and modification time: a file decoded again is a changed file), and the joined calls
+in ``joined/<month>-<run_id>.parquet``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+Stamp = tuple[int, int]  # size, modification time in ns
+SOURCES = ("events", "records")
+
+
+def _stamps(paths: Sequence[Path]) -> dict[str, Stamp] | None:
+    stamps = {}
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        stamps[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return stamps
+
+
+def _manifest(folder: Path, month: str) -> Path:
+    return folder / "joined" / f"{month}.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """The last bill of a month, as it left its joined calls."""
+
+    run_id: str
+    joined: Path
+    read: dict[str, dict[str, Stamp]]  # per source, the spooled files it read
+
+    def added(self, read: Mapping[str, Sequence[Path]]) -> dict[str, list[Path]] | None:
+        """Per source, the spooled files of ``read`` the last bill did not read; None if a
+        file it read is not among them any more or has changed since."""
+        added = {}
+        for source in SOURCES:
+            now, before = _stamps(read[source]), self.read[source]
+            if now is None or any(now.get(path) != stamp for path, stamp in before.items()):
+                return None
+            added[source] = [path for path in read[source] if str(path) not in before]
+        return added
+
+
+def recall(folder: Path, month: str, config_sha256: str) -> Previous | None:
+    """The last bill of ``month`` under the same config, if it left its joined calls."""
+    try:
+        meta = json.loads(_manifest(folder, month).read_text())
+    except (OSError, ValueError):
+        return None
+    joined = folder / "joined" / str(meta.get("joined", ""))
+    if meta.get("config_sha256") != config_sha256 or not joined.is_file():
+        return None
+    read = {
+        source: {path: (int(size), int(mtime)) for path, (size, mtime) in meta[source].items()}
+        for source in SOURCES
+    }
+    return Previous(str(meta["run_id"]), joined, read)
+
+
+def remember(
+    folder: Path,
+    month: str,
+    config_sha256: str,
+    run_id: str,
+    read: Mapping[str, Sequence[Path]],
+    save: Callable[[Path], None],
+) -> None:
+    """Keep this bill's joined calls (written by ``save``) for the next bill of ``month``.
+
+    Failing to is no error: the next bill then joins everything, as a first one does.
+    """
+    stamps = {source: _stamps(read[source]) for source in SOURCES}
+    manifest = _manifest(folder, month)
+    joined = manifest.with_name(f"{month}-{run_id}.parquet")
+    tmp = joined.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        manifest.unlink(missing_ok=True)
+        if any(s is None for s in stamps.values()):  # a spooled file vanished meanwhile
+            return
+        manifest.parent.mkdir(parents=True, exist_ok=True)
+        save(tmp)
+        os.replace(tmp, joined)
+        meta = {"run_id": run_id, "config_sha256": config_sha256, "joined": joined.name}
+        tmp.write_text(json.dumps({**meta, **stamps}))
+        os.replace(tmp, manifest)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        return
+    for old in manifest.parent.glob(f"{month}-*.parquet"):
+        if old != joined:
+            old.unlink(missing_ok=True)
