@@ -594,7 +594,7 @@ def main() -> None:
     runs = {"1x": measure(work, args.events, args.seed, args.processes, True, args.verify)}
     if args.scale > 1:
         events = args.events * args.scale
-        runs[f"{args.scale}x"] = measure(work, events, args.seed, args.processes, False, False)
+        runs[f"{args.scale}x"] = measure(work, events, args.seed, args.processes, True, False)
 
     report = table(runs)
     print()

@@ -99,8 +99,6 @@ def bill(
         rows, result, read = _rate_month(config, month, engine, spool, progress, previous)
         with trace("write warehouse"):
             write_run(con, str(month), rows, progress)
-        if rows.changed is not None:
-            result.joined_again = engine.count("_joined_again")
         with trace("remember the joined calls"):
             save = partial(engine.save, "_joined")
             remember(folder, str(month), config.sha256, result.run_id, read, save)
@@ -163,7 +161,7 @@ def _rate_month(
     engine.load("_events_in", events.parquet, EVENTS)
     _check_patterns(engine, config)
     read = {"events": events.parquet, "records": records.parquet}
-    changed = _join(engine, config, previous, read)
+    joined_again = _join(engine, config, previous, read)
     window = {"start": month.start, "end": month.end}
     decided = engine.frame(match.counts("_joined", pricing.operations), window).row(0, named=True)
     unique = decided.pop("unique_events") + decided.pop("unique_records")
@@ -226,12 +224,13 @@ def _rate_month(
             month=pl.lit(str(month))
         ),
         quarantine=quarantine,
-        changed=changed,
+        changed=None if joined_again is None else delta.touched(),
     )
     warehouse = Path(config.warehouse.path)
     result = BillResult(
         month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered
     )
+    result.joined_again = joined_again
     return rows, result, read
 
 
@@ -240,31 +239,32 @@ def _join(
     config: Config,
     previous: Previous | None,
     read: dict[str, list[Path]],
-) -> str | None:
+) -> int | None:
     """Build ``_joined``, the month's attributed calls from ``read`` (the spooled files per
-    source). Returns the SQL condition of the calls that may differ from ``previous``'s,
-    or None when any may."""
+    source). Returns how many calls were joined again when only those the files added
+    since ``previous`` touch were (see ``attribute.delta``), None when all were."""
     rules = config.attribution.rules
+
+    def join(events: str, records: str) -> str:
+        return attributed(f"({match.calls_in(events, records)})", rules)
+
     added = previous.added(read) if previous is not None else None
     if previous is None or added is None:
-        engine.create(
-            "_joined", attributed(f"({match.calls_in('_events_in', '_records_in')})", rules)
-        )
+        engine.create("_joined", join("_events_in", "_records_in"))
         return None
-    engine.load("_events_new", added["events"], EVENTS)
-    engine.load("_records_new", added["records"], RECORDS)
+    for source, schema in (("events", EVENTS), ("records", RECORDS)):
+        new = set(added[source])
+        engine.load(f"_{source}_new", added[source], schema)
+        engine.load(f"_{source}_old", [p for p in read[source] if p not in new], schema)
     engine.load("_joined_before", [previous.joined], JOINED)
-    engine.create(delta.TOUCHED_EVENTS, delta.touched_events("_events_new"))
-    engine.create(
-        delta.TOUCHED_REQUESTS, delta.touched_requests("_events_in", "_events_new", "_records_new")
+    return delta.rejoin(
+        engine,
+        join,
+        "_joined_before",
+        ("_events_old", "_events_new"),
+        ("_records_old", "_records_new"),
+        into="_joined",
     )
-    # Held as tables: the dedup reads its inputs several times, and they are small.
-    engine.create("_events_again", delta.events_to_join("_events_in"))
-    engine.create("_records_again", delta.records_to_join("_records_in"))
-    again = attributed(f"({match.calls_in('_events_again', '_records_again')})", rules)
-    engine.create("_joined_again", f"SELECT * FROM ({again}) WHERE {delta.touched()}")
-    engine.create("_joined", delta.rejoined("_joined_before", "_joined_again"))
-    return delta.touched()
 
 
 def _traced(what: str, collect: Callable[..., Collected], *args: Any) -> Collected:

@@ -1,66 +1,39 @@
 """Join again only the calls that new input files can change.
 
 When a re-bill of a month only adds input files (a new day, late deliveries), most calls
-cannot change. The keys new rows touch are found first; the calls carrying them are
-joined again from every row, old and new, that holds those keys; every other call is
-taken from the previous run as it was. The result equals joining everything again
-(``tests/attribute/test_delta.py`` checks it on random inputs).
+cannot change. The event and request ids the new rows hold are collected first and grown
+until no old row links them to another id: every old event with one of those ids brings
+in its other id, and so on. The rows holding these ids are then a closed group: the dedup
+rule of ``match`` (one event per ``eventID``, then per ``requestID``; one record per
+``request_id``) decides their calls from those rows alone, and no other call depends on
+them. So these calls are joined again from those rows, and every other call is taken
+from the previous run as it was. ``tests/attribute/test_delta.py`` checks on random
+inputs that the result equals joining everything again.
 
-Why these keys are enough, given the dedup rule of ``match`` (events: the smallest row per
-``eventID``, then per non-null ``requestID``; records: the smallest per ``request_id``;
-``event_id`` and a record's ``request_id`` are never NULL, the collectors quarantine
-such rows):
-
-- ``touched event ids`` (E): the new events' ids. Only their winners can change.
-- ``touched request ids`` (R): the new rows' request ids, and those of every event (old
-  or new) of an id in E, since E's winners may move between these request ids.
-- A request id outside R keeps its winner: no new row has it, and no event id's winner
-  can move to or from it. An event id outside E keeps its winner.
-- To decide a request id in R again, every event id with a row of that request id is
-  decided again from all its rows; so the events read are those of E and of every event
-  id seen with a request id in R.
-- A call changes only if its request id is in R, or it has no request id and its event
-  id is in E.
+Usually no old row shares an id with the new ones, and one pass over the old events
+shows it. (``event_id`` and a record's ``request_id`` are never NULL: the collectors
+quarantine such rows.)
 """
 
 from __future__ import annotations
 
-TOUCHED_EVENTS = "_touched_events"  # the tables the pipeline builds for ``touched``
+from collections.abc import Callable
+from typing import Any, Protocol
+
+TOUCHED_EVENTS = "_touched_events"  # the event ids and request ids the new rows touch
 TOUCHED_REQUESTS = "_touched_requests"
 
 
-def touched_events(new_events: str) -> str:
-    """SQL: E, the event ids of the new files."""
-    return f"SELECT DISTINCT event_id FROM {new_events}"
+class Runner(Protocol):
+    """What runs the SQL: the warehouse engine."""
 
+    def create(self, name: str, sql: str, params: dict[str, Any] | None = None) -> int: ...
 
-def touched_requests(events: str, new_events: str, new_records: str) -> str:
-    """SQL: R, the request ids whose call may change (needs TOUCHED_EVENTS)."""
-    return f"""
-        SELECT request_id FROM {new_events} WHERE request_id IS NOT NULL
-        UNION SELECT request_id FROM {new_records}
-        UNION SELECT request_id FROM {events}
-              WHERE request_id IS NOT NULL AND event_id IN (FROM {TOUCHED_EVENTS})
-    """
-
-
-def events_to_join(events: str) -> str:
-    """SQL: every event row that deciding the touched calls again needs."""
-    return f"""
-        SELECT * FROM {events} WHERE event_id IN (
-            FROM {TOUCHED_EVENTS}
-            UNION SELECT event_id FROM {events} WHERE request_id IN (FROM {TOUCHED_REQUESTS})
-        )
-    """
-
-
-def records_to_join(records: str) -> str:
-    """SQL: every record row that deciding the touched calls again needs."""
-    return f"SELECT * FROM {records} WHERE request_id IN (FROM {TOUCHED_REQUESTS})"
+    def insert(self, table: str, sql: str) -> int: ...
 
 
 def touched() -> str:
-    """SQL condition: a call (columns ``request_id``, ``event_id``) the new files may change."""
+    """SQL condition: a call (columns ``request_id``, ``event_id``) the new rows touch."""
     # CASE, not OR: ``NULL IN (...)`` is NULL, and NOT NULL would drop the row.
     return (
         f"(CASE WHEN request_id IS NULL THEN event_id IN (FROM {TOUCHED_EVENTS}) "
@@ -68,11 +41,52 @@ def touched() -> str:
     )
 
 
-def rejoined(before: str, joined_again: str) -> str:
-    """SQL: the calls of ``before`` the new files cannot change, and ``joined_again``: the
-    ``touched`` calls of the join of ``events_to_join`` and ``records_to_join``."""
-    return f"""
-        SELECT * FROM {before} WHERE NOT {touched()}
-        UNION ALL BY NAME
-        FROM {joined_again}
-    """
+def rejoin(
+    run: Runner,
+    join: Callable[[str, str], str],
+    before: str,
+    events: tuple[str, str],
+    records: tuple[str, str],
+    into: str,
+) -> int:
+    """Create ``into``: the calls of ``before`` (the previous run's), with those the new
+    rows touch joined again by ``join(events, records)``. ``events`` and ``records`` are
+    (old rows, new rows) each. Returns how many calls were joined again."""
+    old_events, new_events = events
+    old_records, new_records = records
+    run.create(TOUCHED_EVENTS, f"SELECT DISTINCT event_id FROM {new_events}")
+    run.create(
+        TOUCHED_REQUESTS,
+        f"SELECT request_id FROM {new_events} WHERE request_id IS NOT NULL "
+        f"UNION SELECT request_id FROM {new_records}",
+    )
+    while True:  # grow the ids until the old events holding them bring no others
+        run.create(
+            "_old_events_touched",
+            f"SELECT * FROM {old_events} WHERE event_id IN (FROM {TOUCHED_EVENTS}) "
+            f"OR request_id IN (FROM {TOUCHED_REQUESTS})",
+        )
+        grown = run.insert(
+            TOUCHED_EVENTS,
+            "SELECT DISTINCT event_id FROM _old_events_touched "
+            f"WHERE event_id NOT IN (FROM {TOUCHED_EVENTS})",
+        )
+        grown += run.insert(
+            TOUCHED_REQUESTS,
+            "SELECT DISTINCT request_id FROM _old_events_touched "
+            f"WHERE request_id IS NOT NULL AND request_id NOT IN (FROM {TOUCHED_REQUESTS})",
+        )
+        if not grown:
+            break
+    run.create("_events_again", f"FROM _old_events_touched UNION ALL BY NAME FROM {new_events}")
+    run.create(
+        "_records_again",
+        f"SELECT * FROM {old_records} WHERE request_id IN (FROM {TOUCHED_REQUESTS}) "
+        f"UNION ALL BY NAME FROM {new_records}",
+    )
+    again = run.create("_joined_again", join("_events_again", "_records_again"))
+    run.create(
+        into,
+        f"SELECT * FROM {before} WHERE NOT {touched()} UNION ALL BY NAME FROM _joined_again",
+    )
+    return again

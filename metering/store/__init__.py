@@ -20,6 +20,7 @@ from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
 from metering.schemas import CALLS, QuarantineEntry
 from metering.store.engine import trace
 from metering.store.schema import (
+    CALLS_VIEW,
     COUNTER_COLUMNS,
     MIGRATIONS,
     MONTH_TABLES,
@@ -93,7 +94,7 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
         if version is None:
-            for ddl in TABLES.values():
+            for ddl in (*TABLES.values(), CALLS_VIEW):
                 con.execute(ddl)
         else:
             for step in range(version + 1, SCHEMA_VERSION + 1):
@@ -125,7 +126,7 @@ class RunRows:
     reconciliation: pl.DataFrame
     quarantine: Sequence[QuarantineEntry]
     # SQL condition on a call: only the month's calls it holds for are replaced (from
-    # ``calls``), and the others keep their rows with the new run_id. None: replace all.
+    # ``calls``); the others keep theirs, and take the new run_id. None: replace all.
     changed: str | None = None
 
 
@@ -201,7 +202,7 @@ def write_run(
         seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
         with trace("  delete the month"):
             for table in MONTH_TABLES:
-                if table != "calls" or rows.changed is None:
+                if table != "call_rows" or rows.changed is None:
                     con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
         _write_calls(con, month, rows)
         for done, (table, frame) in enumerate(tables, start=1):
@@ -234,19 +235,16 @@ def write_run(
 
 
 def _write_calls(con: duckdb.DuckDBPyConnection, month: str, rows: RunRows) -> None:
-    """The month's calls: all of them, or only the changed ones and everyone's run_id."""
-    names = ", ".join(CALL_COLUMNS)
+    """The month's calls: all of them, or only those ``rows.changed`` holds for (the
+    others keep their rows; the calls view gives them the new run_id)."""
+    names = ", ".join(c for c in CALL_COLUMNS if c != "run_id")
     changed = "" if rows.changed is None else f" WHERE {rows.changed}"
     if rows.changed is not None:
         with trace("  delete changed calls"):
-            con.execute(f"DELETE FROM calls WHERE month = ? AND {rows.changed}", [month])
-        with trace("  new run_id on the other calls"):
-            con.execute(
-                "UPDATE calls SET run_id = ? WHERE month = ? AND run_id <> ?",
-                [rows.run["run_id"], month, rows.run["run_id"]],
-            )
+            con.execute(f"DELETE FROM call_rows WHERE month = ? AND {rows.changed}", [month])
     with trace("  insert calls"):
-        con.execute(f"INSERT INTO calls ({names}) SELECT {names} FROM {rows.calls}{changed}")
+        con.execute(f"INSERT INTO call_rows ({names}) SELECT {names} FROM {rows.calls}{changed}")
+    con.execute("INSERT INTO month_runs VALUES (?, ?)", [month, rows.run["run_id"]])
 
 
 def set_month_state(path: str | Path, month: str, event: str, by: str, reason: str) -> MonthEvent:

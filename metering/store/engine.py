@@ -72,6 +72,11 @@ class Engine:
             self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params or {})
         return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
+    def insert(self, table: str, sql: str) -> int:
+        """Add the rows of ``sql`` to ``table``; returns how many."""
+        with trace(f"insert {table}"):
+            return int(self.con.execute(f"INSERT INTO {table} {sql}").fetchall()[0][0])
+
     def save(self, table: str, path: Path) -> None:
         """Write ``table`` to one Parquet file. Uncompressed: it is rewritten on every run,
         and lz4 takes half as long again for a tenth less disk."""

@@ -6,7 +6,7 @@ DOUBLE. Every table carries ``month`` so re-billing a month replaces exactly its
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 COUNTER_COLUMNS = (
     "files_read",
@@ -48,10 +48,11 @@ TABLES = {
             run_seq BIGINT,
             executed_by VARCHAR
         )""",
-    "calls": """
-        CREATE TABLE IF NOT EXISTS calls (
+    # The calls of each month, without the run_id: a re-bill that changes a few calls
+    # rewrites only those. `calls` (below) adds the month's run_id from month_runs.
+    "call_rows": """
+        CREATE TABLE IF NOT EXISTS call_rows (
             month VARCHAR NOT NULL,
-            run_id VARCHAR NOT NULL,
             request_id VARCHAR,
             event_id VARCHAR,
             event_time TIMESTAMPTZ NOT NULL,
@@ -63,6 +64,12 @@ TABLES = {
             attribution VARCHAR NOT NULL,
             source VARCHAR NOT NULL,
             size_estimated BOOLEAN NOT NULL
+        )""",
+    # The run whose calls a month holds.
+    "month_runs": """
+        CREATE TABLE IF NOT EXISTS month_runs (
+            month VARCHAR NOT NULL PRIMARY KEY,
+            run_id VARCHAR NOT NULL
         )""",
     "tenant_month": """
         CREATE TABLE IF NOT EXISTS tenant_month (
@@ -113,6 +120,15 @@ TABLES = {
         )""",
 }
 
+# SPEC 6's `calls` table, as a view: the same columns in the same order, and every row
+# carries its month's run_id.
+CALLS_VIEW = """
+    CREATE OR REPLACE VIEW calls AS
+    SELECT c.month, m.run_id, c.request_id, c.event_id, c.event_time, c.tenant_id,
+           c.operation, c.request_bytes, c.response_bytes, c.units, c.attribution, c.source,
+           c.size_estimated
+    FROM call_rows c JOIN month_runs m ON m.month = c.month"""
+
 TABLES |= {
     # Every execution's tenant lines, kept after the month is re-billed: `meter diff`.
     "run_lines": """
@@ -146,7 +162,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         TABLES["run_lines"],
         TABLES["month_events"],
     ),
+    3: (
+        TABLES["month_runs"],
+        "INSERT INTO month_runs SELECT DISTINCT month, run_id FROM calls",
+        "ALTER TABLE calls RENAME TO call_rows",
+        "ALTER TABLE call_rows DROP COLUMN run_id",
+        CALLS_VIEW,
+    ),
 }
 
 # Tables whose rows belong to one month and are replaced when it is billed again.
-MONTH_TABLES = ("calls", "tenant_month", "tenant_day", "reconciliation", "quarantine")
+MONTH_TABLES = (
+    "call_rows",
+    "month_runs",
+    "tenant_month",
+    "tenant_day",
+    "reconciliation",
+    "quarantine",
+)

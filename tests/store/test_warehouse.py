@@ -21,6 +21,7 @@ from metering.month import Month
 from metering.outputs import export
 from metering.period import diff, set_month_state
 from metering.pipeline import bill
+from metering.schemas import CALLS
 from metering.store import SCHEMA_VERSION, connect
 from tests.conftest import REPO, SAMPLE
 from tests.helpers import export_records, record, write_config
@@ -209,6 +210,9 @@ def test_older_warehouse_is_migrated_newer_refused(tmp_path: Path) -> None:
     con.execute((REPO / "tests" / "golden" / "warehouse_v1.sql").read_text())
     con.execute("INSERT INTO meter_meta VALUES ('schema_version', '1')")
     con.execute("INSERT INTO quarantine VALUES ('r', '2026-09', 'f', 'line 1', 'bad')")
+    call = ("2026-09", "r", "q1", "e1", "2026-09-03 10:00:00+00", "acme", "ExecuteStatement")
+    call += (10, 20, 1, "metering_record", "both", False)
+    con.execute(f"INSERT INTO calls VALUES ({', '.join('?' * len(call))})", call)
     con.close()
     with connect(path) as migrated:
         version = migrated.execute(
@@ -218,6 +222,10 @@ def test_older_warehouse_is_migrated_newer_refused(tmp_path: Path) -> None:
         assert migrated.execute("SELECT count(*) FROM quarantine").fetchall() == [(1,)]
         columns = {r[0] for r in migrated.execute("DESCRIBE bill_runs").fetchall()}
         assert {"run_seq", "executed_by"} <= columns
+        # v3: calls became a view over call_rows and month_runs; it reads as before.
+        assert [r[0] for r in migrated.execute("DESCRIBE calls").fetchall()] == list(CALLS)
+        got = migrated.execute("SELECT * EXCLUDE (event_time) FROM calls").fetchall()
+        assert got == [call[:4] + call[5:]]
         migrated.execute("UPDATE meter_meta SET value = '99' WHERE key = 'schema_version'")
     with (
         pytest.raises(WarehouseError, match="schema version 99, newer than this meter's"),
