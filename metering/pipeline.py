@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from metering.collect.registry import read_registry
 from metering.config import Config
 from metering.month import Month
 from metering.period import who
-from metering.previous import Previous, recall, remember
+from metering.previous import Previous, recall, remember, scratch
 from metering.rate import Bill, call_units, price
 from metering.rate.profile import tenant_days, tenant_totals
 from metering.schemas import (
@@ -96,12 +95,17 @@ def bill(
         if previous is not None and previous.run_id != latest_run(con, str(month)):
             previous = None  # the warehouse moved on since (another spool, or a restore)
         engine = Engine(con, folder / "scratch")
-        rows, result, read = _rate_month(config, month, engine, spool, progress, previous)
-        with trace("write warehouse"):
-            write_run(con, str(month), rows, progress)
-        with trace("remember the joined calls"):
-            save = partial(engine.save, "_joined")
-            remember(folder, str(month), config.sha256, result.run_id, read, save)
+        joined = scratch(folder, str(month))
+        joined.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            rows, result, read = _rate_month(
+                config, month, engine, spool, progress, previous, joined
+            )
+            with trace("write warehouse"):
+                write_run(con, str(month), rows, progress)
+            remember(folder, str(month), config.sha256, result.run_id, read, joined)
+        finally:
+            joined.unlink(missing_ok=True)
     result.reused_files, result.decoded_files = spool.reused, spool.decoded
     return result
 
@@ -113,6 +117,7 @@ def _rate_month(
     spool: Spool,
     progress: Progress | None,
     previous: Previous | None,
+    joined: Path,
 ) -> tuple[RunRows, BillResult, dict[str, list[Path]]]:
     """Everything ``bill`` writes and reports, computed from the inputs."""
     started = datetime.now(UTC)
@@ -161,25 +166,28 @@ def _rate_month(
     engine.load("_events_in", events.parquet, EVENTS)
     _check_patterns(engine, config)
     read = {"events": events.parquet, "records": records.parquet}
-    joined_again = _join(engine, config, previous, read)
-    window = {"start": month.start, "end": month.end}
-    decided = engine.frame(match.counts("_joined", pricing.operations), window).row(0, named=True)
+    engine.define(month_start=month.start, month_end=month.end, month=str(month), run_id=run_id)
+    joined_again = _join(engine, config, previous, read, joined)
+    decided = engine.frame(match.counts("_joined", pricing.operations)).row(0, named=True)
     unique = decided.pop("unique_events") + decided.pop("unique_records")
     counters.duplicates = engine.count("_events_in") + engine.count("_records_in") - unique
     for name, value in decided.items():
         setattr(counters, name, int(value))
     units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units)
     chosen = match.selected("_joined", pricing.operations, pricing.bill_errors)
-    counters.calls_billed = engine.create(
+    # A view: each reader (totals, days, the warehouse) derives the calls again from the
+    # joined calls, which is cheaper than holding a month of them.
+    engine.view(
         "_calls",
         f"""
-        SELECT $month AS month, $run_id AS run_id, request_id, event_id,
-               call_time AS event_time, tenant_id, operation, request_bytes, response_bytes,
-               {units} AS units, attribution, source, source = 'cloudtrail' AS size_estimated
+        SELECT getvariable('month') AS month, getvariable('run_id') AS run_id, request_id,
+               event_id, call_time AS event_time, tenant_id, operation, request_bytes,
+               response_bytes, {units} AS units, attribution, source,
+               source = 'cloudtrail' AS size_estimated
         FROM ({chosen})
         """,
-        {**window, "month": str(month), "run_id": run_id},
     )
+    counters.calls_billed = engine.count("_calls")
     totals = engine.frame(tenant_totals("_calls"))
     the_bill = price(
         dict(totals.select("tenant_id", "units").iter_rows()),
@@ -220,7 +228,7 @@ def _rate_month(
         calls="_calls",
         tenant_month=tenant_month,
         tenant_day=days,
-        reconciliation=engine.frame(match.reconcile("_joined"), window).with_columns(
+        reconciliation=engine.frame(match.reconcile("_joined")).with_columns(
             month=pl.lit(str(month))
         ),
         quarantine=quarantine,
@@ -239,10 +247,12 @@ def _join(
     config: Config,
     previous: Previous | None,
     read: dict[str, list[Path]],
+    path: Path,
 ) -> int | None:
-    """Build ``_joined``, the month's attributed calls from ``read`` (the spooled files per
-    source). Returns how many calls were joined again when only those the files added
-    since ``previous`` touch were (see ``attribute.delta``), None when all were."""
+    """Make ``_joined``, the month's attributed calls from ``read`` (the spooled files per
+    source), written to ``path``. Returns how many calls were joined again when only
+    those the files added since ``previous`` touch were (see ``attribute.delta``), None
+    when all were."""
     rules = config.attribution.rules
 
     def join(events: str, records: str) -> str:
@@ -250,21 +260,18 @@ def _join(
 
     added = previous.added(read) if previous is not None else None
     if previous is None or added is None:
-        engine.create("_joined", join("_events_in", "_records_in"))
+        engine.keep("_joined", join("_events_in", "_records_in"), path)
         return None
     for source, schema in (("events", EVENTS), ("records", RECORDS)):
         new = set(added[source])
         engine.load(f"_{source}_new", added[source], schema)
         engine.load(f"_{source}_old", [p for p in read[source] if p not in new], schema)
     engine.load("_joined_before", [previous.joined], JOINED)
-    return delta.rejoin(
-        engine,
-        join,
-        "_joined_before",
-        ("_events_old", "_events_new"),
-        ("_records_old", "_records_new"),
-        into="_joined",
+    again = delta.rejoin(
+        engine, join, ("_events_old", "_events_new"), ("_records_old", "_records_new")
     )
+    engine.keep("_joined", delta.rejoined("_joined_before"), path)
+    return again
 
 
 def _traced(what: str, collect: Callable[..., Collected], *args: Any) -> Collected:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,29 +75,33 @@ def recall(folder: Path, month: str, config_sha256: str) -> Previous | None:
     return Previous(str(meta["run_id"]), joined, read)
 
 
+def scratch(folder: Path, month: str) -> Path:
+    """Where a bill writes its joined calls while it runs (``remember`` keeps them)."""
+    return folder / "joined" / f"{month}.{os.getpid()}.parquet.tmp"
+
+
 def remember(
     folder: Path,
     month: str,
     config_sha256: str,
     run_id: str,
     read: Mapping[str, Sequence[Path]],
-    save: Callable[[Path], None],
+    written: Path,
 ) -> None:
-    """Keep this bill's joined calls (written by ``save``) for the next bill of ``month``.
+    """Keep this bill's joined calls (``written``) for the next bill of ``month``; call it
+    once the bill is in the warehouse.
 
     Failing to is no error: the next bill then joins everything, as a first one does.
     """
     stamps = {source: _stamps(read[source]) for source in SOURCES}
     manifest = _manifest(folder, month)
     joined = manifest.with_name(f"{month}-{run_id}.parquet")
-    tmp = joined.with_suffix(f".{os.getpid()}.tmp")
+    tmp = manifest.with_suffix(f".{os.getpid()}.tmp")
     try:
         manifest.unlink(missing_ok=True)
         if any(s is None for s in stamps.values()):  # a spooled file vanished meanwhile
             return
-        manifest.parent.mkdir(parents=True, exist_ok=True)
-        save(tmp)
-        os.replace(tmp, joined)
+        os.replace(written, joined)
         meta = {"run_id": run_id, "config_sha256": config_sha256, "joined": joined.name}
         tmp.write_text(json.dumps({**meta, **stamps}))
         os.replace(tmp, manifest)

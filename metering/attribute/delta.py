@@ -44,14 +44,12 @@ def touched() -> str:
 def rejoin(
     run: Runner,
     join: Callable[[str, str], str],
-    before: str,
     events: tuple[str, str],
     records: tuple[str, str],
-    into: str,
 ) -> int:
-    """Create ``into``: the calls of ``before`` (the previous run's), with those the new
-    rows touch joined again by ``join(events, records)``. ``events`` and ``records`` are
-    (old rows, new rows) each. Returns how many calls were joined again."""
+    """Join again by ``join(events, records)`` the calls the new rows touch, into the table
+    ``_joined_again``; ``events`` and ``records`` are (old rows, new rows) each. Returns how
+    many calls were joined again. ``rejoined`` then gives all the month's calls."""
     old_events, new_events = events
     old_records, new_records = records
     run.create(TOUCHED_EVENTS, f"SELECT DISTINCT event_id FROM {new_events}")
@@ -84,9 +82,10 @@ def rejoin(
         f"SELECT * FROM {old_records} WHERE request_id IN (FROM {TOUCHED_REQUESTS}) "
         f"UNION ALL BY NAME FROM {new_records}",
     )
-    again = run.create("_joined_again", join("_events_again", "_records_again"))
-    run.create(
-        into,
-        f"SELECT * FROM {before} WHERE NOT {touched()} UNION ALL BY NAME FROM _joined_again",
-    )
-    return again
+    return run.create("_joined_again", join("_events_again", "_records_again"))
+
+
+def rejoined(before: str) -> str:
+    """SQL: the calls of ``before`` (the previous run's) the new rows do not touch, and
+    those ``rejoin`` joined again."""
+    return f"SELECT * FROM {before} WHERE NOT {touched()} UNION ALL BY NAME FROM _joined_again"

@@ -104,7 +104,8 @@ def calls_in(events: str, records: str) -> str:
     """
 
 
-IN_MONTH = "call_time >= $start AND call_time < $end"
+# The month's bounds are variables the pipeline sets on the engine (``Engine.define``).
+IN_MONTH = "call_time >= getvariable('month_start') AND call_time < getvariable('month_end')"
 
 
 def billable(operations: Collection[str]) -> str:

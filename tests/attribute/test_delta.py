@@ -94,13 +94,9 @@ def test_rejoining_the_touched_calls_equals_a_full_join(
     con.execute(f"CREATE TABLE before AS {match.calls_in('old_events', 'old_records')}")
 
     again = delta.rejoin(
-        engine,
-        match.calls_in,
-        "before",
-        ("old_events", "new_events"),
-        ("old_records", "new_records"),
-        into="joined",
+        engine, match.calls_in, ("old_events", "new_events"), ("old_records", "new_records")
     )
+    con.execute(f"CREATE TABLE joined AS {delta.rejoined('before')}")
 
     con.execute("CREATE VIEW all_events AS FROM old_events UNION ALL FROM new_events")
     con.execute("CREATE VIEW all_records AS FROM old_records UNION ALL FROM new_records")
