@@ -96,7 +96,6 @@ def bill(
             previous = None  # the warehouse moved on since (another spool, or a restore)
         engine = Engine(con, folder / "scratch")
         joined = scratch(folder, str(month))
-        joined.parent.mkdir(parents=True, exist_ok=True)
         try:
             rows, result, read = _rate_month(
                 config, month, engine, spool, progress, previous, joined

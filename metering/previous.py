@@ -6,10 +6,10 @@ warehouse. That is safe only while everything else is as the last bill left it: 
 config, the warehouse's newest run of the month is that bill, and every spooled file it
 read is still there, unchanged. Otherwise the month is joined from scratch.
 
-Kept in the spool folder (``meter bill --fresh`` forgets it with the rest):
-``joined/<month>.json`` names the run, the config and the spooled Parquet files read (with
-size and modification time: a file decoded again is a changed file), and the joined calls
-in ``joined/<month>-<run_id>.parquet``.
+Kept in the spool folder, in ``joined/<month>/`` (``meter bill --fresh`` forgets it with
+the rest): ``manifest.json`` names the run, the config and the spooled Parquet files read
+(with size and modification time: a file decoded again is a changed file), and the joined
+calls are in ``<run_id>.parquet``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _stamps(paths: Sequence[Path]) -> dict[str, Stamp] | None:
 
 
 def _manifest(folder: Path, month: str) -> Path:
-    return folder / "joined" / f"{month}.json"
+    return folder / "joined" / month / "manifest.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +65,7 @@ def recall(folder: Path, month: str, config_sha256: str) -> Previous | None:
         meta = json.loads(_manifest(folder, month).read_text())
     except (OSError, ValueError):
         return None
-    joined = folder / "joined" / str(meta.get("joined", ""))
+    joined = _manifest(folder, month).with_name(str(meta.get("joined", "")))
     if meta.get("config_sha256") != config_sha256 or not joined.is_file():
         return None
     read = {
@@ -76,8 +76,13 @@ def recall(folder: Path, month: str, config_sha256: str) -> Previous | None:
 
 
 def scratch(folder: Path, month: str) -> Path:
-    """Where a bill writes its joined calls while it runs (``remember`` keeps them)."""
-    return folder / "joined" / f"{month}.{os.getpid()}.parquet.tmp"
+    """Where a bill writes its joined calls while it runs (``remember`` keeps them). What
+    a killed bill left there is removed: only one bill runs on a warehouse at a time."""
+    place = _manifest(folder, month).parent
+    place.mkdir(parents=True, exist_ok=True)
+    for stale in place.glob("*.tmp"):
+        stale.unlink(missing_ok=True)
+    return place / f"joined.{os.getpid()}.tmp"
 
 
 def remember(
@@ -95,7 +100,7 @@ def remember(
     """
     stamps = {source: _stamps(read[source]) for source in SOURCES}
     manifest = _manifest(folder, month)
-    joined = manifest.with_name(f"{month}-{run_id}.parquet")
+    joined = manifest.with_name(f"{run_id}.parquet")
     tmp = manifest.with_suffix(f".{os.getpid()}.tmp")
     try:
         manifest.unlink(missing_ok=True)
@@ -108,6 +113,6 @@ def remember(
     except OSError:
         tmp.unlink(missing_ok=True)
         return
-    for old in manifest.parent.glob(f"{month}-*.parquet"):
+    for old in manifest.parent.glob("*.parquet"):
         if old != joined:
             old.unlink(missing_ok=True)

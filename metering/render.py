@@ -49,7 +49,7 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     console.print(f"account cost (exact) {bill.account_cost} {bill.currency}", highlight=False)
     if result.reused_files:
         again = result.joined_again
-        kept = "" if again is None else f"; {again:,} calls the new files touch joined again"
+        kept = "" if again is None else f"; {again:,} calls joined again, the rest kept"
         console.print(
             f"input files: {result.decoded_files:,} decoded, {result.reused_files:,} unchanged "
             f"since an earlier run and reused{kept} (meter bill --fresh decodes all)",

@@ -84,6 +84,11 @@ def test_sample_bill_and_finance_export_golden(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == (REPO / "tests" / "golden" / "finance_2026-10.csv").read_bytes()
 
+    again = runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
+    said = " ".join(again.output.split())
+    assert "0 decoded, 391 unchanged since an earlier run and reused" in said, said
+    assert "; 0 calls joined again, the rest kept" in said
+
 
 def test_export_before_bill_says_what_to_do(tmp_path: Path) -> None:
     config = _sample_copy(tmp_path)

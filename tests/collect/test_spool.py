@@ -125,7 +125,13 @@ def test_whole_month_is_joined_again_unless_only_files_were_added(tmp_path: Path
     config = load_config(path)
     first = bill(config, OCT)
     assert first.joined_again is None  # nothing to start from
+    stale = spool_folder(config) / "joined" / "2026-10" / "joined.999.tmp"  # a killed bill's
+    stale.write_bytes(b"")
     assert bill(config, OCT).joined_again == 0  # nothing new
+    assert sorted(p.name for p in stale.parent.iterdir()) == [
+        f"{first.run_id}.parquet",
+        "manifest.json",
+    ]
     os.utime(_october_trail(path), ns=(1, 1))  # the same bytes, but a changed file
     assert bill(config, OCT).joined_again is None
     Path(config.warehouse.path).unlink()  # the warehouse lost the run the spool remembers
