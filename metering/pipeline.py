@@ -173,19 +173,22 @@ def _rate_month(
     for name, value in decided.items():
         setattr(counters, name, int(value))
     units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units)
-    chosen = match.selected("_joined", pricing.operations, pricing.bill_errors)
-    # A view: each reader (totals, days, the warehouse) derives the calls again from the
+
+    def billed(joined_calls: str) -> str:
+        chosen = match.selected(joined_calls, pricing.operations, pricing.bill_errors)
+        return f"""
+            SELECT getvariable('month') AS month, getvariable('run_id') AS run_id, request_id,
+                   event_id, call_time AS event_time, tenant_id, operation, request_bytes,
+                   response_bytes, {units} AS units, attribution, source,
+                   source = 'cloudtrail' AS size_estimated
+            FROM ({chosen})
+        """
+
+    # Views: each reader (totals, days, the warehouse) derives the calls again from the
     # joined calls, which is cheaper than holding a month of them.
-    engine.view(
-        "_calls",
-        f"""
-        SELECT getvariable('month') AS month, getvariable('run_id') AS run_id, request_id,
-               event_id, call_time AS event_time, tenant_id, operation, request_bytes,
-               response_bytes, {units} AS units, attribution, source,
-               source = 'cloudtrail' AS size_estimated
-        FROM ({chosen})
-        """,
-    )
+    engine.view("_calls", billed("_joined"))
+    if joined_again is not None:  # the warehouse then replaces only these
+        engine.view("_calls_again", billed("_joined_again"))
     counters.calls_billed = engine.count("_calls")
     totals = engine.frame(tenant_totals("_calls"))
     the_bill = price(
@@ -224,7 +227,7 @@ def _rate_month(
     }
     rows = RunRows(
         run=run,
-        calls="_calls",
+        calls="_calls" if joined_again is None else "_calls_again",
         tenant_month=tenant_month,
         tenant_day=days,
         reconciliation=engine.frame(match.reconcile("_joined")).with_columns(

@@ -60,19 +60,22 @@ class Previous:
 
 
 def recall(folder: Path, month: str, config_sha256: str) -> Previous | None:
-    """The last bill of ``month`` under the same config, if it left its joined calls."""
+    """The last bill of ``month`` under the same config, if it left its joined calls (a
+    manifest that cannot be read counts as none)."""
+    manifest = _manifest(folder, month)
     try:
-        meta = json.loads(_manifest(folder, month).read_text())
-    except (OSError, ValueError):
+        meta = json.loads(manifest.read_text())
+        joined = manifest.with_name(meta["joined"])
+        read = {
+            source: {path: (int(size), int(mtime)) for path, (size, mtime) in meta[source].items()}
+            for source in SOURCES
+        }
+        run_id = str(meta["run_id"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    joined = _manifest(folder, month).with_name(str(meta.get("joined", "")))
     if meta.get("config_sha256") != config_sha256 or not joined.is_file():
         return None
-    read = {
-        source: {path: (int(size), int(mtime)) for path, (size, mtime) in meta[source].items()}
-        for source in SOURCES
-    }
-    return Previous(str(meta["run_id"]), joined, read)
+    return Previous(run_id, joined, read)
 
 
 def scratch(folder: Path, month: str) -> Path:

@@ -120,13 +120,13 @@ class RunRows:
     """Everything one billing run writes."""
 
     run: dict[str, object]  # the bill_runs row
-    calls: str  # a temporary table of the connection, with the calls table's columns
+    calls: str  # a temporary table or view of the calls to insert (see ``changed``)
     tenant_month: pl.DataFrame
     tenant_day: pl.DataFrame
     reconciliation: pl.DataFrame
     quarantine: Sequence[QuarantineEntry]
-    # SQL condition on a call: only the month's calls it holds for are replaced (from
-    # ``calls``); the others keep theirs, and take the new run_id. None: replace all.
+    # None: ``calls`` are all the month's calls. Else a SQL condition: only the month's
+    # calls it holds for are replaced, by ``calls``; the others keep their rows.
     changed: str | None = None
 
 
@@ -238,12 +238,11 @@ def _write_calls(con: duckdb.DuckDBPyConnection, month: str, rows: RunRows) -> N
     """The month's calls: all of them, or only those ``rows.changed`` holds for (the
     others keep their rows; the calls view gives them the new run_id)."""
     names = ", ".join(c for c in CALL_COLUMNS if c != "run_id")
-    changed = "" if rows.changed is None else f" WHERE {rows.changed}"
     if rows.changed is not None:
         with trace("  delete changed calls"):
             con.execute(f"DELETE FROM call_rows WHERE month = ? AND {rows.changed}", [month])
     with trace("  insert calls"):
-        con.execute(f"INSERT INTO call_rows ({names}) SELECT {names} FROM {rows.calls}{changed}")
+        con.execute(f"INSERT INTO call_rows ({names}) SELECT {names} FROM {rows.calls}")
     con.execute("INSERT INTO month_runs VALUES (?, ?)", [month, rows.run["run_id"]])
 
 

@@ -132,6 +132,12 @@ def test_whole_month_is_joined_again_unless_only_files_were_added(tmp_path: Path
         f"{first.run_id}.parquet",
         "manifest.json",
     ]
+    manifest = stale.with_name("manifest.json")
+    kept = manifest.read_text()
+    for broken in ("{", '{"joined": ""}', '{"joined": 3, "run_id": 1}', "[]"):
+        manifest.write_text(broken)
+        assert bill(config, OCT).joined_again is None  # an unreadable manifest: none
+        manifest.write_text(kept)
     os.utime(_october_trail(path), ns=(1, 1))  # the same bytes, but a changed file
     assert bill(config, OCT).joined_again is None
     Path(config.warehouse.path).unlink()  # the warehouse lost the run the spool remembers
