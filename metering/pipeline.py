@@ -91,7 +91,8 @@ def bill(
         ensure_open(con, str(month))
         if fresh:
             spool.clear()
-        previous = recall(folder, str(month), config.sha256)
+        recipe = _recipe(config)
+        previous = recall(folder, str(month), recipe)
         if previous is not None and previous.run_id != latest_run(con, str(month)):
             previous = None  # the warehouse moved on since (another spool, or a restore)
         engine = Engine(con, folder / "scratch")
@@ -102,7 +103,7 @@ def bill(
             )
             with trace("write warehouse"):
                 write_run(con, str(month), rows, progress)
-            remember(folder, str(month), config.sha256, result.run_id, read, joined)
+            remember(folder, str(month), recipe, result.run_id, read, joined)
         finally:
             joined.unlink(missing_ok=True)
     result.reused_files, result.decoded_files = spool.reused, spool.decoded
@@ -172,23 +173,11 @@ def _rate_month(
     counters.duplicates = engine.count("_events_in") + engine.count("_records_in") - unique
     for name, value in decided.items():
         setattr(counters, name, int(value))
-    units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units)
-
-    def billed(joined_calls: str) -> str:
-        chosen = match.selected(joined_calls, pricing.operations, pricing.bill_errors)
-        return f"""
-            SELECT getvariable('month') AS month, getvariable('run_id') AS run_id, request_id,
-                   event_id, call_time AS event_time, tenant_id, operation, request_bytes,
-                   response_bytes, {units} AS units, attribution, source,
-                   source = 'cloudtrail' AS size_estimated
-            FROM ({chosen})
-        """
-
     # Views: each reader (totals, days, the warehouse) derives the calls again from the
     # joined calls, which is cheaper than holding a month of them.
-    engine.view("_calls", billed("_joined"))
+    engine.view("_calls", _billed(config, "_joined"))
     if joined_again is not None:  # the warehouse then replaces only these
-        engine.view("_calls_again", billed("_joined_again"))
+        engine.view("_calls_again", _billed(config, "_joined_again"))
     counters.calls_billed = engine.count("_calls")
     totals = engine.frame(tenant_totals("_calls"))
     the_bill = price(
@@ -255,10 +244,9 @@ def _join(
     source), written to ``path``. Returns how many calls were joined again when only
     those the files added since ``previous`` touch were (see ``attribute.delta``), None
     when all were."""
-    rules = config.attribution.rules
 
     def join(events: str, records: str) -> str:
-        return attributed(f"({match.calls_in(events, records)})", rules)
+        return _joined(config, events, records)
 
     added = previous.added(read) if previous is not None else None
     if previous is None or added is None:
@@ -274,6 +262,33 @@ def _join(
     )
     engine.keep("_joined", delta.rejoined("_joined_before"), path)
     return again
+
+
+def _joined(config: Config, events: str, records: str) -> str:
+    """SQL: the attributed calls of ``events`` and ``records`` (tables of EVENTS, RECORDS)."""
+    return attributed(f"({match.calls_in(events, records)})", config.attribution.rules)
+
+
+def _billed(config: Config, joined: str) -> str:
+    """SQL: the calls to bill among ``joined`` (a table of JOINED), as rows of CALLS."""
+    pricing = config.pricing
+    units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units)
+    chosen = match.selected(joined, pricing.operations, pricing.bill_errors)
+    return f"""
+        SELECT getvariable('month') AS month, getvariable('run_id') AS run_id, request_id,
+               event_id, call_time AS event_time, tenant_id, operation, request_bytes,
+               response_bytes, {units} AS units, attribution, source,
+               source = 'cloudtrail' AS size_estimated
+        FROM ({chosen})
+    """
+
+
+def _recipe(config: Config) -> str:
+    """What a bill's kept joined calls and calls rows depend on besides the inputs: the
+    config, and the SQL that joins, attributes and bills (so a meter that changes any of
+    it joins the whole month again instead of mixing its rows with older ones)."""
+    sql = [("join", _joined(config, "e", "r")), ("billed", _billed(config, "j"))]
+    return _fingerprint([("config", config.sha256), *sql])
 
 
 def _traced(what: str, collect: Callable[..., Collected], *args: Any) -> Collected:

@@ -3,11 +3,12 @@
 A re-bill that only adds input files (a new day, late deliveries) joins again only the
 calls the new files touch (``attribute.delta``) and rewrites only those calls in the
 warehouse. That is safe only while everything else is as the last bill left it: the same
-config, the warehouse's newest run of the month is that bill, and every spooled file it
-read is still there, unchanged. Otherwise the month is joined from scratch.
+config and the same meter SQL (the ``recipe``), the warehouse's newest run of the month is
+that bill, and every spooled file it read is still there, unchanged. Otherwise the month
+is joined from scratch.
 
 Kept in the spool folder, in ``joined/<month>/`` (``meter bill --fresh`` forgets it with
-the rest): ``manifest.json`` names the run, the config and the spooled Parquet files read
+the rest): ``manifest.json`` names the run, the recipe and the spooled Parquet files read
 (with size and modification time: a file decoded again is a changed file), and the joined
 calls are in ``<run_id>.parquet``.
 """
@@ -59,9 +60,9 @@ class Previous:
         return added
 
 
-def recall(folder: Path, month: str, config_sha256: str) -> Previous | None:
-    """The last bill of ``month`` under the same config, if it left its joined calls (a
-    manifest that cannot be read counts as none)."""
+def recall(folder: Path, month: str, recipe: str) -> Previous | None:
+    """The last bill of ``month`` with the same ``recipe`` (config and SQL fingerprint), if
+    it left its joined calls (a manifest that cannot be read counts as none)."""
     manifest = _manifest(folder, month)
     try:
         meta = json.loads(manifest.read_text())
@@ -73,7 +74,7 @@ def recall(folder: Path, month: str, config_sha256: str) -> Previous | None:
         run_id = str(meta["run_id"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if meta.get("config_sha256") != config_sha256 or not joined.is_file():
+    if meta.get("recipe") != recipe or not joined.is_file():
         return None
     return Previous(run_id, joined, read)
 
@@ -91,7 +92,7 @@ def scratch(folder: Path, month: str) -> Path:
 def remember(
     folder: Path,
     month: str,
-    config_sha256: str,
+    recipe: str,
     run_id: str,
     read: Mapping[str, Sequence[Path]],
     written: Path,
@@ -110,7 +111,7 @@ def remember(
         if any(s is None for s in stamps.values()):  # a spooled file vanished meanwhile
             return
         os.replace(written, joined)
-        meta = {"run_id": run_id, "config_sha256": config_sha256, "joined": joined.name}
+        meta = {"run_id": run_id, "recipe": recipe, "joined": joined.name}
         tmp.write_text(json.dumps({**meta, **stamps}))
         os.replace(tmp, manifest)
     except OSError:

@@ -134,9 +134,10 @@ def test_whole_month_is_joined_again_unless_only_files_were_added(tmp_path: Path
     ]
     manifest = stale.with_name("manifest.json")
     kept = manifest.read_text()
-    for broken in ("{", '{"joined": ""}', '{"joined": 3, "run_id": 1}', "[]"):
+    another_meter = json.dumps(json.loads(kept) | {"recipe": "another meter's SQL"})
+    for broken in ("{", '{"joined": ""}', '{"joined": 3, "run_id": 1}', "[]", another_meter):
         manifest.write_text(broken)
-        assert bill(config, OCT).joined_again is None  # an unreadable manifest: none
+        assert bill(config, OCT).joined_again is None  # unreadable, or not ours: none
         manifest.write_text(kept)
     os.utime(_october_trail(path), ns=(1, 1))  # the same bytes, but a changed file
     assert bill(config, OCT).joined_again is None
