@@ -167,7 +167,8 @@ def _rate_month(
     _check_patterns(engine, config)
     read = {"events": events.parquet, "records": records.parquet}
     engine.define(month_start=month.start, month_end=month.end, month=str(month), run_id=run_id)
-    joined_again = _join(engine, config, previous, read, joined)
+    rejoined = _join(engine, config, previous, read, joined)
+    joined_again = None if rejoined is None else rejoined.calls
     decided = engine.frame(match.counts("_joined", pricing.operations)).row(0, named=True)
     unique = decided.pop("unique_events") + decided.pop("unique_records")
     counters.duplicates = engine.count("_events_in") + engine.count("_records_in") - unique
@@ -214,6 +215,9 @@ def _rate_month(
         "meter_version": __version__,
         "executed_by": who(),
     }
+    changed: str | None = None  # the whole month's calls are written
+    if rejoined is not None:  # only those joined again; the previous bill's are replaced
+        changed = delta.touched() if rejoined.replaced else "false"  # (if any)
     rows = RunRows(
         run=run,
         calls="_calls" if joined_again is None else "_calls_again",
@@ -223,7 +227,7 @@ def _rate_month(
             month=pl.lit(str(month))
         ),
         quarantine=quarantine,
-        changed=None if joined_again is None else delta.touched(),
+        changed=changed,
     )
     warehouse = Path(config.warehouse.path)
     result = BillResult(
@@ -233,17 +237,24 @@ def _rate_month(
     return rows, result, read
 
 
+@dataclass(frozen=True, slots=True)
+class Rejoined:
+    """What joining only the calls new files touch did (see ``attribute.delta``)."""
+
+    calls: int  # calls joined again
+    replaced: int  # calls of the previous bill among them (the others are new)
+
+
 def _join(
     engine: Engine,
     config: Config,
     previous: Previous | None,
     read: dict[str, list[Path]],
     path: Path,
-) -> int | None:
+) -> Rejoined | None:
     """Make ``_joined``, the month's attributed calls from ``read`` (the spooled files per
-    source), written to ``path``. Returns how many calls were joined again when only
-    those the files added since ``previous`` touch were (see ``attribute.delta``), None
-    when all were."""
+    source), written to ``path``. When only the calls the files added since ``previous``
+    touch were joined, says how many; None when all were."""
 
     def join(events: str, records: str) -> str:
         return _joined(config, events, records)
@@ -260,8 +271,8 @@ def _join(
     again = delta.rejoin(
         engine, join, ("_events_old", "_events_new"), ("_records_old", "_records_new")
     )
-    engine.keep("_joined", delta.rejoined("_joined_before"), path)
-    return again
+    kept = engine.keep("_joined", delta.rejoined("_joined_before"), path) - again
+    return Rejoined(again, replaced=engine.count("_joined_before") - kept)
 
 
 def _joined(config: Config, events: str, records: str) -> str:

@@ -78,38 +78,43 @@ def _october_trail(config: Path) -> Path:
     )[0]
 
 
-def _add_late_day(config: Path) -> None:
-    """A new delivery file of CloudTrail events: three new calls, a second delivery of an
-    old event, and an old call's request under a new event id (5 calls touched)."""
+def _add_late_files(config: Path) -> None:
+    """Two new delivery files of CloudTrail events: one of three new calls; one with a
+    second delivery of an old event and an old call's request under a new event id."""
     trail = _october_trail(config)
     body = json.loads(gzip.decompress(trail.read_bytes()))
     calls = [r for r in body["Records"] if r["eventSource"].startswith("rdsdata")]
-    records = [dict(r) for r in calls[:3]]
-    for i, record in enumerate(records):
+    new = [dict(r) for r in calls[:3]]
+    for i, record in enumerate(new):
         record["eventID"] = f"late-{i}"
         record["requestID"] = f"late-request-{i}"
         record["eventTime"] = f"2026-10-31T12:00:0{i}Z"
     old = [r for r in calls[3:] if r.get("requestID")][:2]
-    records += [old[0], {**old[1], "eventID": "late-same-request"}]
+    again = [old[0], {**old[1], "eventID": "late-same-request"}]
     folder = trail.parent.parent / "31"
     folder.mkdir(exist_ok=True)
-    (
-        folder / "123456789012_CloudTrail_us-east-1_20261031T1205Z_late0000000000.json.gz"
-    ).write_bytes(gzip.compress(json.dumps({"Records": records}).encode(), mtime=0))
+    for name, records in (("1205Z_late000", new), ("1210Z_late001", again)):
+        (folder / f"123456789012_CloudTrail_us-east-1_20261031T{name}0000000.json.gz").write_bytes(
+            gzip.compress(json.dumps({"Records": records}).encode(), mtime=0)
+        )
 
 
 def test_rebill_after_new_files_equals_a_full_reread(tmp_path: Path) -> None:
     incremental = _sample(tmp_path, "inc")
     config = load_config(incremental)
     bill(config, OCT)
-    _add_late_day(incremental)
+    _add_late_files(incremental)
+    late = sorted(incremental.parent.glob("cloudtrail/**/*_late00*.json.gz"))
+    late[1].rename(late[1].with_suffix(".later"))  # first only the file of new calls
     os.utime(incremental.parent / "tenants.csv")  # touching files changes nothing billed
+    assert bill(config, OCT).joined_again == 3  # new calls: no calls row is replaced
+    late[1].with_suffix(".later").rename(late[1])
     result = bill(config, OCT)
     assert result.decoded_files == 1 and result.reused_files > 300
-    assert result.joined_again == 5  # only the calls the new file touches were joined
+    assert result.joined_again == 2  # only the calls the new file touches were joined
 
     full = _sample(tmp_path, "full")
-    _add_late_day(full)
+    _add_late_files(full)
     fresh = bill(load_config(full), OCT)
     assert fresh.reused_files == 0
     assert _tables(config.warehouse.path) == _tables(load_config(full).warehouse.path)
