@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +97,16 @@ def bill(
         if previous is not None and previous.run_id != latest_run(con, str(month)):
             previous = None  # the warehouse moved on since (another spool, or a restore)
         engine = Engine(con, folder / "scratch")
-        joined = scratch(folder, str(month))
+        joined_file = scratch(folder, str(month))
         try:
             rows, result, read = _rate_month(
-                config, month, engine, spool, progress, previous, joined
+                config, month, engine, spool, progress, previous, joined_file
             )
             with trace("write warehouse"):
                 write_run(con, str(month), rows, progress)
-            remember(folder, str(month), recipe, result.run_id, read, joined)
+            remember(folder, str(month), recipe, result.run_id, read, joined_file)
         finally:
-            joined.unlink(missing_ok=True)
+            joined_file.unlink(missing_ok=True)
     result.reused_files, result.decoded_files = spool.reused, spool.decoded
     return result
 
@@ -117,7 +118,7 @@ def _rate_month(
     spool: Spool,
     progress: Progress | None,
     previous: Previous | None,
-    joined: Path,
+    joined_file: Path,
 ) -> tuple[RunRows, BillResult, dict[str, list[Path]]]:
     """Everything ``bill`` writes and reports, computed from the inputs."""
     started = datetime.now(UTC)
@@ -167,8 +168,7 @@ def _rate_month(
     _check_patterns(engine, config)
     read = {"events": events.parquet, "records": records.parquet}
     engine.define(month_start=month.start, month_end=month.end, month=str(month), run_id=run_id)
-    rejoined = _join(engine, config, previous, read, joined)
-    joined_again = None if rejoined is None else rejoined.calls
+    rejoined = _join(engine, config, previous, read, joined_file)
     decided = engine.frame(match.counts("_joined", pricing.operations)).row(0, named=True)
     unique = decided.pop("unique_events") + decided.pop("unique_records")
     counters.duplicates = engine.count("_events_in") + engine.count("_records_in") - unique
@@ -176,9 +176,9 @@ def _rate_month(
         setattr(counters, name, int(value))
     # Views: each reader (totals, days, the warehouse) derives the calls again from the
     # joined calls, which is cheaper than holding a month of them.
-    engine.view("_calls", _billed(config, "_joined"))
-    if joined_again is not None:  # the warehouse then replaces only these
-        engine.view("_calls_again", _billed(config, "_joined_again"))
+    engine.view("_calls", _billed_sql(config, "_joined"))
+    if rejoined is not None:  # the warehouse then replaces only these
+        engine.view("_calls_again", _billed_sql(config, "_joined_again"))
     counters.calls_billed = engine.count("_calls")
     totals = engine.frame(tenant_totals("_calls"))
     the_bill = price(
@@ -215,25 +215,22 @@ def _rate_month(
         "meter_version": __version__,
         "executed_by": who(),
     }
-    changed: str | None = None  # the whole month's calls are written
-    if rejoined is not None:  # only those joined again; the previous bill's are replaced
-        changed = delta.touched() if rejoined.replaced else "false"  # (if any)
     rows = RunRows(
         run=run,
-        calls="_calls" if joined_again is None else "_calls_again",
+        calls="_calls" if rejoined is None else "_calls_again",
         tenant_month=tenant_month,
         tenant_day=days,
         reconciliation=engine.frame(match.reconcile("_joined")).with_columns(
             month=pl.lit(str(month))
         ),
         quarantine=quarantine,
-        changed=changed,
+        changed=None if rejoined is None else rejoined.replacing(),
     )
     warehouse = Path(config.warehouse.path)
     result = BillResult(
         month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered
     )
-    result.joined_again = joined_again
+    result.joined_again = None if rejoined is None else rejoined.calls
     return rows, result, read
 
 
@@ -243,6 +240,10 @@ class Rejoined:
 
     calls: int  # calls joined again
     replaced: int  # calls of the previous bill among them (the others are new)
+
+    def replacing(self) -> str:
+        """SQL condition: the previous bill's calls these replace (none if all are new)."""
+        return delta.touched() if self.replaced else "false"
 
 
 def _join(
@@ -255,10 +256,7 @@ def _join(
     """Make ``_joined``, the month's attributed calls from ``read`` (the spooled files per
     source), written to ``path``. When only the calls the files added since ``previous``
     touch were joined, says how many; None when all were."""
-
-    def join(events: str, records: str) -> str:
-        return _joined(config, events, records)
-
+    join = partial(_join_sql, config)
     added = previous.added(read) if previous is not None else None
     if previous is None or added is None:
         engine.keep("_joined", join("_events_in", "_records_in"), path)
@@ -275,12 +273,12 @@ def _join(
     return Rejoined(again, replaced=engine.count("_joined_before") - kept)
 
 
-def _joined(config: Config, events: str, records: str) -> str:
+def _join_sql(config: Config, events: str, records: str) -> str:
     """SQL: the attributed calls of ``events`` and ``records`` (tables of EVENTS, RECORDS)."""
     return attributed(f"({match.calls_in(events, records)})", config.attribution.rules)
 
 
-def _billed(config: Config, joined: str) -> str:
+def _billed_sql(config: Config, joined: str) -> str:
     """SQL: the calls to bill among ``joined`` (a table of JOINED), as rows of CALLS."""
     pricing = config.pricing
     units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units)
@@ -298,7 +296,7 @@ def _recipe(config: Config) -> str:
     """What a bill's kept joined calls and calls rows depend on besides the inputs: the
     config, and the SQL that joins, attributes and bills (so a meter that changes any of
     it joins the whole month again instead of mixing its rows with older ones)."""
-    sql = [("join", _joined(config, "e", "r")), ("billed", _billed(config, "j"))]
+    sql = [("join", _join_sql(config, "e", "r")), ("billed", _billed_sql(config, "j"))]
     return _fingerprint([("config", config.sha256), *sql])
 
 

@@ -18,7 +18,7 @@ quarantine such rows.)
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 TOUCHED_EVENTS = "_touched_events"  # the event ids and request ids the new rows touch
 TOUCHED_REQUESTS = "_touched_requests"
@@ -27,7 +27,7 @@ TOUCHED_REQUESTS = "_touched_requests"
 class Runner(Protocol):
     """What runs the SQL: the warehouse engine."""
 
-    def create(self, name: str, sql: str, params: dict[str, Any] | None = None) -> int: ...
+    def create(self, name: str, sql: str) -> int: ...
 
     def insert(self, table: str, sql: str) -> int: ...
 

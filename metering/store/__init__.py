@@ -202,7 +202,7 @@ def write_run(
         seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
         with trace("  delete the month"):
             for table in MONTH_TABLES:
-                if table != "call_rows" or rows.changed is None:
+                if table != "call_rows":  # _write_calls replaces what changed
                     con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
         _write_calls(con, month, rows)
         for done, (table, frame) in enumerate(tables, start=1):
@@ -238,9 +238,9 @@ def _write_calls(con: duckdb.DuckDBPyConnection, month: str, rows: RunRows) -> N
     """The month's calls: all of them, or only those ``rows.changed`` holds for (the
     others keep their rows; the calls view gives them the new run_id)."""
     names = ", ".join(c for c in CALL_COLUMNS if c != "run_id")
-    if rows.changed is not None:
-        with trace("  delete changed calls"):
-            con.execute(f"DELETE FROM call_rows WHERE month = ? AND {rows.changed}", [month])
+    changed = "" if rows.changed is None else f" AND {rows.changed}"
+    with trace("  delete the calls replaced"):
+        con.execute(f"DELETE FROM call_rows WHERE month = ?{changed}", [month])
     with trace("  insert calls"):
         con.execute(f"INSERT INTO call_rows ({names}) SELECT {names} FROM {rows.calls}")
     con.execute("INSERT INTO month_runs VALUES (?, ?)", [month, rows.run["run_id"]])

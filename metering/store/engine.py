@@ -18,6 +18,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from metering.sql import literal
+
 DEFAULT_MEMORY_LIMIT = "512MB"  # METER_MEMORY_LIMIT overrides: DuckDB spills beyond it
 
 _SQL_TYPES = {pl.Utf8: "VARCHAR", pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN"}
@@ -41,7 +43,7 @@ def trace(what: str) -> Iterator[None]:
 
 
 def _text(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+    return literal(str(path))
 
 
 class Engine:
@@ -64,12 +66,12 @@ class Engine:
         else:
             typed = ", ".join(f"NULL::{_sql_type(t)} AS {c}" for c, t in schema.items())
             source = f"SELECT {typed} WHERE false"
-        self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {source}")
+        self.view(name, source)
 
-    def create(self, name: str, sql: str, params: dict[str, Any] | None = None) -> int:
+    def create(self, name: str, sql: str) -> int:
         """A temporary table ``name`` from ``sql``; returns its row count."""
         with trace(f"create {name}"):
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", params or {})
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")
         return int(self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
 
     def insert(self, table: str, sql: str) -> int:
@@ -99,10 +101,10 @@ class Engine:
         self.view(name, f"SELECT * FROM read_parquet({_text(path)})")
         return int(written[0][0])
 
-    def frame(self, sql: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+    def frame(self, sql: str) -> pl.DataFrame:
         """A (small) result as a polars frame."""
         with trace(f"query {' '.join(sql.split())[:70]}"):
-            result: pl.DataFrame = self.con.sql(sql, params=params or {}).pl()
+            result: pl.DataFrame = self.con.sql(sql).pl()
         return result
 
     def refusal(self, expression: str) -> str | None:
