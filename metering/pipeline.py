@@ -21,7 +21,7 @@ from metering.collect.registry import read_registry
 from metering.config import Config
 from metering.month import Month
 from metering.period import who
-from metering.previous import Previous, recall, remember, scratch
+from metering.previous import Kept, Previous, Scratch, recall, remember
 from metering.rate import Bill, call_units, price
 from metering.rate.profile import tenant_days, tenant_totals
 from metering.schemas import (
@@ -97,16 +97,16 @@ def bill(
         if previous is not None and previous.run_id != latest_run(con, str(month)):
             previous = None  # the warehouse moved on since (another spool, or a restore)
         engine = Engine(con, folder / "scratch")
-        joined_file = scratch(folder, str(month))
+        scratch = Scratch(folder, str(month))
         try:
-            rows, result, read = _rate_month(
-                config, month, engine, spool, progress, previous, joined_file
+            rows, result, read, kept = _rate_month(
+                config, month, engine, spool, progress, previous, scratch
             )
             with trace("write warehouse"):
                 write_run(con, str(month), rows, progress)
-            remember(folder, str(month), recipe, result.run_id, read, joined_file)
+            remember(folder, str(month), recipe, result.run_id, read, kept)
         finally:
-            joined_file.unlink(missing_ok=True)
+            scratch.clear()
     result.reused_files, result.decoded_files = spool.reused, spool.decoded
     return result
 
@@ -118,8 +118,8 @@ def _rate_month(
     spool: Spool,
     progress: Progress | None,
     previous: Previous | None,
-    joined_file: Path,
-) -> tuple[RunRows, BillResult, dict[str, list[Path]]]:
+    scratch: Scratch,
+) -> tuple[RunRows, BillResult, dict[str, list[Path]], Kept]:
     """Everything ``bill`` writes and reports, computed from the inputs."""
     started = datetime.now(UTC)
     pricing = config.pricing
@@ -168,7 +168,7 @@ def _rate_month(
     _check_patterns(engine, config)
     read = {"events": events.parquet, "records": records.parquet}
     engine.define(month_start=month.start, month_end=month.end, month=str(month), run_id=run_id)
-    rejoined = _join(engine, config, previous, read, joined_file)
+    rejoined, kept = _join(engine, config, previous, read, scratch)
     decided = engine.frame(match.counts("_joined", pricing.operations)).row(0, named=True)
     unique = decided.pop("unique_events") + decided.pop("unique_records")
     counters.duplicates = engine.count("_events_in") + engine.count("_records_in") - unique
@@ -231,19 +231,7 @@ def _rate_month(
         month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered
     )
     result.joined_again = None if rejoined is None else rejoined.calls
-    return rows, result, read
-
-
-@dataclass(frozen=True, slots=True)
-class Rejoined:
-    """What joining only the calls new files touch did (see ``attribute.delta``)."""
-
-    calls: int  # calls joined again
-    replaced: int  # calls of the previous bill among them (the others are new)
-
-    def replacing(self) -> str:
-        """SQL condition: the previous bill's calls these replace (none if all are new)."""
-        return delta.touched() if self.replaced else "false"
+    return rows, result, read, kept
 
 
 def _join(
@@ -251,26 +239,54 @@ def _join(
     config: Config,
     previous: Previous | None,
     read: dict[str, list[Path]],
-    path: Path,
-) -> Rejoined | None:
+    scratch: Scratch,
+) -> tuple[delta.Rejoined | None, Kept]:
     """Make ``_joined``, the month's attributed calls from ``read`` (the spooled files per
-    source), written to ``path``. When only the calls the files added since ``previous``
-    touch were joined, says how many; None when all were."""
+    source), and say where they are kept for the next bill (see ``previous``). When only
+    the calls the files added since ``previous`` touch were joined, says how many."""
     join = partial(_join_sql, config)
     added = previous.added(read) if previous is not None else None
     if previous is None or added is None:
-        engine.keep("_joined", join("_events_in", "_records_in"), path)
-        return None
+        base = scratch.base()
+        engine.keep("_joined", join("_events_in", "_records_in"), base)
+        return None, Kept(base)
     for source, schema in (("events", EVENTS), ("records", RECORDS)):
         new = set(added[source])
         engine.load(f"_{source}_new", added[source], schema)
         engine.load(f"_{source}_old", [p for p in read[source] if p not in new], schema)
-    engine.load("_joined_before", [previous.joined], JOINED)
-    again = delta.rejoin(
+    before = _load_kept(engine, previous.kept)
+    rejoined = delta.rejoin(
         engine, join, ("_events_old", "_events_new"), ("_records_old", "_records_new")
     )
-    kept = engine.keep("_joined", delta.rejoined("_joined_before"), path) - again
-    return Rejoined(again, replaced=engine.count("_joined_before") - kept)
+    patch = rejoined.patch
+    joined = delta.rejoined("_base", [*before, patch])
+    if previous.compact():
+        base = scratch.base()
+        engine.keep("_joined", joined, base)
+        return rejoined, Kept(base)
+    engine.view("_joined", joined)
+    if not any(added.values()):  # nothing was touched: the kept files stay as they were
+        return rejoined, previous.kept
+    files = scratch.patch(patch.replaces)
+    for table, path in zip(
+        (patch.joined, patch.events, patch.requests), files.files(), strict=True
+    ):
+        engine.save(table, path)
+    return rejoined, previous.kept.patched(files)
+
+
+def _load_kept(engine: Engine, kept: Kept) -> list[delta.Patch]:
+    """Views of the kept joined calls: ``_base``, and the patches over it."""
+    engine.load("_base", [kept.base], JOINED)
+    patches = []
+    for number, files in enumerate(kept.patches, start=1):
+        name = f"_patch{number}"
+        patch = delta.Patch(name, f"{name}_events", f"{name}_requests", files.replaces)
+        engine.load(patch.joined, [files.joined], JOINED)
+        engine.load(patch.events, [files.events], {"event_id": pl.Utf8()})
+        engine.load(patch.requests, [files.requests], {"request_id": pl.Utf8()})
+        patches.append(patch)
+    return patches
 
 
 def _join_sql(config: Config, events: str, records: str) -> str:

@@ -13,15 +13,48 @@ inputs that the result equals joining everything again.
 Usually no old row shares an id with the new ones, and one pass over the old events
 shows it. (``event_id`` and a record's ``request_id`` are never NULL: the collectors
 quarantine such rows.)
+
+The result need not be written out whole: a re-bill's calls joined again, with the ids it
+touched, are a ``Patch`` over the calls before it. The month's calls are then a base and
+its patches, each row kept unless a later patch touched its ids (``rejoined``), so a
+re-bill writes only its patch instead of the month.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 TOUCHED_EVENTS = "_touched_events"  # the event ids and request ids the new rows touch
 TOUCHED_REQUESTS = "_touched_requests"
+JOINED_AGAIN = "_joined_again"
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """Relations: calls joined again (``joined``) and the ids whose calls they replace."""
+
+    joined: str
+    events: str  # event ids (column event_id)
+    requests: str  # request ids (column request_id)
+    replaces: bool = True  # False: no call before it has those ids (new calls only)
+
+
+AGAIN = Patch(JOINED_AGAIN, TOUCHED_EVENTS, TOUCHED_REQUESTS)  # what ``rejoin`` makes
+
+
+@dataclass(frozen=True, slots=True)
+class Rejoined:
+    """What ``rejoin`` did: how many calls it joined again, and the patch they make."""
+
+    calls: int
+    patch: Patch
+
+    def replacing(self) -> str:
+        """SQL condition: the calls before that these replace (none if all are new)."""
+        return touched(self.patch) if self.patch.replaces else "false"
 
 
 class Runner(Protocol):
@@ -32,12 +65,16 @@ class Runner(Protocol):
     def insert(self, table: str, sql: str) -> int: ...
 
 
-def touched() -> str:
-    """SQL condition: a call (columns ``request_id``, ``event_id``) the new rows touch."""
+def touched(*patches: Patch) -> str:
+    """SQL condition: a call (columns ``request_id``, ``event_id``) one of ``patches``
+    touches (by default, the one ``rejoin`` makes)."""
+    patches = patches or (AGAIN,)
+    events = " UNION ALL ".join(f"FROM {p.events}" for p in patches)
+    requests = " UNION ALL ".join(f"FROM {p.requests}" for p in patches)
     # CASE, not OR: ``NULL IN (...)`` is NULL, and NOT NULL would drop the row.
     return (
-        f"(CASE WHEN request_id IS NULL THEN event_id IN (FROM {TOUCHED_EVENTS}) "
-        f"ELSE request_id IN (FROM {TOUCHED_REQUESTS}) END)"
+        f"(CASE WHEN request_id IS NULL THEN event_id IN ({events}) "
+        f"ELSE request_id IN ({requests}) END)"
     )
 
 
@@ -46,10 +83,10 @@ def rejoin(
     join: Callable[[str, str], str],
     events: tuple[str, str],
     records: tuple[str, str],
-) -> int:
-    """Join again by ``join(events, records)`` the calls the new rows touch, into the table
-    ``_joined_again``; ``events`` and ``records`` are (old rows, new rows) each. Returns how
-    many calls were joined again. ``rejoined`` then gives all the month's calls."""
+) -> Rejoined:
+    """Join again by ``join(events, records)`` the calls the new rows touch, into the
+    tables of ``AGAIN``; ``events`` and ``records`` are (old rows, new rows) each.
+    ``rejoined`` then gives all the month's calls."""
     old_events, new_events = events
     old_records, new_records = records
     run.create(TOUCHED_EVENTS, f"SELECT DISTINCT event_id FROM {new_events}")
@@ -59,7 +96,7 @@ def rejoin(
         f"UNION SELECT request_id FROM {new_records}",
     )
     while True:  # grow the ids until the old events holding them bring no others
-        run.create(
+        old_touched = run.create(
             "_old_events_touched",
             f"SELECT * FROM {old_events} WHERE event_id IN (FROM {TOUCHED_EVENTS}) "
             f"OR request_id IN (FROM {TOUCHED_REQUESTS})",
@@ -77,15 +114,24 @@ def rejoin(
         if not grown:
             break
     run.create("_events_again", f"FROM _old_events_touched UNION ALL BY NAME FROM {new_events}")
-    run.create(
-        "_records_again",
-        f"SELECT * FROM {old_records} WHERE request_id IN (FROM {TOUCHED_REQUESTS}) "
-        f"UNION ALL BY NAME FROM {new_records}",
+    old_touched += run.create(
+        "_old_records_touched",
+        f"SELECT * FROM {old_records} WHERE request_id IN (FROM {TOUCHED_REQUESTS})",
     )
-    return run.create("_joined_again", join("_events_again", "_records_again"))
+    run.create("_records_again", f"FROM _old_records_touched UNION ALL BY NAME FROM {new_records}")
+    calls = run.create(JOINED_AGAIN, join("_events_again", "_records_again"))
+    # Every call before has its ids from an old row: when no old row holds a touched id,
+    # no call before is touched, and the calls joined again are all new.
+    return Rejoined(calls, dataclasses.replace(AGAIN, replaces=old_touched > 0))
 
 
-def rejoined(before: str) -> str:
-    """SQL: the calls of ``before`` (the previous run's) the new rows do not touch, and
-    those ``rejoin`` joined again."""
-    return f"SELECT * FROM {before} WHERE NOT {touched()} UNION ALL BY NAME FROM _joined_again"
+def rejoined(base: str, patches: Sequence[Patch]) -> str:
+    """SQL: the calls of ``base`` and of each of ``patches`` (oldest first) that no later
+    patch touches. (A patch that replaces nothing filters nothing: usually, new files hold
+    new calls, and the month's calls are then read without any filter.)"""
+    parts = [base, *(p.joined for p in patches)]
+    replacing = [[p for p in patches[k:] if p.replaces] for k in range(len(parts))]
+    return " UNION ALL BY NAME ".join(
+        f"SELECT * FROM {part}" + (f" WHERE NOT {touched(*later)}" if later else "")
+        for part, later in zip(parts, replacing, strict=True)
+    )

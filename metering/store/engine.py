@@ -95,10 +95,16 @@ class Engine:
         times and kept after the run: written once, streaming, instead of held in memory.
         Uncompressed: lz4 takes half as long again for a tenth less disk."""
         with trace(f"keep {name}"):
-            written = self.con.execute(
-                f"COPY ({sql}) TO {_text(path)} (FORMAT parquet, COMPRESSION uncompressed)"
-            ).fetchall()
+            written = self.save(f"({sql})", path)
         self.view(name, f"SELECT * FROM read_parquet({_text(path)})")
+        return written
+
+    def save(self, relation: str, path: Path) -> int:
+        """Write ``relation`` (a name, or a query in parentheses) to the Parquet file
+        ``path``, uncompressed; returns the row count."""
+        written = self.con.execute(
+            f"COPY {relation} TO {_text(path)} (FORMAT parquet, COMPRESSION uncompressed)"
+        ).fetchall()
         return int(written[0][0])
 
     def frame(self, sql: str) -> pl.DataFrame:

@@ -45,7 +45,7 @@ def _tables(con: duckdb.DuckDBPyConnection) -> None:
     for name, schema in (("events", EVENTS), ("records", RECORDS)):
         columns = ", ".join(f"{c} {types.get(c, 'VARCHAR')}" for c in schema)
         columns = columns.replace("_bytes VARCHAR", "_bytes BIGINT")
-        for part in ("old", "new"):
+        for part in ("old", "new", "newer"):
             con.execute(f"CREATE TABLE {part}_{name} ({columns})")
 
 
@@ -73,34 +73,62 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[object, ...]]:
     return sorted(con.execute(f"FROM ({sql})").fetchall(), key=repr)
 
 
-@settings(max_examples=150, deadline=None)
+def _keep(
+    con: duckdb.DuckDBPyConnection, name: str, rejoined: delta.Rejoined, before: str
+) -> delta.Patch:
+    """What ``rejoin`` made, kept as tables of their own (as the spool keeps a patch)."""
+    replaced = con.execute(f"SELECT count(*) FROM {before} WHERE {delta.touched()}").fetchall()
+    if not rejoined.patch.replaces:  # it may say so only when it is so
+        assert replaced == [(0,)]
+    kept = delta.Patch(name, f"{name}_events", f"{name}_requests", rejoined.patch.replaces)
+    for table, made in zip(
+        (kept.joined, kept.events, kept.requests),
+        (delta.AGAIN.joined, delta.AGAIN.events, delta.AGAIN.requests),
+        strict=True,
+    ):
+        con.execute(f"CREATE TABLE {table} AS FROM {made}")
+    return kept
+
+
+Events = list[tuple[str, str | None, int, str, str | None]]
+Records = list[tuple[str, str, int, int]]
+
+
+@settings(max_examples=80, deadline=None)
 @given(
-    old_events=events_strategy,
-    old_records=records_strategy,
-    new_events=events_strategy,
-    new_records=records_strategy,
+    old=st.tuples(events_strategy, records_strategy),
+    new=st.tuples(events_strategy, records_strategy),
+    newer=st.tuples(events_strategy, records_strategy),
 )
 def test_rejoining_the_touched_calls_equals_a_full_join(
-    old_events: list[tuple[str, str | None, int, str, str | None]],
-    old_records: list[tuple[str, str, int, int]],
-    new_events: list[tuple[str, str | None, int, str, str | None]],
-    new_records: list[tuple[str, str, int, int]],
+    old: tuple[Events, Records], new: tuple[Events, Records], newer: tuple[Events, Records]
 ) -> None:
+    """Two re-bills in a row, each adding rows: the first bill's calls and the two
+    patches over them are the calls of joining everything again."""
     con = duckdb.connect()
     engine = Engine(con, SCRATCH)
     _tables(con)
-    _insert(con, "old", old_events, old_records)
-    _insert(con, "new", new_events, new_records)
+    for part, (events, records) in (("old", old), ("new", new), ("newer", newer)):
+        _insert(con, part, events, records)
     con.execute(f"CREATE TABLE before AS {match.calls_in('old_events', 'old_records')}")
 
     again = delta.rejoin(
         engine, match.calls_in, ("old_events", "new_events"), ("old_records", "new_records")
     )
-    con.execute(f"CREATE TABLE joined AS {delta.rejoined('before')}")
-
-    con.execute("CREATE VIEW all_events AS FROM old_events UNION ALL FROM new_events")
-    con.execute("CREATE VIEW all_records AS FROM old_records UNION ALL FROM new_records")
-    assert _rows(con, "FROM joined") == _rows(con, match.calls_in("all_events", "all_records"))
+    first = _keep(con, "first", again, "before")
+    for name in ("events", "records"):
+        con.execute(f"CREATE VIEW both_{name} AS FROM old_{name} UNION ALL FROM new_{name}")
+        con.execute(f"CREATE VIEW all_{name} AS FROM both_{name} UNION ALL FROM newer_{name}")
+    full = match.calls_in("both_events", "both_records")
+    assert _rows(con, delta.rejoined("before", [first])) == _rows(con, full)
     # Only what the new rows touch was joined again.
-    if not new_events and not new_records:
-        assert again == 0
+    if not new[0] and not new[1]:
+        assert again.calls == 0 and not first.replaces
+
+    con.execute(f"CREATE TABLE after_first AS {delta.rejoined('before', [first])}")
+    again = delta.rejoin(
+        engine, match.calls_in, ("both_events", "newer_events"), ("both_records", "newer_records")
+    )
+    second = _keep(con, "second", again, "after_first")
+    full = match.calls_in("all_events", "all_records")
+    assert _rows(con, delta.rejoined("before", [first, second])) == _rows(con, full)

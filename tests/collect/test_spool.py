@@ -9,7 +9,9 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pytest
 
+from metering import previous
 from metering.collect.exports import find_data_files, read_data_file, read_exports
 from metering.collect.spool import Job, Spool
 from metering.config import load_config
@@ -99,7 +101,13 @@ def _add_late_files(config: Path) -> None:
         )
 
 
-def test_rebill_after_new_files_equals_a_full_reread(tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_patches", [8, 1])
+def test_rebill_after_new_files_equals_a_full_reread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_patches: int
+) -> None:
+    """Two re-bills, each after a new file: each writes a patch over the joined calls it
+    started from, or (after ``max_patches`` of them) writes them all as one file again."""
+    monkeypatch.setattr(previous, "MAX_PATCHES", max_patches)
     incremental = _sample(tmp_path, "inc")
     config = load_config(incremental)
     bill(config, OCT)
@@ -112,6 +120,16 @@ def test_rebill_after_new_files_equals_a_full_reread(tmp_path: Path) -> None:
     result = bill(config, OCT)
     assert result.decoded_files == 1 and result.reused_files > 300
     assert result.joined_again == 2  # only the calls the new file touches were joined
+    kept = spool_folder(config) / "joined" / "2026-10"
+    manifest = json.loads((kept / "manifest.json").read_text())
+    assert len(manifest["patches"]) == (2 if max_patches > 1 else 0)
+    files = ("joined", "events", "requests")
+    named = {manifest["base"], *(patch[f] for patch in manifest["patches"] for f in files)}
+    # The first patch held new calls only; the second replaced two calls before it.
+    assert [patch["replaces"] for patch in manifest["patches"]] == [False, True][
+        : len(manifest["patches"])
+    ]
+    assert {p.name for p in kept.glob("*.parquet")} == named  # and no other file is left
 
     full = _sample(tmp_path, "full")
     _add_late_files(full)
