@@ -268,10 +268,11 @@ def _join(
     if not any(added.values()):  # nothing was touched: the kept files stay as they were
         return rejoined, previous.kept
     files = scratch.patch(patch.replaces)
-    for table, path in zip(
-        (patch.joined, patch.events, patch.requests), files.files(), strict=True
-    ):
-        engine.save(table, path)
+    with trace("keep the patch"):
+        for table, path in zip(
+            (patch.joined, patch.events, patch.requests), files.files(), strict=True
+        ):
+            engine.save(table, path)
     return rejoined, previous.kept.patched(files)
 
 
