@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +17,7 @@ from hypothesis import strategies as st
 from metering.config import load_config
 from metering.month import Month
 from metering.pipeline import bill
+from tests.conftest import SAMPLE
 from tests.helpers import dump, export_records, lines_of, record, write_config, write_data_file
 
 OCT = Month(2026, 10)
@@ -172,3 +177,25 @@ def test_results_do_not_depend_on_row_order_or_file_split(
     got = bill(load_config(write_config(split_dir)), OCT)
     assert got.tenant_month.drop("run_id").equals(expected.tenant_month.drop("run_id"))
     assert got.bill == expected.bill
+
+
+def test_days_are_utc_days_whatever_the_machine_time_zone(tmp_path: Path) -> None:
+    """SPEC 1.6: months (and so their days) are UTC. On a machine set to New York time
+    (UTC-4 in October), a call at 02:00 UTC on October 1st is still a call of October 1st."""
+    found = {}
+    for zone in ("UTC", "America/New_York"):
+        folder = tmp_path / zone.replace("/", "-")
+        shutil.copytree(SAMPLE, folder, ignore=shutil.ignore_patterns("*.duckdb*", "*.spool"))
+        command = [sys.executable, "-m", "metering", "bill", "--month", "2026-10"]
+        command += ["--config", str(folder / "meter.toml")]
+        done = subprocess.run(command, env={**os.environ, "TZ": zone}, capture_output=True)
+        assert done.returncode == 3, done.stderr  # the sample quarantines on purpose
+        con = duckdb.connect(str(folder / "meter.duckdb"), read_only=True)
+        found[zone] = [
+            con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+            for table in ("tenant_day", "reconciliation")
+        ]
+        days = con.execute("SELECT min(day)::VARCHAR, max(day)::VARCHAR FROM tenant_day")
+        assert days.fetchall() == [("2026-10-01", "2026-10-31")], zone
+        con.close()
+    assert found["America/New_York"] == found["UTC"]

@@ -62,6 +62,9 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDB
     except duckdb.Error as exc:
         raise WarehouseError(f"{path}: not a usable DuckDB warehouse: {exc}") from None
     try:
+        # Days and months are UTC days (SPEC 1.6), whatever the machine's time zone: DuckDB
+        # would otherwise cast a TIMESTAMPTZ to the local date (and read times back as local).
+        con.execute("SET TimeZone = 'UTC'")
         if not read_only:
             _ensure_schema(con, path)
         else:
