@@ -68,6 +68,27 @@ def test_bill_counts_every_record_and_fills_the_warehouse(tmp_path: Path) -> Non
     assert run == [("billed", 3, 6, 5, 2)]
 
 
+def test_peak_calls_per_second_and_days_are_utc_seconds_and_days(tmp_path: Path) -> None:
+    """peak_rps counts the calls in one UTC second (.000 to .999); a day ends at midnight UTC."""
+    seconds = ["00:00:00.000", "00:00:00.500", "00:00:00.999", "00:00:01.000", "00:00:01.001"]
+    calls = [record(f"a{i}", "acme", f"2026-10-01T{s}Z") for i, s in enumerate(seconds)]
+    calls += [record("g1", "globex", "2026-10-01T23:59:59.999Z")]
+    calls += [record("g2", "globex", "2026-10-02T00:00:00.000Z")]
+    export_records(tmp_path / "dynamodb", calls)
+    bill(load_config(write_config(tmp_path)), OCT)
+    con = duckdb.connect(str(tmp_path / "meter.duckdb"), read_only=True)
+    peaks = con.execute("SELECT tenant_id, peak_rps FROM tenant_month ORDER BY 1").fetchall()
+    assert peaks == [("acme", 3), ("globex", 1)]
+    days = con.execute("SELECT day::VARCHAR, tenant_id, calls FROM tenant_day ORDER BY ALL")
+    assert days.fetchall() == [
+        ("2026-10-01", "acme", 5),
+        ("2026-10-01", "globex", 1),
+        ("2026-10-02", "globex", 1),
+    ]
+    matched = con.execute("SELECT day::VARCHAR, metering_only FROM reconciliation ORDER BY 1")
+    assert matched.fetchall() == [("2026-10-01", 6), ("2026-10-02", 1)]
+
+
 def test_rebilling_replaces_the_month(tmp_path: Path) -> None:
     export_records(tmp_path / "dynamodb", _records())
     config = load_config(write_config(tmp_path))

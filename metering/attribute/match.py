@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from metering.schemas import EVENTS, RECORDS
-from metering.sql import literal
+from metering.sql import literal, utc_day
 
 
 def _twice(table: str, key: str) -> str:
@@ -138,7 +138,7 @@ def selected(table: str, operations: Collection[str], bill_errors: bool) -> str:
 def reconcile(table: str) -> str:
     """Per day of the month: calls in both sources, only in CloudTrail, only in records."""
     return f"""
-        SELECT call_time::DATE AS day,
+        SELECT {utc_day("call_time")} AS day,
                count(*) FILTER (WHERE source = 'both') AS matched,
                count(*) FILTER (WHERE source = 'cloudtrail') AS cloudtrail_only,
                count(*) FILTER (WHERE source = 'metering') AS metering_only

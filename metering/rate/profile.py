@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from metering.sql import utc_day, utc_second
+
 
 def tenant_totals(calls: str) -> str:
     """Per tenant: calls, units, bytes, estimated-size calls and peak calls per second."""
     return f"""
         WITH per_second AS (
-            SELECT tenant_id, date_trunc('second', event_time) AS second, count(*) AS n
+            SELECT tenant_id, {utc_second("event_time")} AS second, count(*) AS n
             FROM {calls} GROUP BY ALL
         ),
         peak AS (SELECT tenant_id, max(n) AS peak_rps FROM per_second GROUP BY ALL)
@@ -26,6 +28,7 @@ def tenant_totals(calls: str) -> str:
 def tenant_days(calls: str) -> str:
     """Per tenant and day: calls and units (their cost is priced in Python)."""
     return f"""
-        SELECT event_time::DATE AS day, tenant_id, count(*) AS calls, sum(units)::BIGINT AS units
+        SELECT {utc_day("event_time")} AS day, tenant_id, count(*) AS calls,
+               sum(units)::BIGINT AS units
         FROM {calls} GROUP BY ALL ORDER BY day, tenant_id
     """
