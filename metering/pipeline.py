@@ -260,7 +260,8 @@ def _join(
     )
     patch = rejoined.patch
     joined = delta.rejoined("_base", [*before, patch])
-    if previous.compact():
+    patched = rejoined.calls + sum(engine.count(patch.joined) for patch in before)
+    if previous.compact(patched, engine.count("_base")):
         base = scratch.base()
         engine.keep("_joined", joined, base)
         return rejoined, Kept(base)

@@ -13,8 +13,8 @@ the rest): ``manifest.json`` names the run, the recipe and the spooled Parquet f
 the joined calls are kept in: the calls one bill joined, ``<run_id>.parquet``, then for
 each re-bill after it its ``attribute.delta.Patch``: the calls it joined again and the
 ids it touched (``<run_id>.parquet``, ``<run_id>.events.parquet`` and
-``<run_id>.requests.parquet``). After ``MAX_PATCHES`` patches a re-bill writes the month's
-joined calls as one part again.
+``<run_id>.requests.parquet``). After ``MAX_PATCHES`` patches, or once they would hold
+more calls than half the base, a re-bill writes the month's joined calls as one file again.
 """
 
 from __future__ import annotations
@@ -83,9 +83,12 @@ class Previous:
     kept: Kept
     read: dict[str, dict[str, Stamp]]  # per source, the spooled files it read
 
-    def compact(self) -> bool:
-        """Whether the next bill should write the joined calls as one file again."""
-        return len(self.kept.patches) >= MAX_PATCHES
+    def compact(self, patched: int, base: int) -> bool:
+        """Whether the next bill should write the joined calls as one file again, when its
+        patches (this bill's too) would hold ``patched`` calls and the base ``base``: after
+        MAX_PATCHES patches, or once they hold more than half as many calls as the base (a
+        new full export of the metering table, say, touches every call)."""
+        return len(self.kept.patches) >= MAX_PATCHES or 2 * patched > base
 
     def added(self, read: Mapping[str, Sequence[Path]]) -> dict[str, list[Path]] | None:
         """Per source, the spooled files of ``read`` the last bill did not read; None if a

@@ -143,6 +143,29 @@ def test_rebill_after_new_files_equals_a_full_reread(
     con.close()
 
 
+def test_new_files_that_touch_most_calls_are_not_kept_as_a_patch(tmp_path: Path) -> None:
+    """A second full export of the metering table holds every record again: the re-bill
+    joins again every call that has a record, and keeps the month as one file again."""
+    path = _sample(tmp_path, "inc")
+    config = load_config(path)
+    bill(config, OCT)
+    export = next((path.parent / "dynamodb" / "AWSDynamoDB").iterdir())
+    shutil.copytree(export, export.with_name(f"{export.name}-second"))
+    result = bill(config, OCT)
+    assert (
+        result.joined_again is not None and result.joined_again > 0.9 * result.counters.calls_billed
+    )
+    manifest = spool_folder(config) / "joined" / "2026-10" / "manifest.json"
+    assert json.loads(manifest.read_text())["patches"] == []
+
+    full = _sample(tmp_path, "full")
+    copied = next((full.parent / "dynamodb" / "AWSDynamoDB").iterdir())
+    shutil.copytree(copied, copied.with_name(f"{copied.name}-second"))
+    fresh = bill(load_config(full), OCT)
+    assert _tables(config.warehouse.path) == _tables(load_config(full).warehouse.path)
+    assert result.counters == fresh.counters
+
+
 def test_whole_month_is_joined_again_unless_only_files_were_added(tmp_path: Path) -> None:
     path = _sample(tmp_path)
     config = load_config(path)
