@@ -260,7 +260,7 @@ def _join(
     )
     patch = rejoined.patch
     joined = delta.rejoined("_base", [*before, patch])
-    patched = rejoined.calls + sum(engine.count(patch.joined) for patch in before)
+    patched = rejoined.calls + sum(engine.count(earlier.joined) for earlier in before)
     if previous.compact(patched, engine.count("_base")):
         base = scratch.base()
         engine.keep("_joined", joined, base)

@@ -179,16 +179,7 @@ def remember(
         if any(s is None for s in stamps.values()):  # a spooled file vanished meanwhile
             return
         base = _keep(kept.base, run_id, "")
-        patches = [
-            {
-                **{
-                    name: _keep(path, run_id, kind).name
-                    for name, path, kind in zip(NAMES, patch.files(), KINDS, strict=True)
-                },
-                "replaces": patch.replaces,
-            }
-            for patch in kept.patches
-        ]
+        patches = [_kept_patch(patch, run_id) for patch in kept.patches]
         meta = {"run_id": run_id, "recipe": recipe, "base": base.name, "patches": patches}
         tmp.write_text(json.dumps({**meta, **stamps}))
         os.replace(tmp, manifest)
@@ -199,6 +190,15 @@ def remember(
     for old in manifest.parent.glob("*.parquet"):
         if old.name not in wanted:
             old.unlink(missing_ok=True)
+
+
+def _kept_patch(patch: PatchFiles, run_id: str) -> dict[str, str | bool]:
+    """A patch as the manifest names it, its files kept."""
+    files = zip(NAMES, patch.files(), KINDS, strict=True)
+    return {
+        **{name: _keep(path, run_id, kind).name for name, path, kind in files},
+        "replaces": patch.replaces,
+    }
 
 
 def _keep(path: Path, run_id: str, kind: str) -> Path:
