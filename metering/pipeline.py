@@ -270,9 +270,7 @@ def _join(
         return rejoined, previous.kept
     files = scratch.patch(patch.replaces)
     with trace("keep the patch"):
-        for table, path in zip(
-            (patch.joined, patch.events, patch.requests), files.files(), strict=True
-        ):
+        for table, path in zip(patch.relations(), files.files(), strict=True):
             engine.save(table, path)
     return rejoined, previous.kept.patched(files)
 

@@ -24,6 +24,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 Stamp = tuple[int, int]  # size, modification time in ns
 SOURCES = ("events", "records")
@@ -110,15 +111,7 @@ def recall(folder: Path, month: str, recipe: str) -> Previous | None:
         meta = json.loads(manifest.read_text())
         place = manifest.parent
         base = place / meta["base"]
-        patches = tuple(
-            PatchFiles(
-                place / p["joined"],
-                place / p["events"],
-                place / p["requests"],
-                p["replaces"] is True,
-            )
-            for p in meta["patches"]
-        )
+        patches = tuple(_patch_files(place, patch) for patch in meta["patches"])
         read = {
             source: {path: (int(size), int(mtime)) for path, (size, mtime) in meta[source].items()}
             for source in SOURCES
@@ -130,6 +123,12 @@ def recall(folder: Path, month: str, recipe: str) -> Previous | None:
     if meta.get("recipe") != recipe or not all(path.is_file() for path in kept.files()):
         return None
     return Previous(run_id, kept, read)
+
+
+def _patch_files(place: Path, named: dict[str, Any]) -> PatchFiles:
+    """A patch as the manifest names it (see ``_kept_patch``)."""
+    joined, events, requests = (place / named[name] for name in NAMES)
+    return PatchFiles(joined, events, requests, named["replaces"] is True)
 
 
 class Scratch:

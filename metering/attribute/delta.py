@@ -41,6 +41,9 @@ class Patch:
     requests: str  # request ids (column request_id)
     replaces: bool = True  # False: no call before it has those ids (new calls only)
 
+    def relations(self) -> tuple[str, str, str]:
+        return self.joined, self.events, self.requests
+
 
 AGAIN = Patch(JOINED_AGAIN, TOUCHED_EVENTS, TOUCHED_REQUESTS)  # what ``rejoin`` makes
 
@@ -67,8 +70,7 @@ class Runner(Protocol):
 
 def touched(*patches: Patch) -> str:
     """SQL condition: a call (columns ``request_id``, ``event_id``) one of ``patches``
-    touches (by default, the one ``rejoin`` makes)."""
-    patches = patches or (AGAIN,)
+    touches."""
     events = " UNION ALL ".join(f"FROM {p.events}" for p in patches)
     requests = " UNION ALL ".join(f"FROM {p.requests}" for p in patches)
     # CASE, not OR: ``NULL IN (...)`` is NULL, and NOT NULL would drop the row.

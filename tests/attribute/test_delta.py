@@ -77,15 +77,12 @@ def _keep(
     con: duckdb.DuckDBPyConnection, name: str, rejoined: delta.Rejoined, before: str
 ) -> delta.Patch:
     """What ``rejoin`` made, kept as tables of their own (as the spool keeps a patch)."""
-    replaced = con.execute(f"SELECT count(*) FROM {before} WHERE {delta.touched()}").fetchall()
+    touched = delta.touched(rejoined.patch)
+    replaced = con.execute(f"SELECT count(*) FROM {before} WHERE {touched}").fetchall()
     if not rejoined.patch.replaces:  # it may say so only when it is so
         assert replaced == [(0,)]
     kept = delta.Patch(name, f"{name}_events", f"{name}_requests", rejoined.patch.replaces)
-    for table, made in zip(
-        (kept.joined, kept.events, kept.requests),
-        (delta.AGAIN.joined, delta.AGAIN.events, delta.AGAIN.requests),
-        strict=True,
-    ):
+    for table, made in zip(kept.relations(), rejoined.patch.relations(), strict=True):
         con.execute(f"CREATE TABLE {table} AS FROM {made}")
     return kept
 
