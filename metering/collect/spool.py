@@ -1,12 +1,13 @@
 """Decode input files in parallel into a spool of Parquet files that later runs reuse.
 
 A month is up to 10^8 calls: the decoded rows never all sit in memory. Each input file is
-decoded (in worker processes, a batch of files per task) into one Parquet file, with a
-small JSON sidecar holding what else the file gave (counters, quarantine entries, its
-fingerprint). The spool lives beside the warehouse. An entry is reused while its file is
-unchanged: same URI, size and ETag (S3) or modification time (local), decoded by the same
-decoder version. So re-billing after a new day of files decodes only the new files; a
-changed file is decoded again, a removed one is simply not listed any more.
+decoded (in worker processes, a batch of files per task) into a Parquet file (a large
+file into several parts), with a small JSON sidecar holding what else the file gave
+(counters, quarantine entries, its fingerprint). The spool lives beside the warehouse.
+An entry is reused while its file is unchanged: same URI, size and ETag (S3) or
+modification time (local), decoded by the same decoder version. So re-billing after a
+new day of files decodes only the new files; a changed file is decoded again, a removed
+one is simply not listed any more.
 
 ``Spool(None)`` decodes in this process and keeps frames in memory, for small reads.
 """
@@ -26,15 +27,14 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from metering.collect.files import InputObject
 from metering.schemas import Collected, Counters, InputFile, QuarantineEntry
 
-DECODER_VERSION = "1"  # bump when what a decoder produces for the same bytes changes
+DECODER_VERSION = "2"  # bump when what a spool entry holds for the same bytes changes
 IN_PROCESS_BYTES = 32 * 1024 * 1024  # below this much input, worker processes cost more
 BATCH_BYTES = 16 * 1024 * 1024  # input bytes per worker task
+PART_BYTES = 64 * 1024 * 1024  # decoded rows a worker holds before it writes them
 
 Task = TypeVar("Task")
 Progress = Callable[[str, int, int], None]
@@ -63,67 +63,65 @@ def _merge(decoded: Decoded) -> Collected:
     return decoded if isinstance(decoded, Collected) else Collected.merged(decoded)
 
 
-UNIQUE_COLUMNS = frozenset({"event_id", "request_id"})  # dictionaries would only cost time
-
-
-def _repeating(schema: pa.Schema) -> list[str]:
-    """The string columns worth dictionary-encoding: ARNs, tenants, operations repeat."""
-    strings = (pa.types.is_string, pa.types.is_large_string)
-    return [
-        f.name
-        for f in schema
-        if any(test(f.type) for test in strings) and f.name not in UNIQUE_COLUMNS
-    ]
+def _part(base: Path, number: int) -> Path:
+    return (
+        base.with_suffix(".parquet")
+        if number == 0
+        else base.with_name(f"{base.name}.{number}.parquet")
+    )
 
 
 def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:
-    """Write one decoded file to the spool, piece by piece; return it without its frame."""
+    """Write one decoded file to the spool, piece by piece; return it without its frame.
+
+    A large file's pieces are written as parts of about PART_BYTES of rows each, so a
+    worker holds no more than that whatever the file's size."""
     base.parent.mkdir(parents=True, exist_ok=True)
-    parquet = base.with_suffix(".parquet")
+    for stale in base.parent.glob(f"{base.name}*.parquet"):  # an older decode's parts
+        stale.unlink()
     tmp = base.with_suffix(f".{os.getpid()}.tmp")
     collected = Collected(pl.DataFrame())
-    writer: pq.ParquetWriter | None = None
-    rows = 0
+    held: list[pl.DataFrame] = []
+    parts = rows = 0
+
+    def write() -> None:
+        nonlocal parts
+        frame = pl.concat(held, how="vertical")
+        frame.write_parquet(tmp, compression="lz4", statistics=False)  # stats filter nothing
+        os.replace(tmp, _part(base, parts))
+        parts += 1
+        held.clear()
+
     for part in [decoded] if isinstance(decoded, Collected) else decoded:
-        table = part.frame.to_arrow()
-        if part.frame.height or (writer is None and part.frame.width):
-            if writer is None:
-                writer = pq.ParquetWriter(
-                    tmp,
-                    table.schema,
-                    compression="lz4",
-                    write_statistics=False,  # nothing filters on them; they cost a third
-                    use_dictionary=_repeating(table.schema),
-                )
-            writer.write_table(table)
+        if part.frame.height:
+            held.append(part.frame)
             rows += part.frame.height
+            if sum(f.estimated_size() for f in held) >= PART_BYTES:
+                write()
         part.frame = pl.DataFrame()
         collected.extend(part)
-    if writer is not None:
-        writer.close()
-    else:
-        pl.DataFrame().write_parquet(tmp)
-    os.replace(tmp, parquet)
+    if held:
+        write()
     meta = {
         "validity": _validity(obj),
         "rows": rows,
+        "parts": parts,
         "counters": collected.counters.as_dict(),
         "quarantine": [[q.source_uri, q.locator, q.reason] for q in collected.quarantine],
         "inputs": [[i.uri, i.name, i.digest, i.size] for i in collected.inputs],
     }
     tmp.write_text(json.dumps(meta))
     os.replace(tmp, base.with_suffix(".json"))
-    return _from_meta(meta, parquet)
+    return _from_meta(meta, base)
 
 
-def _from_meta(meta: dict[str, Any], parquet: Path) -> Collected:
-    rows = int(meta["rows"])
+def _from_meta(meta: dict[str, Any], base: Path) -> Collected:
     return Collected(
         pl.DataFrame(),
         Counters(**meta["counters"]),
         [QuarantineEntry(*q) for q in meta["quarantine"]],
         [InputFile(uri, name, digest, int(size)) for uri, name, digest, size in meta["inputs"]],
-        [parquet] if rows else [],
+        [_part(base, number) for number in range(int(meta["parts"]))],
     )
 
 
@@ -133,10 +131,10 @@ def _load(base: Path, obj: InputObject) -> Collected | None:
         meta = json.loads(base.with_suffix(".json").read_text())
     except (OSError, ValueError):
         return None
-    parquet = base.with_suffix(".parquet")
-    if meta.get("validity") != _validity(obj) or not parquet.exists():
+    if meta.get("validity") != _validity(obj):
         return None
-    return _from_meta(meta, parquet)
+    spooled = _from_meta(meta, base)
+    return spooled if all(path.exists() for path in spooled.parquet) else None
 
 
 def _decode_batch(

@@ -19,6 +19,7 @@ from metering import __version__
 from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
 from metering.schemas import CALLS, QuarantineEntry
 from metering.store.engine import trace
+from metering.store.frames import ArrowStream, polars
 from metering.store.schema import (
     CALLS_VIEW,
     COUNTER_COLUMNS,
@@ -209,7 +210,7 @@ def write_run(
                     con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
         _write_calls(con, month, rows)
         for done, (table, frame) in enumerate(tables, start=1):
-            con.register("_frame", frame.to_arrow())
+            con.register("_frame", ArrowStream(frame))
             names = ", ".join(frame.columns)
             con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _frame")
             con.unregister("_frame")
@@ -291,7 +292,7 @@ def diff_runs(path: str | Path, month: str) -> tuple[list[int], pl.DataFrame]:
         if len(seqs) < 2:
             return seqs, pl.DataFrame()
         new, old = seqs
-        frame: pl.DataFrame = con.sql(
+        lines = con.sql(
             """
             SELECT coalesce(n.tenant_id, o.tenant_id) AS tenant_id,
                    coalesce(o.calls, 0) AS calls_before, coalesce(n.calls, 0) AS calls_after,
@@ -303,8 +304,8 @@ def diff_runs(path: str | Path, month: str) -> tuple[list[int], pl.DataFrame]:
             ORDER BY tenant_id
             """,
             params={"new": new, "old": old},
-        ).pl()
-        return [old, new], frame
+        )
+        return [old, new], polars(lines)
 
 
 def read_month(path: str | Path, table: str, month: str, order_by: str) -> pl.DataFrame:
@@ -312,8 +313,9 @@ def read_month(path: str | Path, table: str, month: str, order_by: str) -> pl.Da
     if table not in TABLES:
         raise WarehouseError(f"no table {table!r} in the warehouse")
     with connect(path, read_only=True) as con:
-        frame: pl.DataFrame = con.sql(
-            f"SELECT * FROM {table} WHERE month = $month ORDER BY {order_by}",
-            params={"month": month},
-        ).pl()
-        return frame
+        return polars(
+            con.sql(
+                f"SELECT * FROM {table} WHERE month = $month ORDER BY {order_by}",
+                params={"month": month},
+            )
+        )

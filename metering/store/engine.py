@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 
 from metering.sql import literal
+from metering.store.frames import polars
 
 DEFAULT_MEMORY_LIMIT = "512MB"  # METER_MEMORY_LIMIT overrides: DuckDB spills beyond it
 
@@ -110,8 +111,7 @@ class Engine:
     def frame(self, sql: str) -> pl.DataFrame:
         """A (small) result as a polars frame."""
         with trace(f"query {' '.join(sql.split())[:70]}"):
-            result: pl.DataFrame = self.con.sql(sql).pl()
-        return result
+            return polars(self.con.sql(sql))
 
     def refusal(self, expression: str) -> str | None:
         """Why the engine cannot evaluate a constant ``expression``, or None if it can."""

@@ -13,6 +13,7 @@ from typing import Any
 import polars as pl
 
 from metering.store import connect
+from metering.store.frames import polars
 
 __all__ = [
     "billed_months",
@@ -28,8 +29,7 @@ __all__ = [
 
 def _frame(path: str | Path, sql: str, params: dict[str, Any]) -> pl.DataFrame:
     with connect(path, read_only=True) as con:
-        frame: pl.DataFrame = con.sql(sql, params=params).pl()
-        return frame
+        return polars(con.sql(sql, params=params))
 
 
 def billed_months(path: str | Path) -> list[str]:

@@ -224,3 +224,32 @@ def test_a_large_data_file_is_read_in_pieces_with_the_same_result(
     assert sorted(pieces.quarantine, key=key) == sorted(whole.quarantine, key=key)
     spooled = read_exports([str(SAMPLE / "dynamodb")], spool=Spool(tmp_path / "spool"))
     assert spooled.counters == whole.counters
+
+
+def test_a_large_file_is_spooled_in_parts_and_a_changed_one_leaves_no_stale_part(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """With parts of one piece each, a file is spooled as several Parquet files that hold
+    exactly its rows; decoded again smaller, it keeps only its new parts."""
+    import polars as pl
+
+    from metering.collect import files, spool
+
+    monkeypatch.setattr(files.text_chunks, "__defaults__", (65536,))
+    monkeypatch.setattr(spool, "PART_BYTES", 1)
+    root = tmp_path / "dynamodb"
+    shutil.copytree(SAMPLE / "dynamodb", root)
+    whole = read_exports([str(root)])
+    spooled = read_exports([str(root)], spool=Spool(tmp_path / "spool"))
+    assert len(spooled.parquet) > 4  # 4 data files with rows, each in several parts
+    rows = pl.concat([pl.read_parquet(p) for p in spooled.parquet])
+    assert rows.sort("request_id").equals(whole.frame.sort("request_id"))
+
+    data = sorted(root.glob("AWSDynamoDB/*/data/*.json.gz"), key=lambda p: p.stat().st_size)[-1]
+    lines = gzip.decompress(data.read_bytes()).splitlines(keepends=True)
+    data.write_bytes(gzip.compress(b"".join(lines[:3])))
+    again = read_exports([str(root)], spool=Spool(tmp_path / "spool"))
+    on_disk = set((tmp_path / "spool" / "records").glob("*.parquet"))
+    assert on_disk == set(again.parquet) and len(again.parquet) < len(spooled.parquet)
+    rows = pl.concat([pl.read_parquet(p) for p in again.parquet])
+    assert rows.sort("request_id").equals(read_exports([str(root)]).frame.sort("request_id"))
