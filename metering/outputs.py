@@ -14,7 +14,7 @@ import polars as pl
 from metering.config import Config
 from metering.month import Month
 from metering.rate import measured_bytes
-from metering.schemas import UNATTRIBUTED
+from metering.schemas import UNATTRIBUTED, decimal_column
 
 
 def export(config: Config, month: Month, format: str) -> bytes:
@@ -138,7 +138,7 @@ def report(config: Config, month: Month) -> MonthReport:
     ]
     savings = savings.join(
         lines.select("tenant_id", "tenant_name"), on="tenant_id", how="left", maintain_order="left"
-    ).with_columns(cost_saved=pl.Series(saved_cost, dtype=pl.Decimal(18, 2)))
+    ).with_columns(cost_saved=decimal_column(saved_cost, 18, 2))
     return MonthReport(month, run, lines, savings, pricing.block_bytes, margin)
 
 

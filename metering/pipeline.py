@@ -32,6 +32,7 @@ from metering.schemas import (
     Collected,
     Counters,
     QuarantineEntry,
+    decimal_column,
 )
 from metering.store import RunRows, connect, ensure_open, latest_run, write_run
 from metering.store.engine import Engine, trace
@@ -193,9 +194,7 @@ def _rate_month(
     tenant_month, unregistered = _tenant_month(totals, the_bill, registry, str(month), run_id)
     days = engine.frame(tenant_days("_calls"))
     costs = [the_bill.day_cost(t, u) for t, u in days.select("tenant_id", "units").iter_rows()]
-    days = days.with_columns(
-        month=pl.lit(str(month)), cost_exact=pl.Series(costs, dtype=pl.Decimal(38, 12))
-    )
+    days = days.with_columns(month=pl.lit(str(month)), cost_exact=decimal_column(costs, 38, 12))
     quarantine = sorted(collected_quarantine, key=lambda q: (q.source_uri, q.locator, q.reason))
     run = {
         "run_id": run_id,
@@ -356,10 +355,8 @@ def _tenant_month(
         .otherwise(pl.col("tenant_name").fill_null("")),
         cost_center=pl.col("cost_center").fill_null(""),
         registered=pl.col("registered").fill_null(False),
-        cost_exact=pl.Series(
-            [x.cost_exact if x else zero for x in lines], dtype=pl.Decimal(38, 12)
-        ),
-        amount=pl.Series([x.amount if x else zero for x in lines], dtype=pl.Decimal(18, 2)),
-        share=pl.Series([the_bill.share(t) for t in rows["tenant_id"]], dtype=pl.Decimal(18, 12)),
+        cost_exact=decimal_column([x.cost_exact if x else zero for x in lines], 38, 12),
+        amount=decimal_column([x.amount if x else zero for x in lines], 18, 2),
+        share=decimal_column([the_bill.share(t) for t in rows["tenant_id"]], 18, 12),
     )
     return rows.sort("tenant_id"), unregistered

@@ -32,6 +32,26 @@ def test_help_is_fast_and_imports_nothing_heavy() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_bill_and_export_never_import_pyarrow(tmp_path: Path) -> None:
+    """pyarrow with numpy costs each process about 0.3 s; meter moves frames without it."""
+    config = _sample_copy(tmp_path)
+    code = (
+        "import runpy, sys\n"
+        "for argv in sys.argv[1:]:\n"
+        "    sys.argv = ['meter', *argv.split()]\n"
+        "    try: runpy.run_module('metering', run_name='__main__')\n"
+        "    except SystemExit as exit: assert exit.code in (0, 3), exit.code\n"
+        "print(sorted(m for m in ('pyarrow', 'numpy') if m in sys.modules))"
+    )
+    commands = [
+        f"bill --month 2026-10 --config {config}",
+        f"export --month 2026-10 --config {config} --out {tmp_path / 'f.csv'}",
+    ]
+    out = subprocess.run([sys.executable, "-c", code, *commands], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0

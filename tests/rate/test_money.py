@@ -6,12 +6,13 @@ from decimal import Decimal
 from fractions import Fraction
 
 import duckdb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metering.config import PricingConfig, Tier
 from metering.rate import account_cost, call_units, price, round_half_up, round_lines, units_of
-from metering.schemas import UNATTRIBUTED
+from metering.schemas import UNATTRIBUTED, decimal_column
 
 PRICING = PricingConfig()
 
@@ -127,3 +128,20 @@ def test_result_independent_of_tenant_order(
 ) -> None:
     shuffled = dict(data.draw(st.permutations(list(units.items()))))
     assert price(units, PRICING, policy).lines == price(shuffled, PRICING, policy).lines  # type: ignore[arg-type]
+
+
+@given(
+    st.lists(st.integers(-(10**26) + 1, 10**26 - 1), max_size=20),
+    st.integers(0, 12),
+)
+def test_decimal_columns_hold_amounts_exactly_and_refuse_more_places(
+    minor: list[int], places: int
+) -> None:
+    """Amounts go into the warehouse's DECIMAL columns unchanged; a value with one place
+    too many is an error, never a cut."""
+    values = [Decimal(m).scaleb(-places) for m in minor]
+    assert decimal_column(values, 38, 12).to_list() == values
+    with pytest.raises(ValueError, match="more than 12 decimal places"):
+        decimal_column([*values, Decimal("0.0000000000001")], 38, 12)
+    with pytest.raises(ValueError, match="does not fit DECIMAL"):
+        decimal_column([*values, Decimal(10**26)], 38, 12)
