@@ -172,7 +172,7 @@ def _rate_month(
     rejoined, kept = _join(engine, config, previous, read, scratch)
     decided = engine.frame(match.counts("_joined", pricing.operations)).row(0, named=True)
     unique = decided.pop("unique_events") + decided.pop("unique_records")
-    counters.duplicates = engine.count("_events_in") + engine.count("_records_in") - unique
+    counters.duplicates = events.parquet_rows + records.parquet_rows - unique
     for name, value in decided.items():
         setattr(counters, name, int(value))
     # Views: each reader (totals, days, the warehouse) derives the calls again from the
@@ -180,8 +180,8 @@ def _rate_month(
     engine.view("_calls", _billed_sql(config, "_joined"))
     if rejoined is not None:  # the warehouse then replaces only these
         engine.view("_calls_again", _billed_sql(config, "_joined_again"))
-    counters.calls_billed = engine.count("_calls")
     totals = engine.frame(tenant_totals("_calls"))
+    counters.calls_billed = int(totals["calls"].sum())
     the_bill = price(
         dict(totals.select("tenant_id", "units").iter_rows()),
         pricing,

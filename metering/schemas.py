@@ -163,13 +163,19 @@ class Collected:
     quarantine: list[QuarantineEntry] = field(default_factory=list)
     inputs: list[InputFile] = field(default_factory=list)
     parquet: list[Path] = field(default_factory=list)  # the rows, when spooled to disk
+    parquet_rows: int = 0  # how many rows those files hold
 
     @classmethod
     def merged(cls, parts: Iterable[Collected]) -> Collected:
-        """All of ``parts`` as one (frames concatenated, the rest added up)."""
+        """All of ``parts`` as one, in order (frames concatenated, the rest added up)."""
         merged = cls(pl.DataFrame())
+        frames = []
         for part in parts:
-            merged.extend(part)
+            merged._account(part)
+            if part.frame.width:
+                frames.append(part.frame)
+        if frames:
+            merged.frame = pl.concat(frames, how="vertical", rechunk=True)
         return merged
 
     def extend(self, other: Collected) -> None:
@@ -179,7 +185,12 @@ class Collected:
                 if self.frame.width
                 else other.frame
             )
+        self._account(other)
+
+    def _account(self, other: Collected) -> None:
+        """Add what ``other`` accounts for besides its frame."""
         self.counters.add(other.counters)
         self.quarantine.extend(other.quarantine)
         self.inputs.extend(other.inputs)
         self.parquet.extend(other.parquet)
+        self.parquet_rows += other.parquet_rows

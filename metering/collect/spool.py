@@ -122,6 +122,7 @@ def _from_meta(meta: dict[str, Any], base: Path) -> Collected:
         [QuarantineEntry(*q) for q in meta["quarantine"]],
         [InputFile(uri, name, digest, int(size)) for uri, name, digest, size in meta["inputs"]],
         [_part(base, number) for number in range(int(meta["parts"]))],
+        int(meta["rows"]),
     )
 
 
@@ -262,19 +263,7 @@ class Spool:
             finally:
                 if not self._held:
                     self._shutdown()
-        merged = Collected(pl.DataFrame())
-        frames = []
-        for index in range(len(jobs)):
-            part = results[index]
-            merged.counters.add(part.counters)
-            merged.quarantine.extend(part.quarantine)
-            merged.inputs.extend(part.inputs)
-            merged.parquet.extend(part.parquet)
-            if part.frame.width:
-                frames.append(part.frame)
-        if frames:
-            merged.frame = pl.concat(frames, how="vertical", rechunk=True)
-        return merged
+        return Collected.merged(results[index] for index in range(len(jobs)))
 
     def put(self, kind: str, name: str, collected: Collected) -> Collected:
         """Spool a frame read from somewhere without files (a live table); never reused."""
@@ -284,10 +273,14 @@ class Spool:
         base.parent.mkdir(parents=True, exist_ok=True)
         parquet = base.with_suffix(".parquet")
         collected.frame.write_parquet(parquet, compression="lz4", statistics=False)
-        spooled = Collected(
-            pl.DataFrame(), collected.counters, collected.quarantine, collected.inputs, [parquet]
+        return Collected(
+            pl.DataFrame(),
+            collected.counters,
+            collected.quarantine,
+            collected.inputs,
+            [parquet],
+            collected.frame.height,
         )
-        return spooled
 
     def clear(self) -> None:
         """Forget everything spooled (the next run decodes every file again)."""

@@ -100,6 +100,7 @@ def test_bill_from_table_bills_the_month_only(aws: str, tmp_path: Path) -> None:
     result = bill(load_config(config), OCT)
     c = result.counters
     assert (c.records_seen, c.calls_billed, c.out_of_month, c.quarantined) == (1515, 1510, 5, 0)
+    assert c.duplicates == 0
     assert result.bill.total_units == 1500 + 10 * 2
 
 
