@@ -279,8 +279,7 @@ def _load_kept(engine: Engine, kept: Kept) -> list[delta.Patch]:
     engine.load("_base", [kept.base], JOINED)
     patches = []
     for number, files in enumerate(kept.patches, start=1):
-        name = f"_patch{number}"
-        patch = delta.Patch(name, f"{name}_events", f"{name}_requests", files.replaces)
+        patch = delta.Patch.named(f"_patch{number}", files.replaces)
         engine.load(patch.joined, [files.joined], JOINED)
         engine.load(patch.events, [files.events], {"event_id": pl.Utf8()})
         engine.load(patch.requests, [files.requests], {"request_id": pl.Utf8()})

@@ -41,6 +41,11 @@ class Patch:
     requests: str  # request ids (column request_id)
     replaces: bool = True  # False: no call before it has those ids (new calls only)
 
+    @classmethod
+    def named(cls, name: str, replaces: bool) -> Patch:
+        """A patch whose relations are ``name``, ``name_events`` and ``name_requests``."""
+        return cls(name, f"{name}_events", f"{name}_requests", replaces)
+
     def relations(self) -> tuple[str, str, str]:
         return self.joined, self.events, self.requests
 

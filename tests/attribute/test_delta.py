@@ -81,7 +81,7 @@ def _keep(
     replaced = con.execute(f"SELECT count(*) FROM {before} WHERE {touched}").fetchall()
     if not rejoined.patch.replaces:  # it may say so only when it is so
         assert replaced == [(0,)]
-    kept = delta.Patch(name, f"{name}_events", f"{name}_requests", rejoined.patch.replaces)
+    kept = delta.Patch.named(name, rejoined.patch.replaces)
     for table, made in zip(kept.relations(), rejoined.patch.relations(), strict=True):
         con.execute(f"CREATE TABLE {table} AS FROM {made}")
     return kept

@@ -123,8 +123,7 @@ def test_rebill_after_new_files_equals_a_full_reread(
     kept = spool_folder(config) / "joined" / "2026-10"
     manifest = json.loads((kept / "manifest.json").read_text())
     assert len(manifest["patches"]) == (2 if max_patches > 1 else 0)
-    files = ("joined", "events", "requests")
-    named = {manifest["base"], *(patch[f] for patch in manifest["patches"] for f in files)}
+    named = {manifest["base"], *(p[f] for p in manifest["patches"] for f in previous.NAMES)}
     # The first patch held new calls only; the second replaced two calls before it.
     assert [patch["replaces"] for patch in manifest["patches"]] == [False, True][
         : len(manifest["patches"])
@@ -227,8 +226,8 @@ def test_a_large_data_file_is_read_in_pieces_with_the_same_result(
 
 
 def test_a_large_file_is_spooled_in_parts_and_a_changed_one_leaves_no_stale_part(
-    tmp_path: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With parts of one piece each, a file is spooled as several Parquet files that hold
     exactly its rows; decoded again smaller, it keeps only its new parts."""
     import polars as pl
