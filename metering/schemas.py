@@ -145,6 +145,10 @@ class Counters:
     quarantined: int = 0
     joined: int = 0
     aws_retries: int = 0  # not records: AWS calls retried (throttling, 5xx), for the report
+    # Not records either: export data files that their export's manifests do not list, and
+    # calls whose copies (same eventID or request id) disagree.
+    unlisted_files: int = 0
+    conflicting_duplicates: int = 0
 
     def add(self, other: Counters) -> None:
         for f in fields(self):
@@ -164,6 +168,16 @@ class Collected:
     inputs: list[InputFile] = field(default_factory=list)
     parquet: list[Path] = field(default_factory=list)  # the rows, when spooled to disk
     parquet_rows: int = 0  # how many rows those files hold
+    reusable: bool = True  # False: a read failed and may not next time (never spooled)
+
+    @classmethod
+    def refused(cls, entries: Sequence[QuarantineEntry]) -> Collected:
+        """Inputs quarantined whole (a file that cannot be read), each one record seen."""
+        return cls(
+            pl.DataFrame(),
+            Counters(records_seen=len(entries), quarantined=len(entries)),
+            list(entries),
+        )
 
     @classmethod
     def merged(cls, parts: Iterable[Collected]) -> Collected:
@@ -194,3 +208,4 @@ class Collected:
         self.inputs.extend(other.inputs)
         self.parquet.extend(other.parquet)
         self.parquet_rows += other.parquet_rows
+        self.reusable = self.reusable and other.reusable

@@ -8,7 +8,8 @@ Clients come from the standard boto3 chain: ``AWS_ENDPOINT_URL`` (and the per-se
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from functools import cache
 from typing import Any
 
@@ -74,14 +75,15 @@ def list_objects(root: str, keep: Callable[[str], bool]) -> list[InputObject]:
     return found
 
 
-def get_object(uri: str) -> bytes:
-    """The bytes of one S3 object."""
+def object_pieces(uri: str, size: int) -> Iterator[bytes]:
+    """The bytes of one S3 object, ``size`` bytes at a time (never all of it at once)."""
     bucket, key = split_s3(uri)
     try:
-        body: bytes = client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        body = client("s3").get_object(Bucket=bucket, Key=key)["Body"]
+        with closing(body):
+            yield from body.iter_chunks(size)
     except (ClientError, BotoCoreError) as exc:
         raise _explain(uri, exc) from None
-    return body
 
 
 class TablePages:

@@ -21,27 +21,19 @@ counted in ``skipped_non_data_api``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, timedelta
-from typing import Any
 
-import msgspec
 import polars as pl
 
-from metering.collect.files import (
-    InputObject,
-    decompress,
-    digest,
-    iter_lines,
-    list_objects,
-    read_object,
-)
+from metering.collect.checks import kept_strings, shown
+from metering.collect.files import InputObject, Listing, list_objects
 from metering.collect.spool import Job, Spool
+from metering.collect.text import Text
+from metering.collect.trailbody import DATA_API_SOURCES, NOT_A_LOG, Decoded, Record, decode_trail
 from metering.month import Month
 from metering.schemas import EVENTS, TS, Collected, Counters, InputFile, QuarantineEntry, empty
 
-DATA_API_SOURCES = frozenset({"rdsdataapi.amazonaws.com", "rdsdata.amazonaws.com"})
 EVENT_TIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.fZ",  # log files: 2026-10-31T23:59:59Z
     "%Y-%m-%d %H:%M:%S%.f",  # CloudTrail Lake / Athena exports: 2026-10-31 23:59:59.000 (UTC)
@@ -94,207 +86,6 @@ def trail_filter(month: Month, late_days: int) -> Callable[[str], bool]:
     return keep
 
 
-# -- decoding ------------------------------------------------------------------------------
-# Field names are CloudTrail's own (camelCase), so msgspec matches them without renaming.
-# gc=False: decoded JSON holds no reference cycles, and untracked structs halve the decode
-# time of a large file (the collector makes millions of them).
-
-
-class _Issuer(msgspec.Struct, gc=False):
-    arn: str | None = None
-
-
-class _SessionContext(msgspec.Struct, gc=False):
-    sessionIssuer: _Issuer | None = None
-    sourceIdentity: str | None = None
-
-
-class _UserIdentity(msgspec.Struct, gc=False):
-    arn: str | None = None
-    sessionContext: _SessionContext | None = None
-
-
-class _Parameters(msgspec.Struct, gc=False):
-    secretArn: str | None = None
-    resourceArn: str | None = None
-
-
-class Record(msgspec.Struct, gc=False):
-    """The fields of a CloudTrail record meter reads; every other field is skipped unread.
-
-    ``Records`` is there so that a JSON Lines file whose lines are whole delivery bodies
-    (``zcat *.json.gz > all.jsonl``) is read, not mistaken for records without a source.
-    """
-
-    eventSource: str | None = None
-    eventName: str | None = None
-    eventID: str | None = None
-    eventTime: str | None = None
-    errorCode: str | None = None
-    requestID: str | None = None
-    userIdentity: _UserIdentity | None = None
-    requestParameters: _Parameters | None = None
-    sourceIdentity: str | None = None
-    Records: list[Record] | None = None
-
-    def is_record(self) -> bool:
-        return (
-            self.eventSource is not None or self.eventID is not None or self.eventTime is not None
-        )
-
-
-_document = msgspec.json.Decoder(Record | list[Record])
-_records = msgspec.json.Decoder(list[Record])
-_record = msgspec.json.Decoder(Record)
-_any = msgspec.json.Decoder()
-
-NOT_A_LOG = (
-    "not a CloudTrail log file: neither a Records list nor a CloudTrail record "
-    "(a CloudTrail-Digest file, or another service's file?)"
-)
-
-
-@dataclass(slots=True)
-class _Decoded:
-    """One file's records, where each came from, and what could not be read."""
-
-    records: Sequence[Record | str | None]  # str: why it is quarantined; None: skipped
-    where: list[str] | None  # locators, or None for "record 1", "record 2", ...
-    problems: list[QuarantineEntry]
-
-    def locator(self, index: int) -> str:
-        return self.where[index] if self.where is not None else f"record {index + 1}"
-
-
-def _lenient(item: object) -> Record | str | None:
-    """One record decoded from plain Python objects, after the typed decode refused it."""
-    try:
-        return msgspec.convert(item, Record)
-    except msgspec.ValidationError as exc:
-        if not isinstance(item, dict):
-            return f"not a JSON object: {type(item).__name__}"
-        if item.get("eventSource") not in DATA_API_SOURCES:
-            return None  # another service's record: its odd fields are none of our business
-        return f"mistyped field: {exc}"
-
-
-def _from_document(doc: Record | list[Record]) -> list[Record] | None:
-    """The records of a decoded body, or None when it is no CloudTrail body at all."""
-    if isinstance(doc, list):
-        return doc
-    if doc.Records is not None:
-        return doc.Records
-    return [doc] if doc.is_record() else None
-
-
-def _from_plain(doc: Any) -> list[Record | str | None] | str:
-    """Like ``_from_document`` for a body decoded without types; str: why it is no body."""
-    if isinstance(doc, dict) and "Records" in doc:
-        inner = doc["Records"]
-        if not isinstance(inner, list):
-            return f"Records is not a list but {type(inner).__name__}"
-        doc = inner
-    if isinstance(doc, list):
-        return [_lenient(item) for item in doc]
-    if isinstance(doc, dict) and any(k in doc for k in ("eventSource", "eventID", "eventTime")):
-        return [_lenient(doc)]
-    return NOT_A_LOG
-
-
-def _looks_like_lines(lines: Sequence[tuple[int, bytes]]) -> bool:
-    """JSON Lines, rather than one damaged or invalid document: a line is a whole object."""
-    for _, line in lines[:10]:
-        try:
-            if isinstance(_any.decode(line), dict):
-                return True
-        except msgspec.DecodeError:
-            continue
-    return False
-
-
-def _line_items(line: bytes) -> tuple[list[Record | str | None], bool]:
-    """One line's records, and whether the line was a whole ``{"Records": [...]}`` body."""
-    try:
-        doc = _record.decode(line)
-    except msgspec.ValidationError:  # (a subclass of DecodeError: caught first)
-        plain = _any.decode(line)
-        if isinstance(plain, dict) and "Records" in plain:
-            found = _from_plain(plain)
-            return ([found], False) if isinstance(found, str) else (found, True)
-        return [_lenient(plain)], False
-    except msgspec.DecodeError as exc:
-        return [f"invalid JSON: {exc}"], False
-    if doc.Records is not None:
-        return list(doc.Records), True
-    return [doc], False
-
-
-def _decode_lines(lines: Sequence[tuple[int, bytes]]) -> _Decoded:
-    """JSON Lines: each line a record, or a whole ``{"Records": [...]}`` body."""
-    per_line: Iterable[tuple[list[Record | str | None], bool]]
-    try:
-        docs = _records.decode(b"[" + b",".join(line for _, line in lines) + b"]")
-        per_line = [
-            (list(doc.Records), True) if doc.Records is not None else ([doc], False) for doc in docs
-        ]
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        per_line = [_line_items(line) for _, line in lines]
-    records: list[Record | str | None] = []
-    where: list[str] = []
-    for (number, _), (items, body) in zip(lines, per_line, strict=True):
-        records.extend(items)
-        if body:
-            where.extend(f"line {number} record {i}" for i in range(1, len(items) + 1))
-        else:
-            where.append(f"line {number}")
-    return _Decoded(records, where, [])
-
-
-def decode_body(text: bytes, uri: str, damage: str | None = None) -> _Decoded:
-    """Every record of one file's (decompressed) bytes.
-
-    ``damage`` is what ``files.decompress`` found wrong with the stream: the readable part
-    is decoded and the damage quarantined after its last line.
-    """
-    if not text or text.isspace():
-        decoded = _Decoded([], None, [])
-    else:
-        try:
-            found = _from_document(_document.decode(text))
-        except msgspec.ValidationError:
-            decoded = _plain(text, uri)
-        except msgspec.DecodeError as exc:
-            lines = list(iter_lines(text))
-            if len(lines) > 1 and _looks_like_lines(lines):
-                decoded = _decode_lines(lines)
-            else:
-                reason = damage if damage is not None else f"invalid JSON: {exc}"
-                return _Decoded([], None, [QuarantineEntry(uri, "file", reason)])
-        else:
-            decoded = (
-                _Decoded(found, None, [])
-                if found is not None
-                else _Decoded([], None, [QuarantineEntry(uri, "file", NOT_A_LOG)])
-            )
-    if damage is not None:
-        lines = list(iter_lines(text))
-        where = f"after line {lines[-1][0]}" if lines else "file"
-        decoded.problems.append(QuarantineEntry(uri, where, damage))
-    return decoded
-
-
-def _plain(text: bytes, uri: str) -> _Decoded:
-    """The typed decode refused a field somewhere: decode without types, record by record."""
-    try:
-        doc = _any.decode(text)
-    except msgspec.DecodeError:
-        return _decode_lines(list(iter_lines(text)))  # JSON Lines with an odd record in it
-    found = _from_plain(doc)
-    if isinstance(found, str):
-        return _Decoded([], None, [QuarantineEntry(uri, "file", found)])
-    return _Decoded(found, None, [])
-
-
 # -- frames --------------------------------------------------------------------------------
 
 
@@ -339,6 +130,20 @@ def _event_times(text: pl.Series) -> pl.Series:
     return pl.select(pl.coalesce(exact, *layouts)).to_series()
 
 
+# What users know each kept column by: CloudTrail's own field names.
+FIELD_NAMES = {
+    "event_id": "eventID",
+    "request_id": "requestID",
+    "operation": "eventName",
+    "error_code": "errorCode",
+    "user_arn": "userIdentity.arn",
+    "issuer_arn": "userIdentity.sessionContext.sessionIssuer.arn",
+    "source_identity": "sourceIdentity",
+    "secret_arn": "requestParameters.secretArn",
+    "resource_arn": "requestParameters.resourceArn",
+}
+
+
 def _reasons() -> pl.Expr:
     """Why a row cannot be billed (null when it can)."""
     return pl.coalesce(
@@ -347,10 +152,11 @@ def _reasons() -> pl.Expr:
         pl.when(pl.col("_time").is_null()).then(
             pl.format(
                 "eventTime is not a UTC ISO-8601 time like 2026-10-31T23:59:59Z: {}",
-                "event_time",
+                shown("event_time"),
             )
         ),
         pl.when(_missing("operation")).then(pl.lit("eventName is missing")),
+        *kept_strings(FIELD_NAMES),
     )
 
 
@@ -361,28 +167,22 @@ def events_frame(
     raw = pl.DataFrame(_columns(records), schema={name: pl.Utf8 for name in EVENTS})
     raw = raw.with_columns(
         _time=_event_times(raw["event_time"]), _index=pl.Series(indexes, dtype=pl.Int64)
-    )
-    unusable = _missing("event_id") | pl.col("_time").is_null() | _missing("operation")
-    bad = raw.filter(unusable)
+    ).with_columns(_reason=_reasons())
+    bad = raw.filter(pl.col("_reason").is_not_null())
     if bad.height:
-        raw = raw.filter(~unusable)
-        bad = bad.select("_index", _reasons().alias("_reason"))
+        raw = raw.filter(pl.col("_reason").is_null())
     good = raw.with_columns(
         event_time=pl.col("_time"),
         # No requestID (or an empty one) joins nothing and dedupes nothing.
         request_id=pl.when(_missing("request_id")).then(None).otherwise(pl.col("request_id")),
     ).select(list(EVENTS))
-    return good, [(int(i), str(reason)) for i, reason in bad.iter_rows()]
+    return good, [
+        (int(i), str(reason)) for i, reason in bad.select("_index", "_reason").iter_rows()
+    ]
 
 
-def read_trail_file(obj: InputObject) -> Collected:
-    """Decode one CloudTrail file into an EVENTS frame, with its counters and quarantine."""
-    raw = read_object(obj)
-    collected = Collected(empty(EVENTS), Counters(files_read=1))
-    collected.inputs.append(InputFile(obj.uri, obj.name, digest(obj, raw), obj.size))
-    text, damage = decompress(raw)
-    decoded = decode_body(text, obj.uri, damage)
-
+def _collected(decoded: Decoded, uri: str) -> Collected:
+    """Some records of a file as EVENTS rows, counters and quarantine."""
     rows: list[Record] = []
     indexes: list[int] = []
     bad: list[tuple[int, str]] = []
@@ -398,12 +198,12 @@ def read_trail_file(obj: InputObject) -> Collected:
             skipped += 1
         else:
             bad.append((index, record))
+    collected = Collected(empty(EVENTS))
     if rows:
         collected.frame, invalid = events_frame(rows, indexes)
         bad.extend(invalid)
-    quarantine = [QuarantineEntry(obj.uri, decoded.locator(i), why) for i, why in sorted(bad)]
+    quarantine = [QuarantineEntry(uri, decoded.locator(i), why) for i, why in sorted(bad)]
     quarantine.extend(decoded.problems)
-
     counters = collected.counters
     counters.records_seen = len(decoded.records) + len(decoded.problems)
     counters.skipped_non_data_api = skipped
@@ -412,16 +212,34 @@ def read_trail_file(obj: InputObject) -> Collected:
     return collected
 
 
-def find_trail_files(uris: Iterable[str], month: Month, late_days: int) -> list[InputObject]:
+def trail_file_parts(obj: InputObject) -> Iterator[Collected]:
+    """Decode one CloudTrail file into EVENTS frames, a part at a time, with their
+    counters and quarantine; the last part carries the file's fingerprint."""
+    text = Text(obj)
+    for decoded in decode_trail(text, obj.uri):
+        yield _collected(decoded, obj.uri)
+    last = Collected(empty(EVENTS), Counters(files_read=1), reusable=not text.unreadable)
+    last.inputs.append(InputFile(obj.uri, obj.name, text.reader.digest, obj.size))
+    yield last
+
+
+def read_trail_file(obj: InputObject) -> Collected:
+    """All of one CloudTrail file at once (see ``trail_file_parts``)."""
+    return Collected.merged(trail_file_parts(obj))
+
+
+def find_trail_files(uris: Iterable[str], month: Month, late_days: int) -> Listing:
     """Every log file under ``uris`` that may hold ``month``'s events, each once."""
     keep = trail_filter(month, late_days)
     seen: set[str] = set()
-    found = []
+    found = Listing()
     for uri in uris:
-        for obj in list_objects(uri, keep):
+        listing = list_objects(uri, keep)
+        found.refused.extend(listing.refused)
+        for obj in listing.objects:
             if obj.uri not in seen:
                 seen.add(obj.uri)
-                found.append(obj)
+                found.objects.append(obj)
     return found
 
 
@@ -436,11 +254,12 @@ def read_cloudtrail(
 
     Without a spool the events are returned as one frame; with one, as Parquet files.
     """
-    objects = find_trail_files(uris, month, late_days)
-    jobs = [Job(obj, obj) for obj in objects]
+    listing = find_trail_files(uris, month, late_days)
+    jobs = [Job(obj, obj) for obj in listing.objects]
     collected = (spool or Spool(None)).decode(
-        "events", jobs, read_trail_file, progress, "cloudtrail files"
+        "events", jobs, trail_file_parts, progress, "cloudtrail files"
     )
+    collected.extend(Collected.refused(listing.refused))
     if not collected.frame.width:
         collected.frame = empty(EVENTS)
     return collected
@@ -448,10 +267,11 @@ def read_cloudtrail(
 
 __all__ = [
     "DATA_API_SOURCES",
+    "NOT_A_LOG",
     "Record",
-    "decode_body",
     "find_trail_files",
     "read_cloudtrail",
     "read_trail_file",
+    "trail_file_parts",
     "trail_filter",
 ]

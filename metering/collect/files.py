@@ -1,26 +1,30 @@
-"""Finding and opening input objects, local or ``s3://``, gzip or plain.
+"""Finding input objects, local or ``s3://``, and reading their bytes piece by piece.
 
-Collectors see only ``InputObject``s and bytes; where they came from stays here and in
-``_aws`` (the only module that imports boto3).
+Collectors see only ``InputObject``s and byte pieces; where they came from stays here and
+in ``_aws`` (the only module that imports boto3). Nothing here holds a whole object: a
+file of any size is read in pieces of ``RAW_PIECE_BYTES``.
+
+Only regular files are read. A named pipe, socket or device among the inputs (``/dev/zero``
+behind a symlink, say), a dangling symlink, a symlink loop or a folder that cannot be
+listed is refused with a quarantine entry and the rest is read; a configured root that is
+no folder or regular file is an ``InputError``. Symlinked folders are followed, each real
+folder once.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
-import zlib
+import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from isal import isal_zlib  # ISA-L inflates about twice as fast as stock zlib
-
 from metering.errors import InputError
+from metering.schemas import QuarantineEntry
 
-GZIP_MAGIC = b"\x1f\x8b"
-CHUNK_BYTES = 16 * 1024 * 1024  # text handled at once when a large file is read piecewise
-_inflater = isal_zlib.decompressobj
-_inflate_error: tuple[type[Exception], ...] = (isal_zlib.IsalError, zlib.error)  # type: ignore[assignment]
+RAW_PIECE_BYTES = 8 * 1024 * 1024  # bytes read from a file or S3 object at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,114 +38,182 @@ class InputObject:
     mtime_ns: int = 0  # local files: modification time, to notice a changed file
 
 
+@dataclass(slots=True)
+class Listing:
+    """The objects under a root, and what was found there but cannot be read."""
+
+    objects: list[InputObject] = field(default_factory=list)
+    refused: list[QuarantineEntry] = field(default_factory=list)
+
+
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
-def list_objects(root: str, keep: Callable[[str], bool] = lambda name: True) -> list[InputObject]:
+def _kind(mode: int) -> str | None:
+    """What a non-regular, non-folder file is (None for a regular file or a folder)."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    return "not a regular file"
+
+
+def list_objects(root: str, keep: Callable[[str], bool] = lambda name: True) -> Listing:
     """Every object under ``root`` whose relative name ``keep`` accepts, sorted by name."""
     if is_s3(root):
         from metering.collect import _aws
 
-        return sorted(_aws.list_objects(root, keep), key=lambda o: o.name)
+        return Listing(sorted(_aws.list_objects(root, keep), key=lambda o: o.name))
     base = Path(root)
-    if base.is_file():
-        stat = base.stat()
-        return [InputObject(str(base), base.name, stat.st_size, mtime_ns=stat.st_mtime_ns)]
-    if not base.is_dir():
-        raise InputError(f"{root}: no such folder; check the path in meter.toml")
-    found = []
-    for folder, dirs, files in os.walk(base):
-        dirs.sort()
-        for file in sorted(files):
-            path = Path(folder, file)
-            name = path.relative_to(base).as_posix()
-            if keep(name):
-                stat = path.stat()
-                found.append(InputObject(str(path), name, stat.st_size, mtime_ns=stat.st_mtime_ns))
-    return found
-
-
-def read_object(obj: InputObject) -> bytes:
-    """The raw bytes of one object."""
-    if is_s3(obj.uri):
-        from metering.collect import _aws
-
-        return _aws.get_object(obj.uri)
     try:
-        return Path(obj.uri).read_bytes()
+        info = base.stat()
+    except FileNotFoundError:
+        raise InputError(f"{root}: no such folder; check the path in meter.toml") from None
     except OSError as exc:
-        raise InputError(f"{obj.uri}: cannot read: {exc.strerror}") from None
+        raise InputError(f"{root}: cannot read it: {exc.strerror}") from None
+    if stat.S_ISREG(info.st_mode):
+        return Listing([InputObject(str(base), base.name, info.st_size, mtime_ns=info.st_mtime_ns)])
+    if not stat.S_ISDIR(info.st_mode):
+        raise InputError(
+            f"{root}: is {_kind(info.st_mode)}, not a folder or a file; "
+            "point meter.toml at the folder that holds the files"
+        )
+    listing = _walk(base, keep, (info.st_dev, info.st_ino))
+    listing.objects.sort(key=lambda o: o.name)
+    return listing
 
 
-def digest(obj: InputObject, data: bytes) -> str:
-    """A content fingerprint: the S3 ETag when there is one, else SHA-256 of the bytes."""
-    return obj.tag or hashlib.sha256(data).hexdigest()
+def _walk(base: Path, keep: Callable[[str], bool], identity: tuple[int, int]) -> Listing:
+    """The files under the folder ``base``, following symlinks, each real folder once."""
+    listing = Listing()
+    seen = {identity}
+    # (folder, its name relative to base, the real folders it lies in, its own included)
+    stack: list[tuple[Path, str, tuple[tuple[int, int], ...]]] = [(base, "", (identity,))]
+    while stack:
+        folder, prefix, ancestors = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            listing.refused.append(
+                QuarantineEntry(str(folder), "folder", f"cannot list the folder: {exc.strerror}")
+            )
+            continue
+        for entry in reversed(entries):  # the stack pops them in name order
+            name = prefix + entry.name
+            path = Path(entry.path)
+            try:
+                info = path.stat()  # follows symlinks
+            except OSError as exc:
+                if keep(name) or entry.is_symlink():
+                    listing.refused.append(QuarantineEntry(str(path), "file", _unreachable(exc)))
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                real = (info.st_dev, info.st_ino)
+                if real in ancestors:
+                    reason = "a symlink loop: it leads back to a folder it lies in; not followed"
+                    listing.refused.append(QuarantineEntry(str(path), "folder", reason))
+                elif real not in seen:  # a folder reached twice is read once
+                    seen.add(real)
+                    stack.append((path, f"{name}/", (*ancestors, real)))
+                continue
+            if not keep(name):
+                continue
+            kind = _kind(info.st_mode)
+            if kind is not None:
+                listing.refused.append(
+                    QuarantineEntry(str(path), "file", f"{kind}, not a regular file: not read")
+                )
+                continue
+            listing.objects.append(
+                InputObject(str(path), name, info.st_size, mtime_ns=info.st_mtime_ns)
+            )
+    return listing
 
 
-def text_chunks(data: bytes, size: int = CHUNK_BYTES) -> Iterator[tuple[bytes, str | None]]:
-    """The text of ``data`` (gunzipped if gzip), as pieces of whole lines of about ``size``.
+def _unreachable(exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "a dangling symlink: what it points to does not exist"
+    if exc.errno == errno.ELOOP:
+        return "a symlink loop: it never reaches a file"
+    return f"cannot read it: {exc.strerror}"
 
-    Pieces come as ``(text, None)``; a damaged stream ends with ``(b"", damage)``. What was
-    readable before the damage has been given out, up to its last complete line, so a
-    truncated file's good lines can still be billed. Memory stays at about ``size`` however
-    large the file is.
+
+class Reader:
+    """The bytes of one object, piece by piece, and their fingerprint once read.
+
+    Raises ``InputError`` when the object cannot be opened or read (a file that vanished
+    or became a pipe since it was listed, an S3 object AWS refuses).
     """
-    if not data.startswith(GZIP_MAGIC):
-        start = 0
-        while start < len(data):
-            cut = data.rfind(b"\n", start, start + size) + 1 or len(data)
-            if cut <= start:
-                cut = data.find(b"\n", start + size) + 1 or len(data)
-            yield data[start:cut], None
-            start = cut
-        return
-    carry = b""
-    rest = data
-    problem = None
-    while rest and problem is None:
-        inflater = _inflater(wbits=16 + zlib.MAX_WBITS)
-        pending = rest
+
+    def __init__(self, obj: InputObject, md5: bool = False) -> None:
+        self.obj = obj
+        self.read = 0  # bytes read so far
+        self.complete = False  # read to its end
+        self._sha = None if obj.tag else hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+
+    def __iter__(self) -> Iterator[bytes]:
+        pieces = _s3_pieces(self.obj.uri) if is_s3(self.obj.uri) else _file_pieces(self.obj.uri)
+        for piece in pieces:
+            self.read += len(piece)
+            if self._sha is not None:
+                self._sha.update(piece)
+            if self._md5 is not None:
+                self._md5.update(piece)
+            yield piece
+        self.complete = True
+
+    @property
+    def digest(self) -> str:
+        """A content fingerprint: the S3 ETag when there is one, else SHA-256 of the bytes."""
+        return self.obj.tag or (self._sha.hexdigest() if self._sha is not None else "")
+
+    @property
+    def md5(self) -> bytes | None:
+        """MD5 of all the bytes (when asked for, and read to the end)."""
+        return self._md5.digest() if self._md5 is not None and self.complete else None
+
+
+def _file_pieces(path: str) -> Iterator[bytes]:
+    try:
+        # O_NONBLOCK: a file that became a pipe since it was listed must not block the open.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open: {exc.strerror}") from None
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        kind = _kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise InputError(f"{path}: {kind}, not a regular file: not read")
         while True:
             try:
-                out = inflater.decompress(pending, size)
-            except _inflate_error as exc:
-                problem = f"corrupt gzip data: {exc}"
-                break
-            pending = inflater.unconsumed_tail
-            if out:
-                block = carry + out
-                cut = block.rfind(b"\n") + 1
-                if cut:
-                    yield block[:cut], None
-                carry = block[cut:]
-            if inflater.eof:
-                break
-            if not out and not pending:
-                problem = "truncated gzip: the file ends before the gzip stream does"
-                break
-        if problem is None:
-            rest = inflater.unused_data.lstrip(b"\x00")
-            if rest and not rest.startswith(GZIP_MAGIC):
-                problem = "trailing garbage after the gzip stream"
-    if problem is not None:
-        yield b"", problem
-    elif carry:
-        yield carry, None
+                piece = f.read(RAW_PIECE_BYTES)
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+            if not piece:
+                return
+            yield piece
 
 
-def decompress(data: bytes) -> tuple[bytes, str | None]:
-    """All of ``text_chunks`` at once: (text, damage or None)."""
+def _s3_pieces(uri: str) -> Iterator[bytes]:
+    from metering.collect import _aws
+
+    yield from _aws.object_pieces(uri, RAW_PIECE_BYTES)
+
+
+def read_small(obj: InputObject, limit: int) -> bytes:
+    """All the bytes of a small object (a manifest); ``InputError`` past ``limit`` bytes."""
     pieces = []
-    damage = None
-    for piece, problem in text_chunks(data, size=1 << 30):
+    size = 0
+    for piece in Reader(obj):
+        size += len(piece)
+        if size > limit:
+            raise InputError(f"{obj.uri}: larger than {limit:,} bytes; not a manifest meter reads")
         pieces.append(piece)
-        damage = damage or problem
-    return b"".join(pieces), damage
-
-
-def iter_lines(text: bytes) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, line) for each non-blank line."""
-    for number, line in enumerate(text.split(b"\n"), start=1):
-        if line.strip():
-            yield number, line
+    return b"".join(pieces)

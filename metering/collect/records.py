@@ -17,11 +17,12 @@ from typing import Any
 import msgspec
 import polars as pl
 
-from metering.collect.files import iter_lines
+from metering.collect.checks import kept_strings, shown
+from metering.collect.text import lines_of
+from metering.limits import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from metering.schemas import RECORDS, QuarantineEntry
 
-MAX_REQUEST_BYTES = 4 * 1024 * 1024  # Data API request limit (AWS_FACTS)
-MAX_RESPONSE_BYTES = 10_000_000  # Data API JSON response limit (SPEC 2.2: 10 MB)
+TOO_DEEP = "nested too deeply for meter to decode (thousands of levels)"
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 
 
@@ -105,7 +106,7 @@ def decode_export_lines(
         pairs: Iterable[tuple[int, ExportLine | str]] = zip(
             (n for n, _ in lines), decoded, strict=True
         )
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         pairs = [(number, _decode_one(line)) for number, line in lines]
     items: list[Item] = []
     numbers: list[int] = []
@@ -133,14 +134,13 @@ def decode_export_text(
     if b"\n\n" not in text and not text.startswith(b"\n"):
         try:
             decoded = _line_decoder.decode_lines(text)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             pass
         else:
             if all(line.Item is not None for line in decoded):
                 items = [line.Item for line in decoded if line.Item is not None]
                 return items, list(range(first_line, first_line + len(items))), []
-    lines = [(number + first_line - 1, line) for number, line in iter_lines(text)]
-    return decode_export_lines(lines, uri)
+    return decode_export_lines(lines_of(text, first_line), uri)
 
 
 def _decode_one(line: bytes) -> ExportLine | str:
@@ -150,6 +150,8 @@ def _decode_one(line: bytes) -> ExportLine | str:
         return _problem(exc)
     except msgspec.DecodeError as exc:
         return f"invalid JSON: {exc}"
+    except RecursionError:
+        return TOO_DEEP
 
 
 def decode_table_items(
@@ -192,8 +194,11 @@ def items_frame(items: Sequence[Item], numbers: Sequence[int]) -> pl.DataFrame:
     )
 
 
+_KEPT = ("tenant_id", "request_id", "operation", "resource_arn", "principal_arn")
+
+
 def _size_check(column: str, limit: int) -> pl.Expr:
-    raw = pl.col(column)
+    raw = shown(column)
     value = pl.col(f"_{column}")
     return (
         pl.when(value.is_null())
@@ -218,10 +223,13 @@ def validate(
             ),
             pl.when(pl.col("tenant_id").str.strip_chars() == "").then(pl.lit("tenant_id is empty")),
             pl.when(pl.col("_ts").is_null()).then(
-                pl.format("ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", "ts")
+                pl.format(
+                    "ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", shown("ts")
+                )
             ),
             _size_check("request_bytes", MAX_REQUEST_BYTES),
             _size_check("response_bytes", MAX_RESPONSE_BYTES),
+            *kept_strings({name: name for name in _KEPT}),
         )
     )
     bad = checked.filter(pl.col("_reason").is_not_null())

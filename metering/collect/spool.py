@@ -31,7 +31,7 @@ import polars as pl
 from metering.collect.files import InputObject
 from metering.schemas import Collected, Counters, InputFile, QuarantineEntry
 
-DECODER_VERSION = "2"  # bump when what a spool entry holds for the same bytes changes
+DECODER_VERSION = "3"  # bump when what a spool entry holds for the same bytes changes
 IN_PROCESS_BYTES = 32 * 1024 * 1024  # below this much input, worker processes cost more
 BATCH_BYTES = 16 * 1024 * 1024  # input bytes per worker task
 PART_BYTES = 64 * 1024 * 1024  # decoded rows a worker holds before it writes them
@@ -102,17 +102,20 @@ def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:
         collected.extend(part)
     if held:
         write()
-    meta = {
-        "validity": _validity(obj),
-        "rows": rows,
-        "parts": parts,
-        "counters": collected.counters.as_dict(),
-        "quarantine": [[q.source_uri, q.locator, q.reason] for q in collected.quarantine],
-        "inputs": [[i.uri, i.name, i.digest, i.size] for i in collected.inputs],
-    }
-    tmp.write_text(json.dumps(meta))
-    os.replace(tmp, base.with_suffix(".json"))
-    return _from_meta(meta, base)
+    if collected.reusable:  # else no sidecar: the next run reads the file again
+        meta = {
+            "validity": _validity(obj),
+            "rows": rows,
+            "parts": parts,
+            "counters": collected.counters.as_dict(),
+            "quarantine": [[q.source_uri, q.locator, q.reason] for q in collected.quarantine],
+            "inputs": [[i.uri, i.name, i.digest, i.size] for i in collected.inputs],
+        }
+        tmp.write_text(json.dumps(meta))
+        os.replace(tmp, base.with_suffix(".json"))
+    collected.parquet = [_part(base, number) for number in range(parts)]
+    collected.parquet_rows = rows
+    return collected
 
 
 def _from_meta(meta: dict[str, Any], base: Path) -> Collected:

@@ -6,8 +6,10 @@ DOUBLE. Every table carries ``month`` so re-billing a month replaces exactly its
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
+# Counters added since the first schema: new warehouses have them last, as migrated ones do.
+ADDED_COUNTERS = ("unlisted_files", "conflicting_duplicates")
 COUNTER_COLUMNS = (
     "files_read",
     "records_seen",
@@ -20,6 +22,7 @@ COUNTER_COLUMNS = (
     "quarantined",
     "joined",
     "aws_retries",
+    *ADDED_COUNTERS,
 )
 
 TABLES = {
@@ -42,11 +45,12 @@ TABLES = {
             account_cost DECIMAL(38, 12) NOT NULL,
             amount DECIMAL(18, 2) NOT NULL,
             currency VARCHAR NOT NULL,
-            {", ".join(f"{c} BIGINT NOT NULL" for c in COUNTER_COLUMNS)},
+            {", ".join(f"{c} BIGINT NOT NULL" for c in COUNTER_COLUMNS[: -len(ADDED_COUNTERS)])},
             unregistered_tenants VARCHAR[] NOT NULL,
             meter_version VARCHAR NOT NULL,
             run_seq BIGINT,
-            executed_by VARCHAR
+            executed_by VARCHAR,
+            {", ".join(f"{c} BIGINT NOT NULL DEFAULT 0" for c in ADDED_COUNTERS)}
         )""",
     # The calls of each month, without the run_id: a re-bill that changes a few calls
     # rewrites only those. `calls` (below) adds the month's run_id from month_runs.
@@ -118,6 +122,16 @@ TABLES = {
             locator VARCHAR NOT NULL,
             reason VARCHAR NOT NULL
         )""",
+    # Calls whose copies disagree (two records of one request_id with different tenants,
+    # say): billed once, from the copy the dedup rule keeps, and listed here.
+    "conflicts": """
+        CREATE TABLE IF NOT EXISTS conflicts (
+            run_id VARCHAR NOT NULL,
+            month VARCHAR NOT NULL,
+            request_id VARCHAR,
+            event_id VARCHAR,
+            reason VARCHAR NOT NULL
+        )""",
 }
 
 # SPEC 6's `calls` table, as a view: the same columns in the same order, and every row
@@ -169,6 +183,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE call_rows DROP COLUMN run_id",
         CALLS_VIEW,
     ),
+    4: (
+        *(
+            f"ALTER TABLE bill_runs ADD COLUMN {c} BIGINT NOT NULL DEFAULT 0"
+            for c in ADDED_COUNTERS
+        ),
+        TABLES["conflicts"],
+    ),
 }
 
 # Tables whose rows belong to one month and are replaced when it is billed again.
@@ -179,4 +200,5 @@ MONTH_TABLES = (
     "tenant_day",
     "reconciliation",
     "quarantine",
+    "conflicts",
 )

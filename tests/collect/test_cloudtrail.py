@@ -318,12 +318,21 @@ def test_a_file_that_is_no_trail_body_is_one_quarantine_entry(
 
 
 def test_invalid_json_file(tmp_path: Path) -> None:
+    """A cut body: the record before the cut is read (not ours: skipped), the cut is one
+    quarantine entry."""
     (tmp_path / "broken.json").write_text('{"Records": [{"eventID": "a"},')
+    (tmp_path / "junk.json").write_text("this is not JSON\n")
     got = read_cloudtrail([str(tmp_path)], OCT, 3)
-    assert [(q.locator, q.reason) for q in got.quarantine] == [
-        ("file", "invalid JSON: Input data was truncated")
+    assert [(Path(q.source_uri).name, q.locator, q.reason) for q in got.quarantine] == [
+        ("broken.json", "after record 1", "truncated: the text ends after record 1"),
+        ("junk.json", "line 1", "not JSON: text outside any JSON value"),
     ]
-    assert counters(got) == {"files_read": 1, "records_seen": 1, "quarantined": 1}
+    assert counters(got) == {
+        "files_read": 2,
+        "records_seen": 3,
+        "skipped_non_data_api": 1,
+        "quarantined": 2,
+    }
 
 
 def test_json_lines_with_a_bad_line_keeps_the_good_ones(tmp_path: Path) -> None:
@@ -350,17 +359,24 @@ def test_json_lines_with_a_bad_line_keeps_the_good_ones(tmp_path: Path) -> None:
 
 
 def test_truncated_gzip_delivery_file(tmp_path: Path) -> None:
-    """A delivery body is one line: a cut file yields nothing but one quarantine entry."""
+    """A delivery body is one line: a cut file still yields every record complete before
+    the cut, and one quarantine entry for the cut."""
     records = [event(f"e{i}", "2026-10-05T12:00:00Z") for i in range(20)]
     path = put(tmp_path, key("2026-10-05", "cut"), records)
     path.write_bytes(path.read_bytes()[:-40])
     put(tmp_path, key("2026-10-05", "whole"), [event("w", "2026-10-05T12:00:00Z")])
     got = read_cloudtrail([str(tmp_path)], OCT, 3)
-    assert got.frame["event_id"].to_list() == ["w"]
+    kept = got.frame.height - 1
+    assert 10 < kept < 20
+    assert got.frame["event_id"].to_list() == [f"e{i}" for i in range(kept)] + ["w"]
     assert [(Path(q.source_uri).name, q.locator, q.reason) for q in got.quarantine] == [
-        (path.name, "file", "truncated gzip: the file ends before the gzip stream does")
+        (
+            path.name,
+            f"record {kept + 1}",
+            "truncated gzip: the file ends before the gzip stream does",
+        )
     ]
-    assert counters(got) == {"files_read": 2, "records_seen": 2, "quarantined": 1}
+    assert counters(got) == {"files_read": 2, "records_seen": kept + 2, "quarantined": 1}
 
 
 def test_truncated_gzip_json_lines_keeps_the_complete_lines(tmp_path: Path) -> None:
@@ -624,7 +640,7 @@ def test_s3_listing_pages_and_reading(aws: str) -> None:
 
     from metering.collect.files import list_objects
 
-    assert len(list_objects("s3://logs/trails")) == 1000 + 6 + 1 + 10
+    assert len(list_objects("s3://logs/trails").objects) == 1000 + 6 + 1 + 10
     got = read_cloudtrail(["s3://logs/trails"], OCT, 3)
     assert counters(got) == {"files_read": 6, "records_seen": 11, "skipped_non_data_api": 5}
     assert got.quarantine == []
@@ -652,7 +668,7 @@ def test_s3_bill_end_to_end(aws: str, tmp_path: Path) -> None:
         "quarantined": 1,
     }
     assert [(q.source_uri, q.locator) for q in result.quarantine] == [  # type: ignore[attr-defined]
-        (f"s3://logs/{key('2026-11-01', 'cut')}", "file")
+        (f"s3://logs/{key('2026-11-01', 'cut')}", "record 1")  # cut inside its one record
     ]
     assert result.exit_code == 3  # type: ignore[attr-defined]
 

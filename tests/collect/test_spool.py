@@ -56,7 +56,7 @@ def test_worker_processes_decode_what_one_process_decodes(tmp_path: Path) -> Non
 
 
 def test_unchanged_files_are_reused_changed_ones_decoded_again(tmp_path: Path) -> None:
-    data_files = find_data_files(str(SAMPLE / "dynamodb"))
+    data_files = find_data_files(str(SAMPLE / "dynamodb")).files
     jobs = [Job(f.obj, f) for f in data_files]
     spool = Spool(tmp_path / "spool")
     first = spool.decode("records", jobs, read_data_file)
@@ -211,11 +211,10 @@ def test_a_large_data_file_is_read_in_pieces_with_the_same_result(
     tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     """Pieces of a few KB instead of 64 MB: line numbers, counters and rows are unchanged."""
-    from metering.collect import files
+    from metering import limits
 
     whole = read_exports([str(SAMPLE / "dynamodb")])
-    monkeypatch.setattr(files, "CHUNK_BYTES", 4096)
-    monkeypatch.setattr(files.text_chunks, "__defaults__", (4096,))
+    monkeypatch.setattr(limits, "PIECE_BYTES", 4096)
     pieces = read_exports([str(SAMPLE / "dynamodb")])
     assert pieces.frame.sort("request_id").equals(whole.frame.sort("request_id"))
     assert pieces.counters == whole.counters
@@ -232,9 +231,10 @@ def test_a_large_file_is_spooled_in_parts_and_a_changed_one_leaves_no_stale_part
     exactly its rows; decoded again smaller, it keeps only its new parts."""
     import polars as pl
 
-    from metering.collect import files, spool
+    from metering import limits
+    from metering.collect import spool
 
-    monkeypatch.setattr(files.text_chunks, "__defaults__", (65536,))
+    monkeypatch.setattr(limits, "PIECE_BYTES", 65536)
     monkeypatch.setattr(spool, "PART_BYTES", 1)
     root = tmp_path / "dynamodb"
     shutil.copytree(SAMPLE / "dynamodb", root)

@@ -1,0 +1,310 @@
+"""CloudTrail file bodies -> records: what each record of a file is, and where it was.
+
+Bodies: ``{"Records": [...]}``, a bare JSON array, or JSON Lines (a record, or a whole
+``{"Records": [...]}`` body, per line); the text comes gunzipped from ``collect.text``.
+
+The fast path, for every file AWS delivers: a file whose text is at most
+``limits.WHOLE_FILE_BYTES`` is decoded in one typed msgspec call over structs that declare
+only the fields meter needs (the rest is skipped unread). When a field of some record has
+an unexpected type, that file is decoded again without types, record by record, so one
+odd record never costs the file.
+
+Anything else is read piece by piece, in bounded memory: JSON Lines a block of lines at a
+time (each line on its own when the block does not decode); a bigger or damaged document
+through ``jsonscan``, which hands out each record's bytes, so the records complete before
+a truncation, a junk tail, a record nested too deep or too big, are all still read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from metering import limits
+from metering.collect import jsonscan
+from metering.collect.text import Overlong, Text, line_blocks, lines_of
+from metering.schemas import QuarantineEntry
+
+DATA_API_SOURCES = frozenset({"rdsdataapi.amazonaws.com", "rdsdata.amazonaws.com"})
+NOT_A_LOG = (
+    "not a CloudTrail log file: neither a Records list nor a CloudTrail record "
+    "(a CloudTrail-Digest file, or another service's file?)"
+)
+TOO_DEEP = "nested too deeply for meter to decode (thousands of levels)"
+
+# Field names are CloudTrail's own (camelCase), so msgspec matches them without renaming.
+# gc=False: decoded JSON holds no reference cycles, and untracked structs halve the decode
+# time of a large file (the collector makes millions of them).
+
+
+class _Issuer(msgspec.Struct, gc=False):
+    arn: str | None = None
+
+
+class _SessionContext(msgspec.Struct, gc=False):
+    sessionIssuer: _Issuer | None = None
+    sourceIdentity: str | None = None
+
+
+class _UserIdentity(msgspec.Struct, gc=False):
+    arn: str | None = None
+    sessionContext: _SessionContext | None = None
+
+
+class _Parameters(msgspec.Struct, gc=False):
+    secretArn: str | None = None
+    resourceArn: str | None = None
+
+
+class Record(msgspec.Struct, gc=False):
+    """The fields of a CloudTrail record meter reads; every other field is skipped unread.
+
+    ``Records`` is there so that a JSON Lines file whose lines are whole delivery bodies
+    (``zcat *.json.gz > all.jsonl``) is read, not mistaken for records without a source.
+    """
+
+    eventSource: str | None = None
+    eventName: str | None = None
+    eventID: str | None = None
+    eventTime: str | None = None
+    errorCode: str | None = None
+    requestID: str | None = None
+    userIdentity: _UserIdentity | None = None
+    requestParameters: _Parameters | None = None
+    sourceIdentity: str | None = None
+    Records: list[Record] | None = None
+
+    def is_record(self) -> bool:
+        return (
+            self.eventSource is not None or self.eventID is not None or self.eventTime is not None
+        )
+
+
+_document = msgspec.json.Decoder(Record | list[Record])
+_records = msgspec.json.Decoder(list[Record])
+_record = msgspec.json.Decoder(Record)
+_any = msgspec.json.Decoder()
+
+Item = Record | str | None  # a record; why it is quarantined; or None: not ours, skipped
+
+
+@dataclass(slots=True)
+class Decoded:
+    """Some records of a file, where each came from, and what could not be read."""
+
+    records: Sequence[Item]
+    where: Sequence[str] | None = None  # locators, or None for "record 1", "record 2", ...
+    problems: list[QuarantineEntry] = field(default_factory=list)
+
+    def locator(self, index: int) -> str:
+        return self.where[index] if self.where is not None else f"record {index + 1}"
+
+
+def _lenient(item: object) -> Item:
+    """One record decoded from plain Python objects, after the typed decode refused it."""
+    try:
+        return msgspec.convert(item, Record)
+    except msgspec.ValidationError as exc:
+        if not isinstance(item, dict):
+            return f"not a JSON object: {type(item).__name__}"
+        if item.get("eventSource") not in DATA_API_SOURCES:
+            return None  # another service's record: its odd fields are none of our business
+        return f"mistyped field: {exc}"
+
+
+def _from_document(doc: Record | list[Record]) -> list[Record] | None:
+    """The records of a decoded body, or None when it is no CloudTrail body at all."""
+    if isinstance(doc, list):
+        return doc
+    if doc.Records is not None:
+        return doc.Records
+    return [doc] if doc.is_record() else None
+
+
+def _from_plain(doc: Any) -> list[Item] | str:
+    """Like ``_from_document`` for a body decoded without types; str: why it is no body."""
+    if isinstance(doc, dict) and "Records" in doc:
+        inner = doc["Records"]
+        if not isinstance(inner, list):
+            return f"Records is not a list but {type(inner).__name__}"
+        doc = inner
+    if isinstance(doc, list):
+        return [_lenient(item) for item in doc]
+    if isinstance(doc, dict) and any(k in doc for k in ("eventSource", "eventID", "eventTime")):
+        return [_lenient(doc)]
+    return NOT_A_LOG
+
+
+# -- the fast path: a whole file at once ---------------------------------------------------
+
+
+def _whole(text: bytes, uri: str) -> Decoded | None:
+    """Every record of a whole, undamaged body; None when it must be read piece by piece
+    (JSON Lines, invalid JSON, nesting too deep for one call)."""
+    if not text or text.isspace():
+        return Decoded([])
+    try:
+        found = _from_document(_document.decode(text))
+    except msgspec.ValidationError:
+        try:
+            plain = _from_plain(_any.decode(text))
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        if isinstance(plain, str):
+            return Decoded([], problems=[QuarantineEntry(uri, "file", plain)])
+        return Decoded(plain)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if found is None:
+        return Decoded([], problems=[QuarantineEntry(uri, "file", NOT_A_LOG)])
+    return Decoded(found)
+
+
+# -- piece by piece ------------------------------------------------------------------------
+
+
+def _is_value(line: bytes) -> bool:
+    """Is ``line`` one whole JSON object or array (the first line of JSON Lines)?"""
+    try:
+        return isinstance(_any.decode(line), dict | list)
+    except (msgspec.DecodeError, RecursionError):
+        return False
+
+
+def _expanded(doc: Record | Any, where: str) -> list[tuple[str, Item]]:
+    """A decoded line or record: a whole body (its records) or one record."""
+    if isinstance(doc, Record):
+        if doc.Records is not None:
+            return [(f"{where} record {i}", r) for i, r in enumerate(doc.Records, start=1)]
+        return [(where, doc)]
+    if isinstance(doc, dict) and "Records" in doc:
+        found = _from_plain(doc)
+        if isinstance(found, str):
+            return [(where, found)]
+        return [(f"{where} record {i}", r) for i, r in enumerate(found, start=1)]
+    return [(where, _lenient(doc))]
+
+
+def _one(where: str, data: bytes) -> list[tuple[str, Item]]:
+    """One record (or one line's body) on its own, or why it cannot be read."""
+    try:
+        return _expanded(_record.decode(data), where)
+    except msgspec.ValidationError:  # (a subclass of DecodeError: caught first)
+        try:
+            return _expanded(_any.decode(data), where)
+        except RecursionError:
+            return [(where, TOO_DEEP)]
+    except msgspec.DecodeError as exc:
+        return [(where, f"invalid JSON: {exc}")]
+    except RecursionError:
+        return [(where, TOO_DEEP)]
+
+
+One = Callable[[str, bytes], list[tuple[str, Item]]]
+
+
+def _batch(pieces: Sequence[tuple[str, bytes]], one: One = _one) -> list[tuple[str, Item]]:
+    """Records or lines decoded in one typed call, or each by ``one`` when that fails."""
+    try:
+        docs = _records.decode(b"[" + b",".join(data for _, data in pieces) + b"]")
+    except (msgspec.DecodeError, RecursionError):
+        return [found for where, data in pieces for found in one(where, data)]
+    return [
+        found
+        for (where, _), doc in zip(pieces, docs, strict=True)
+        for found in _expanded(doc, where)
+    ]
+
+
+def _line(where: str, line: bytes) -> list[tuple[str, Item]]:
+    """One line of JSON Lines; when it is not whole JSON (a cut body, say), the records a
+    scan still finds in it."""
+    found = _one(where, line)
+    reason = found[0][1] if len(found) == 1 else None
+    if not (isinstance(reason, str) and (reason == TOO_DEEP or reason.startswith("invalid"))):
+        return found
+    scanned = list(jsonscan.scan([line], limits.MAX_RECORD_BYTES))
+    if not any(isinstance(part, jsonscan.Piece) for part in scanned):
+        return found
+    out: list[tuple[str, Item]] = []
+    for part in scanned:
+        inner = f"{where} {part.where}" if part.where.startswith("record") else where
+        if isinstance(part, jsonscan.Piece):
+            out.extend(_one(inner, part.data))
+        else:
+            out.append((inner, part.reason))
+    return out
+
+
+def _decoded(found: list[tuple[str, Item]], problems: list[QuarantineEntry]) -> Decoded:
+    return Decoded([item for _, item in found], [where for where, _ in found], problems)
+
+
+def _lines(pieces: Iterable[bytes], text: Text, uri: str) -> Iterator[Decoded]:
+    """JSON Lines, a block at a time."""
+    last = 0  # the last line given out
+    for block in line_blocks(pieces, limits.MAX_LINE_BYTES, text):
+        if isinstance(block, Overlong):
+            yield Decoded([], problems=[QuarantineEntry(uri, f"line {block.line}", block.reason)])
+            last = block.line
+            continue
+        lines = lines_of(block.text, block.first_line)
+        yield _decoded(_batch([(f"line {n}", line) for n, line in lines], _line), [])
+        last = block.last_line
+    if text.damage is not None:
+        yield Decoded([], problems=[QuarantineEntry(uri, f"after line {last}", text.damage)])
+
+
+def _scanned(pieces: Iterable[bytes], text: Text, uri: str) -> Iterator[Decoded]:
+    """A document too big or too damaged to decode at once, record by record."""
+    scanner = jsonscan.Scanner(limits.MAX_RECORD_BYTES)
+    for piece in pieces:
+        yield _from_scan(scanner.feed(piece), uri)
+    yield _from_scan(scanner.end(text.damage), uri)
+
+
+def _from_scan(parts: Iterable[jsonscan.Piece | jsonscan.Broken], uri: str) -> Decoded:
+    held: list[tuple[str, bytes]] = []
+    problems: list[QuarantineEntry] = []
+    for part in parts:
+        if isinstance(part, jsonscan.Piece):
+            held.append((part.where, part.data))
+        else:
+            problems.append(QuarantineEntry(uri, part.where, part.reason))
+    return _decoded(_batch(held) if held else [], problems)
+
+
+def decode_trail(text: Text, uri: str) -> Iterator[Decoded]:
+    """Every record of one file's text, a part at a time."""
+    pieces = text.pieces()
+    head: list[bytes] = []
+    size = 0
+    more = False
+    for piece in pieces:
+        head.append(piece)
+        size += len(piece)
+        if size > limits.WHOLE_FILE_BYTES:
+            more = True
+            break
+    whole = b"".join(head)
+    del head
+    if not more and text.damage is None:
+        decoded = _whole(whole, uri)
+        if decoded is not None:
+            yield decoded
+            return
+    rest = _chain(whole, pieces)
+    first_end = whole.find(b"\n")
+    if first_end >= 0 and whole[first_end + 1 :].strip() and _is_value(whole[:first_end]):
+        yield from _lines(rest, text, uri)
+    else:
+        yield from _scanned(rest, text, uri)
+
+
+def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
