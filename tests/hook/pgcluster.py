@@ -95,16 +95,45 @@ def _as(user: pwd.struct_passwd | None) -> list[str]:
     return [] if user is None else ["runuser", "-u", user.pw_name, "--"]
 
 
+def _can(user: pwd.struct_passwd | None, test: str, path: Path) -> bool:
+    """Whether ``test <test> <path>`` holds for ``user``: asked of that user, not guessed."""
+    return subprocess.run([*_as(user), "test", test, str(path)]).returncode == 0
+
+
 @contextmanager
 def _scratch(user: pwd.struct_passwd | None, prefix: str) -> Iterator[Path]:
-    """A fresh temporary folder that ``user`` owns; removed afterwards."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    """A fresh temporary folder that ``user`` owns, in a parent it can traverse (the temporary
+    folder, else /tmp; ``test -x`` fails too when a folder above is closed to the user);
+    removed afterwards."""
+    parents = (Path(tempfile.gettempdir()), Path("/tmp"))
+    parent = next((p for p in parents if _can(user, "-x", p)), None)
+    if parent is None:
+        who = "this user" if user is None else user.pw_name
+        raise RuntimeError(
+            f"cannot start PostgreSQL: {who} cannot enter {' or '.join(map(str, parents))}"
+        )
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
         if user is not None:
             os.chown(folder, user.pw_uid, user.pw_gid)
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def usable_bindir(install: PgInstall, user: pwd.struct_passwd | None) -> Iterator[Path]:
+    """The installation's binaries if ``user`` can run them where they are, else those of a
+    temporary copy it owns, removed afterwards."""
+    if _can(user, "-x", install.bindir / "initdb"):
+        yield install.bindir
+        return
+    with _scratch(user, "meter-pginstall-") as root:
+        copy = install.copy(root)
+        if user is not None:  # the copy keeps the original modes, which may be owner-only
+            for path in root.rglob("*"):
+                os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+        yield copy.bindir
 
 
 def _free_port() -> int:
@@ -117,7 +146,7 @@ def _free_port() -> int:
 class PgCluster:
     host: str
     port: int
-    bindir: Path  # the binaries it runs
+    bindir: Path  # the binaries it runs: the installation's, or a temporary copy of them
     home: Path  # data folder, log and socket; removed when the cluster stops
 
     def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
@@ -127,10 +156,9 @@ class PgCluster:
 @contextmanager
 def pg_cluster(install: PgInstall) -> Iterator[PgCluster]:
     """A throwaway cluster on 127.0.0.1 and a free port (trust auth, superuser ``postgres``);
-    stopped and removed on leaving."""
+    stopped and removed, with any copy of the binaries, on leaving."""
     user = _service_user()
-    bindir = install.bindir
-    with _scratch(user, "meter-pg-") as home:
+    with usable_bindir(install, user) as bindir, _scratch(user, "meter-pg-") as home:
         cluster = PgCluster("127.0.0.1", _free_port(), bindir, home)
         data, log = home / "data", home / "postgres.log"
 
