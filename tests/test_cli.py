@@ -74,6 +74,28 @@ def test_missing_config_is_a_usage_error(tmp_path: Path) -> None:
     assert "no such config file" in result.output
 
 
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('block_bytes = "32768"', "pricing.block_bytes"),
+        ('bill_errors = "yes"', "pricing.bill_errors"),
+        ('tiers = [{ per_million = "0.1234567" }]', "pricing.tiers.0.per_million"),
+    ],
+)
+def test_a_mistyped_config_value_is_a_usage_error(tmp_path: Path, line: str, key: str) -> None:
+    """The sample's config with one value mistyped: refused before anything is read."""
+    sample = (SAMPLE / "meter.toml").read_text()
+    name = line.split(" = ", maxsplit=1)[0]
+    mistyped = re.sub(rf"(?m)^{name} = .*$", line, sample)
+    assert mistyped != sample
+    config = tmp_path / "meter.toml"
+    config.write_text(mistyped)
+    result = runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert f"{config}: {key}: " in result.output
+    assert not (tmp_path / "meter.duckdb").exists()
+
+
 def _sample_copy(tmp_path: Path) -> Path:
     import shutil
 
