@@ -96,6 +96,17 @@ def test_a_mistyped_config_value_is_a_usage_error(tmp_path: Path, line: str, key
     assert not (tmp_path / "meter.duckdb").exists()
 
 
+def test_rls_type_is_a_known_type_never_sql() -> None:
+    result = runner.invoke(app, ["rls", "--table", "orders", "--type", "text or true"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "column type 'text or true': give the tenant column's type name, one of" in said
+    assert "character varying(N), uuid (any case)" in said
+    result = runner.invoke(app, ["rls", "--table", "orders", "--type", "VarChar(64)"])
+    assert result.exit_code == 0, result.output
+    assert "'')::varchar(64))" in result.output
+
+
 def _sample_copy(tmp_path: Path) -> Path:
     import shutil
 
