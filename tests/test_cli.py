@@ -96,6 +96,21 @@ def test_a_mistyped_config_value_is_a_usage_error(tmp_path: Path, line: str, key
     assert not (tmp_path / "meter.duckdb").exists()
 
 
+def test_a_bad_memory_limit_is_a_usage_error(tmp_path: Path) -> None:
+    """METER_MEMORY_LIMIT is checked before the warehouse is touched."""
+    config = tmp_path / "meter.toml"
+    config.write_text((SAMPLE / "meter.toml").read_text())
+    result = runner.invoke(
+        app,
+        ["bill", "--month", "2026-10", "--config", str(config)],
+        env={"METER_MEMORY_LIMIT": "1GB'; SET threads = 1; --"},
+    )
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert 'METER_MEMORY_LIMIT="1GB\'; SET threads = 1; --": give the memory' in said
+    assert not (tmp_path / "meter.duckdb").exists()
+
+
 def test_rls_type_is_a_known_type_never_sql() -> None:
     result = runner.invoke(app, ["rls", "--table", "orders", "--type", "text or true"])
     assert result.exit_code == 2
