@@ -84,7 +84,11 @@ def memory_limit(value: str | None = None) -> str:
 
 
 class Engine:
-    """Named temporary relations on one connection, built by SQL the stages write."""
+    """Named temporary relations on one connection, built by SQL the stages write.
+
+    Relation names and SQL text come from meter's own code; a value from outside (config,
+    environment, input) reaches SQL only as a bound parameter or through ``sql.literal``.
+    """
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, scratch: Path, memory: str | None = None
