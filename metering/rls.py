@@ -93,7 +93,7 @@ def _role(role: str) -> str:
 
 def _column_type(column_type: str) -> str:
     """``column_type`` checked against TENANT_TYPES and normalised (``VarChar ( 64 )`` ->
-    ``varchar(64)``), or UsageError: it is written into the DDL as it is."""
+    ``varchar(64)``), or UsageError; what it returns goes into the DDL as it is."""
     text = " ".join(column_type.lower().split())
     found = _TYPE.fullmatch(text)
     takes = TENANT_TYPES.get(found["name"]) if found else None
