@@ -227,7 +227,12 @@ def rls(
     column: Annotated[str, typer.Option("--column", help="The tenant column.")] = "tenant_id",
     role: Annotated[str, typer.Option("--role", help="The application's database role.")] = "app",
     column_type: Annotated[
-        str, typer.Option("--type", help="The tenant column's type.")
+        str,
+        typer.Option(
+            "--type",
+            help="The tenant column's type: smallint, integer, bigint (int2, int, int4, int8), "
+            "numeric[(P[,S])], text, varchar[(N)], character varying[(N)] or uuid.",
+        ),
     ] = "bigint",
     check: Annotated[
         str | None, typer.Option("--check", help="DSN: report tables lacking isolation instead.")

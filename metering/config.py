@@ -1,15 +1,20 @@
 """Strict models for ``meter.toml`` (SPEC section 4) and ``load_config``.
 
-Every table forbids unknown keys; errors name the key and the file. Relative paths are
-resolved against the folder of the config file, ``s3://`` URIs are kept as they are.
+Every table forbids unknown keys; errors name the key and the file. Values are never
+coerced: ``block_bytes = "32768"`` or ``bill_errors = "yes"`` is an error, not a guess (only
+a price may be a string, an integer or a float: it becomes an exact ``Decimal``). Numbers
+have ranges that keep every sum and amount inside the warehouse's BIGINT and DECIMAL
+columns (see ``MAX_BLOCK_BYTES`` and its neighbours). Relative paths are resolved against the folder
+of the config file, ``s3://`` URIs are kept as they are.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +23,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -36,42 +44,77 @@ DEFAULT_OPERATIONS = (
 
 Measure = Literal["request", "response", "request+response", "max"]
 
+# The ranges, chosen so that no month can overflow the warehouse. A call is billed on at
+# most 4 MiB of request plus 10 MB of response (collect.records), under 20 MiB; so a month
+# of 10^8 calls is at most 10^8 * 20 MiB = 2.1e15 units even with 1-byte blocks, or 10^14
+# units of unknown size: far inside BIGINT (9.2e18). A price of at most 10^6 per million
+# is at most 1 per unit, so the month costs at most 2.1e15. The tightest limits, the
+# amounts' DECIMAL(18, 2) (below 10^16) and, for a cost to 12 decimals, Python's 28-digit
+# Decimal context (2.1e27 < 10^28), leave room for about 4x more; DECIMAL(38, 12) far more.
+# At most 6 decimals per million keep a unit's cost, and so the account cost, exact in 12
+# decimals. tests/test_config.py prices that extreme month.
+MAX_BLOCK_BYTES = 2**30  # 1 GiB: far above any call, so every call is then one unit
+MAX_UNKNOWN_SIZE_UNITS = 1_000_000  # 31 GiB at 32 KiB blocks: far above any call
+MAX_UP_TO = 10**15  # units in a month: a million times AWS's tier edge (10^9)
+MAX_PER_MILLION = Decimal(10**6)  # 1 per unit
+PRICE_PLACES = 6  # decimals of a price per million: a unit's cost has at most 12
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class WarehouseConfig(_Strict):
-    path: str = "meter.duckdb"
+    path: StrictStr = "meter.duckdb"
 
 
 class Tier(_Strict):
-    up_to: int | None = Field(default=None, gt=0)
+    up_to: StrictInt | None = Field(default=None, ge=1, le=MAX_UP_TO)
     per_million: Decimal
 
     @field_validator("per_million", mode="before")
     @classmethod
-    def _exact(cls, value: object) -> object:
-        # TOML floats are turned into their shortest decimal text, never binary fractions.
+    def _exact(cls, value: object) -> Decimal:
+        # A bool is an int in Python, and is refused. TOML floats are turned into their
+        # shortest decimal text, never binary fractions.
+        if isinstance(value, Decimal):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return Decimal(value)
         if isinstance(value, float):
             return Decimal(repr(value))
-        return value
+        if isinstance(value, str):
+            try:
+                return Decimal(value)
+            except InvalidOperation:
+                pass
+        raise ValueError(
+            f"price per million {_toml(value)} is not a number; write it as a decimal "
+            'string, e.g. per_million = "0.35"'
+        )
 
     @field_validator("per_million")
     @classmethod
-    def _not_negative(cls, value: Decimal) -> Decimal:
-        if not value.is_finite() or value < 0:
-            raise ValueError(f"price per million must be a finite number >= 0, not {value}")
+    def _in_range(cls, value: Decimal) -> Decimal:
+        if not value.is_finite() or not 0 <= value <= MAX_PER_MILLION:
+            raise ValueError(
+                f"price per million must be a number from 0 to {MAX_PER_MILLION}, not {value}"
+            )
+        if value != value.quantize(Decimal(1).scaleb(-PRICE_PLACES)):
+            raise ValueError(
+                f"price per million {value} has more than {PRICE_PLACES} decimal places; "
+                f"round it to {PRICE_PLACES} (a unit's cost is kept to 12 decimals)"
+            )
         return value
 
 
 class PricingConfig(_Strict):
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
-    block_bytes: int = Field(default=32768, gt=0)
+    currency: StrictStr = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    block_bytes: StrictInt = Field(default=32768, ge=1, le=MAX_BLOCK_BYTES)
     measure: Measure = "request+response"
-    unknown_size_units: int = Field(default=1, ge=1)
-    bill_errors: bool = False
-    operations: tuple[str, ...] = DEFAULT_OPERATIONS
+    unknown_size_units: StrictInt = Field(default=1, ge=1, le=MAX_UNKNOWN_SIZE_UNITS)
+    bill_errors: StrictBool = False
+    operations: tuple[StrictStr, ...] = DEFAULT_OPERATIONS
     tiers: tuple[Tier, ...] = (
         Tier(up_to=1_000_000_000, per_million=Decimal("0.35")),
         Tier(per_million=Decimal("0.20")),
@@ -106,15 +149,15 @@ class PricingConfig(_Strict):
 
 
 class CloudTrailSource(_Strict):
-    uris: tuple[str, ...]
-    late_days: int = Field(default=3, ge=0, le=31)
+    uris: tuple[StrictStr, ...]
+    late_days: StrictInt = Field(default=3, ge=0, le=31)
 
 
 class MeteringSource(_Strict):
-    exports: tuple[str, ...] = ()
-    table: str | None = None
-    region: str | None = None
-    scan: bool = False
+    exports: tuple[StrictStr, ...] = ()
+    table: StrictStr | None = None
+    region: StrictStr | None = None
+    scan: StrictBool = False
 
     @model_validator(mode="after")
     def _something(self) -> MeteringSource:
@@ -129,7 +172,7 @@ class SourcesConfig(_Strict):
 
 
 class TenantsConfig(_Strict):
-    registry: str | None = None
+    registry: StrictStr | None = None
 
 
 class MeteringRecordRule(_Strict):
@@ -138,12 +181,12 @@ class MeteringRecordRule(_Strict):
 
 class SecretArnRule(_Strict):
     kind: Literal["secret_arn"]
-    map: dict[str, str]
+    map: dict[StrictStr, StrictStr]
 
 
 class PrincipalRule(_Strict):
     kind: Literal["principal"]
-    pattern: str
+    pattern: StrictStr
 
     @field_validator("pattern")
     @classmethod
@@ -159,7 +202,7 @@ class PrincipalRule(_Strict):
 
 class ResourceArnRule(_Strict):
     kind: Literal["resource_arn"]
-    map: dict[str, str]
+    map: dict[StrictStr, StrictStr]
 
 
 Rule = Annotated[
@@ -235,6 +278,13 @@ def _resolved(raw: dict[str, object], base: Path) -> dict[str, object]:
     return raw
 
 
+def _toml(value: object) -> str:
+    """``value`` as it was written in TOML (``true``, ``"32768"``, ``2.0``)."""
+    if isinstance(value, bool | int | str):
+        return json.dumps(value)
+    return repr(value)
+
+
 def _describe(error: ValidationError, path: Path) -> str:
     lines = []
     for item in error.errors():
@@ -244,6 +294,8 @@ def _describe(error: ValidationError, path: Path) -> str:
             message = "unknown key (check the spelling against the README's config reference)"
         elif message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
+        elif isinstance(item["input"], bool | int | float | str):
+            message = f"{message}, not {_toml(item['input'])}"
         lines.append(f"{path}: {where}: {message}")
     return "\n".join(lines)
 

@@ -35,7 +35,7 @@ from metering.schemas import (
     decimal_column,
 )
 from metering.store import RunRows, connect, ensure_open, latest_run, write_run
-from metering.store.engine import Engine, trace
+from metering.store.engine import Engine, memory_limit, trace
 
 UNATTRIBUTED_NAME = "Unattributed calls"
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -86,6 +86,7 @@ def bill(
     When the last bill of the month only lacks some new files, only the calls they touch
     are joined and written again (see ``previous``).
     """
+    memory = memory_limit()  # checked before the warehouse is touched
     warehouse = Path(config.warehouse.path)
     folder = spool_folder(config)
     spool = Spool(folder)
@@ -97,7 +98,7 @@ def bill(
         previous = recall(folder, str(month), recipe)
         if previous is not None and previous.run_id != latest_run(con, str(month)):
             previous = None  # the warehouse moved on since (another spool, or a restore)
-        engine = Engine(con, folder / "scratch")
+        engine = Engine(con, folder / "scratch", memory)
         scratch = Scratch(folder, str(month))
         try:
             rows, result, read, kept = _rate_month(

@@ -11,7 +11,8 @@ The application (``metering.hook``) sets the tenant inside each transaction with
   session), so a connection with no tenant sees no rows and cannot write any;
 - ``REVOKE TRUNCATE`` from the application role, as TRUNCATE ignores row-level security.
 
-``rls_ddl`` writes that DDL (``meter rls --table T --column C``); ``rls_check`` lists the
+``rls_ddl`` writes that DDL (``meter rls --table T --column C``): names are quoted, and the
+column's type is one of ``TENANT_TYPES``, so no argument can add SQL. ``rls_check`` lists the
 tables of a database that have the tenant column but lack part of it
 (``meter rls --check DSN``). Only ``rls_check`` needs psycopg (``psycopg[binary]``).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from metering.errors import InputError, UsageError
 
@@ -27,8 +29,37 @@ SETTING = "app.tenant_id"
 POLICY = "tenant_isolation"
 MAX_IDENTIFIER_BYTES = 63  # NAMEDATALEN - 1: PostgreSQL cuts longer names silently
 
-# A type name, not an expression: bigint, integer, text, uuid, character varying, ...
-_TYPE = re.compile(r"[a-z_][a-z0-9_]*(?: [a-z_][a-z0-9_]*)*")
+# The types a tenant column may have (``meter rls --type``): only these reach the DDL.
+# The key is the name as PostgreSQL spells it; the value says what may follow in
+# parentheses: nothing, a length (varchar(64)) or a precision and scale (numeric(20,0)).
+TENANT_TYPES: dict[str, Literal["", "length", "precision"]] = {
+    "smallint": "",
+    "int2": "",
+    "integer": "",
+    "int": "",
+    "int4": "",
+    "bigint": "",
+    "int8": "",
+    "numeric": "precision",
+    "text": "",
+    "varchar": "length",
+    "character varying": "length",
+    "uuid": "",
+}
+MAX_VARCHAR = 10_485_760  # PostgreSQL's longest varchar(n)
+MAX_NUMERIC = 1000  # PostgreSQL's largest numeric precision
+_TYPE = re.compile(
+    r"(?P<name>[a-z][a-z0-9]*(?: [a-z]+)?)"  # bigint, character varying, ...
+    r" ?(?:\( ?(?P<size>\d{1,9}) ?(?:, ?(?P<scale>\d{1,9}) ?)?\))?"  # (64) or (20,0)
+)
+_ACCEPTED = ", ".join(
+    f"{name}, {name}(N)"
+    if takes == "length"
+    else f"{name}, {name}(P), {name}(P,S)"
+    if takes == "precision"
+    else name
+    for name, takes in TENANT_TYPES.items()
+)
 
 
 def quote_ident(name: str, what: str = "identifier") -> str:
@@ -61,13 +92,32 @@ def _role(role: str) -> str:
 
 
 def _column_type(column_type: str) -> str:
+    """``column_type`` checked against TENANT_TYPES and normalised (``VarChar ( 64 )`` ->
+    ``varchar(64)``), or UsageError; what it returns goes into the DDL as it is."""
     text = " ".join(column_type.lower().split())
-    if not _TYPE.fullmatch(text):
+    found = _TYPE.fullmatch(text)
+    takes = TENANT_TYPES.get(found["name"]) if found else None
+    if found is None or takes is None or (found["size"] and not takes):
         raise UsageError(
-            f"column type {column_type!r}: give the tenant column's type name, "
-            "e.g. bigint, integer, text or uuid"
+            f"column type {column_type!r}: give the tenant column's type name, one of "
+            f"{_ACCEPTED} (any case)"
         )
-    return text
+    name, size, scale = found["name"], found["size"], found["scale"]
+    if size is None:
+        return name
+    if takes == "length":
+        if scale is not None or not 1 <= int(size) <= MAX_VARCHAR:
+            raise UsageError(
+                f"column type {column_type!r}: give {name}(N) with a length N from 1 to "
+                f"{MAX_VARCHAR}, or {name} alone"
+            )
+        return f"{name}({int(size)})"
+    if not 1 <= int(size) <= MAX_NUMERIC or (scale is not None and int(scale) > int(size)):
+        raise UsageError(
+            f"column type {column_type!r}: give {name}(P) or {name}(P,S) with a precision P "
+            f"from 1 to {MAX_NUMERIC} and a scale S from 0 to P, or {name} alone"
+        )
+    return f"{name}({int(size)})" if scale is None else f"{name}({int(size)},{int(scale)})"
 
 
 def tenant_expression(column_type: str = "bigint") -> str:

@@ -1,4 +1,8 @@
-"""Small helpers for the SQL text the stages hand to the warehouse engine."""
+"""Small helpers for the SQL text the stages hand to the warehouse engine.
+
+A value from outside (config, environment, input data) is written into SQL only through
+``literal`` (or bound as a parameter); names and expressions come from meter's own code.
+"""
 
 from __future__ import annotations
 

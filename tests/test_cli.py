@@ -74,6 +74,54 @@ def test_missing_config_is_a_usage_error(tmp_path: Path) -> None:
     assert "no such config file" in result.output
 
 
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ('block_bytes = "32768"', "pricing.block_bytes"),
+        ('bill_errors = "yes"', "pricing.bill_errors"),
+        ('tiers = [{ per_million = "0.1234567" }]', "pricing.tiers.0.per_million"),
+    ],
+)
+def test_a_mistyped_config_value_is_a_usage_error(tmp_path: Path, line: str, key: str) -> None:
+    """The sample's config with one value mistyped: refused before anything is read."""
+    sample = (SAMPLE / "meter.toml").read_text()
+    name = line.split(" = ", maxsplit=1)[0]
+    mistyped = re.sub(rf"(?m)^{name} = .*$", line, sample)
+    assert mistyped != sample
+    config = tmp_path / "meter.toml"
+    config.write_text(mistyped)
+    result = runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert f"{config}: {key}: " in result.output
+    assert not (tmp_path / "meter.duckdb").exists()
+
+
+def test_a_bad_memory_limit_is_a_usage_error(tmp_path: Path) -> None:
+    """METER_MEMORY_LIMIT is checked before the warehouse is touched."""
+    config = tmp_path / "meter.toml"
+    config.write_text((SAMPLE / "meter.toml").read_text())
+    result = runner.invoke(
+        app,
+        ["bill", "--month", "2026-10", "--config", str(config)],
+        env={"METER_MEMORY_LIMIT": "1GB'; SET threads = 1; --"},
+    )
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert 'METER_MEMORY_LIMIT="1GB\'; SET threads = 1; --": give the memory' in said
+    assert not (tmp_path / "meter.duckdb").exists()
+
+
+def test_rls_type_is_a_known_type_never_sql() -> None:
+    result = runner.invoke(app, ["rls", "--table", "orders", "--type", "text or true"])
+    assert result.exit_code == 2
+    said = " ".join(result.output.split())
+    assert "column type 'text or true': give the tenant column's type name, one of" in said
+    assert "character varying(N), uuid (any case)" in said
+    result = runner.invoke(app, ["rls", "--table", "orders", "--type", "VarChar(64)"])
+    assert result.exit_code == 0, result.output
+    assert "'')::varchar(64))" in result.output
+
+
 def _sample_copy(tmp_path: Path) -> Path:
     import shutil
 

@@ -51,12 +51,12 @@ def test_s3_uris_are_kept(tmp_path: Path) -> None:
         (MINIMAL + "[pricng]\n", "pricng: unknown key"),
         (
             MINIMAL + "[pricing]\nblock_bytes = 0\n",
-            "pricing.block_bytes: Input should be greater than 0",
+            "pricing.block_bytes: Input should be greater than or equal to 1, not 0",
         ),
         (MINIMAL + "[pricing]\nblock_bytes = -5\n", "pricing.block_bytes"),
         (
             MINIMAL + '[pricing]\ntiers = [{ per_million = "-0.35" }]\n',
-            "price per million must be a finite number >= 0",
+            "price per million must be a number from 0 to 1000000, not -0.35",
         ),
         (
             MINIMAL
@@ -111,3 +111,158 @@ def test_rules_are_a_discriminated_union(tmp_path: Path) -> None:
 def test_float_prices_become_exact_decimals(tmp_path: Path) -> None:
     config = _load(tmp_path, MINIMAL + "[pricing]\ntiers = [{ per_million = 0.35 }]\n")
     assert config.pricing.tiers[0].per_million == Decimal("0.35")
+
+
+CT = '[sources.cloudtrail]\nuris = ["trail"]\n'
+TABLE = '[sources.metering]\ntable = "DataApiMetering"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expected"),
+    [
+        # ints are ints: no booleans, strings or floats
+        (MINIMAL + "[pricing]\nblock_bytes = true\n", "pricing.block_bytes", "not true"),
+        (MINIMAL + '[pricing]\nblock_bytes = "32768"\n', "pricing.block_bytes", 'not "32768"'),
+        (MINIMAL + "[pricing]\nblock_bytes = 2.0\n", "pricing.block_bytes", "not 2.0"),
+        (
+            MINIMAL + "[pricing]\nunknown_size_units = true\n",
+            "pricing.unknown_size_units",
+            "integer",
+        ),
+        (CT + "late_days = 2.0\n", "sources.cloudtrail.late_days", "valid integer, not 2.0"),
+        (
+            MINIMAL
+            + '[pricing]\ntiers = [{ up_to = "1000", per_million = "1" }, { per_million = "1" }]\n',
+            "pricing.tiers.0.up_to",
+            'valid integer, not "1000"',
+        ),
+        (
+            MINIMAL
+            + '[pricing]\ntiers = [{ up_to = true, per_million = "1" }, { per_million = "1" }]\n',
+            "pricing.tiers.0.up_to",
+            "valid integer, not true",
+        ),
+        # bools are bools
+        (MINIMAL + '[pricing]\nbill_errors = "yes"\n', "pricing.bill_errors", 'boolean, not "yes"'),
+        (MINIMAL + "[pricing]\nbill_errors = 1\n", "pricing.bill_errors", "boolean, not 1"),
+        (TABLE + "scan = 1\n", "sources.metering.scan", "boolean, not 1"),
+        # ranges that keep the warehouse's BIGINT and DECIMAL columns from overflowing
+        (
+            MINIMAL + "[pricing]\nblock_bytes = 1_073_741_825\n",
+            "pricing.block_bytes",
+            "less than or equal to 1073741824",
+        ),
+        (
+            MINIMAL + "[pricing]\nunknown_size_units = 1_000_001\n",
+            "pricing.unknown_size_units",
+            "less than or equal to 1000000",
+        ),
+        (
+            MINIMAL
+            + '[pricing]\ntiers = [{ up_to = 1_000_000_000_000_001, per_million = "1" }, { per_million = "1" }]\n',
+            "pricing.tiers.0.up_to",
+            "less than or equal to 1000000000000000",
+        ),
+        (
+            MINIMAL + '[pricing]\ntiers = [{ per_million = "1000000.000001" }]\n',
+            "pricing.tiers.0.per_million",
+            "from 0 to 1000000, not 1000000.000001",
+        ),
+        # prices: at most 6 decimals, and numbers
+        (
+            MINIMAL + '[pricing]\ntiers = [{ per_million = "0.1234567" }]\n',
+            "pricing.tiers.0.per_million",
+            "0.1234567 has more than 6 decimal places",
+        ),
+        (
+            MINIMAL + "[pricing]\ntiers = [{ per_million = 0.1234567 }]\n",
+            "pricing.tiers.0.per_million",
+            "0.1234567 has more than 6 decimal places",
+        ),
+        (
+            MINIMAL + "[pricing]\ntiers = [{ per_million = true }]\n",
+            "pricing.tiers.0.per_million",
+            "price per million true is not a number",
+        ),
+        (
+            MINIMAL + '[pricing]\ntiers = [{ per_million = "35 cents" }]\n',
+            "pricing.tiers.0.per_million",
+            'price per million "35 cents" is not a number',
+        ),
+    ],
+)
+def test_values_are_never_coerced_and_stay_in_range(
+    tmp_path: Path, text: str, key: str, expected: str
+) -> None:
+    message = _error(tmp_path, text)
+    assert f"{tmp_path / 'meter.toml'}: {key}: " in message
+    assert expected in message
+
+
+def test_the_accepted_forms_load_exactly(tmp_path: Path) -> None:
+    config = _load(
+        tmp_path,
+        MINIMAL
+        + "[pricing]\n"
+        + "block_bytes = 1_073_741_824\nunknown_size_units = 1_000_000\nbill_errors = true\n"
+        + 'operations = ["ExecuteStatement", "ExecuteSql"]\n'
+        + "tiers = [\n"
+        + '  { up_to = 1_000, per_million = "0.35" },\n'
+        + "  { up_to = 2_000, per_million = 2 },\n"
+        + "  { up_to = 3_000, per_million = 0.1 },\n"
+        + '  { up_to = 1_000_000_000_000_000, per_million = "0.123456000" },\n'
+        + '  { per_million = "1000000" },\n'
+        + "]\n",
+    )
+    pricing = config.pricing
+    assert (pricing.block_bytes, pricing.unknown_size_units, pricing.bill_errors) == (
+        2**30,
+        10**6,
+        True,
+    )
+    assert pricing.operations == ("ExecuteStatement", "ExecuteSql")
+    prices = [str(tier.per_million) for tier in pricing.tiers]
+    assert prices == ["0.35", "2", "0.1", "0.123456000", "1000000"]
+    assert [tier.up_to for tier in pricing.tiers] == [1_000, 2_000, 3_000, 10**15, None]
+
+
+def test_the_ranges_cannot_overflow() -> None:
+    """The extreme month the ranges allow: 10^8 calls of 20 MiB billed in 1-byte blocks at
+    the highest prices. Every amount is exact (no Decimal rounding) and fits its column."""
+    from decimal import Inexact, localcontext
+
+    import duckdb
+
+    from metering.config import MAX_UP_TO, PricingConfig, Tier
+    from metering.rate import price
+
+    pricing = PricingConfig(
+        block_bytes=1,
+        tiers=(
+            Tier(up_to=MAX_UP_TO, per_million=Decimal("999999.999999")),
+            Tier(per_million=Decimal(10**6)),
+        ),
+    )
+    total = 10**8 * 20 * 2**20
+    units = {"a": total // 3 + 1, "b": total // 7, "__unattributed__": 0}
+    units["__unattributed__"] = total - units["a"] - units["b"]
+    with localcontext() as context:
+        context.traps[Inexact] = True
+        bill = price(units, pricing)
+        amounts = [bill.account_cost, bill.amount]
+        for tenant, line in bill.lines.items():
+            amounts += [line.cost_exact, line.amount, bill.day_cost(tenant, units[tenant] // 31)]
+    assert (
+        bill.account_cost
+        == (MAX_UP_TO * Decimal("999999.999999") + (total - MAX_UP_TO) * Decimal(10**6)) / 10**6
+    )
+    assert sum(line.amount for line in bill.lines.values()) == bill.amount
+    con = duckdb.connect()
+    assert con.execute("SELECT ?::BIGINT", [total]).fetchone() == (total,)
+    for amount in amounts:
+        stored = con.execute("SELECT ?::VARCHAR::DECIMAL(38, 12)", [str(amount)]).fetchone()
+        assert stored == (amount,)
+    for amount in [bill.amount, *(line.amount for line in bill.lines.values())]:
+        assert con.execute("SELECT ?::VARCHAR::DECIMAL(18, 2)", [str(amount)]).fetchone() == (
+            amount,
+        )

@@ -309,7 +309,8 @@ def diff_runs(path: str | Path, month: str) -> tuple[list[int], pl.DataFrame]:
 
 
 def read_month(path: str | Path, table: str, month: str, order_by: str) -> pl.DataFrame:
-    """All of ``table``'s rows for ``month``."""
+    """All of ``table``'s rows for ``month``; ``order_by`` is a column name from meter's
+    own code, written into the SQL as it is."""
     if table not in TABLES:
         raise WarehouseError(f"no table {table!r} in the warehouse")
     with connect(path, read_only=True) as con:

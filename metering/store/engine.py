@@ -8,20 +8,41 @@ Python as polars frames.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from metering.errors import ConfigError
 from metering.sql import literal
 from metering.store.frames import polars
 
 DEFAULT_MEMORY_LIMIT = "512MB"  # METER_MEMORY_LIMIT overrides: DuckDB spills beyond it
+# METER_MEMORY_LIMIT is a number and a unit, as DuckDB reads them, checked (memory_limit)
+# and bound as a parameter: never SQL text.
+_MEMORY = re.compile(r"(?P<number>\d{1,6}(?:\.\d{1,3})?) ?(?P<unit>[kmgt]i?b)", re.IGNORECASE)
+_MEMORY_UNITS = {
+    unit.lower(): (unit, size)
+    for unit, size in (
+        ("KB", 10**3),
+        ("MB", 10**6),
+        ("GB", 10**9),
+        ("TB", 10**12),
+        ("KiB", 2**10),
+        ("MiB", 2**20),
+        ("GiB", 2**30),
+        ("TiB", 2**40),
+    )
+}
+# Below 64MB DuckDB runs out of memory even on the small sample month (at 16MB it does).
+MIN_MEMORY, MAX_MEMORY = 64 * 10**6, 1024 * 2**40  # 64MB to 1024TiB
 
 _SQL_TYPES = {pl.Utf8: "VARCHAR", pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN"}
 
@@ -47,14 +68,35 @@ def _text(path: Path) -> str:
     return literal(str(path))
 
 
-class Engine:
-    """Named temporary relations on one connection, built by SQL the stages write."""
+def memory_limit(value: str | None = None) -> str:
+    """DuckDB's memory limit: ``value``, else METER_MEMORY_LIMIT, else 512MB; checked and
+    spelled as DuckDB reads it (``1.5 gib`` -> ``1.5GiB``), or ConfigError."""
+    given = os.environ.get("METER_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT) if value is None else value
+    if found := _MEMORY.fullmatch(given.strip()):
+        unit, size = _MEMORY_UNITS[found["unit"].lower()]
+        if MIN_MEMORY <= Decimal(found["number"]) * size <= MAX_MEMORY:
+            return f"{found['number']}{unit}"
+    raise ConfigError(
+        f"METER_MEMORY_LIMIT={given!r}: give the memory DuckDB may use as a number and a unit "
+        f"({', '.join(unit for unit, _ in _MEMORY_UNITS.values())}) from 64MB to 1024TiB, "
+        "e.g. 512MB, 2GB or 1.5GiB; or unset it for 512MB"
+    )
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, scratch: Path) -> None:
+
+class Engine:
+    """Named temporary relations on one connection, built by SQL the stages write.
+
+    Relation names and SQL text come from meter's own code; a value from outside (config,
+    environment, input) reaches SQL only as a bound parameter or through ``sql.literal``.
+    """
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, scratch: Path, memory: str | None = None
+    ) -> None:
+        """``memory``: DuckDB's memory limit (default: METER_MEMORY_LIMIT, or 512MB)."""
         self.con = con
         scratch.mkdir(parents=True, exist_ok=True)
-        memory = os.environ.get("METER_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)
-        con.execute(f"SET memory_limit = '{memory}'")
+        con.execute("SET memory_limit = ?", [memory_limit(memory)])
         con.execute(f"SET temp_directory = {_text(scratch)}")
         con.execute("SET preserve_insertion_order = false")
 

@@ -130,7 +130,8 @@ def payload_sizes(path: str | Path, month: str, size: str) -> pl.DataFrame:
     """How many calls of each tenant were billed on each exact size in bytes.
 
     Calls of unknown size (seen only in CloudTrail) are left out. Columns: tenant_id,
-    bytes, calls; sorted by tenant and bytes.
+    bytes, calls; sorted by tenant and bytes. ``size`` is SQL, written in as it is: the
+    expression ``rate.measured_bytes`` gives for the configured measure.
     """
     return _frame(
         path,

@@ -68,6 +68,56 @@ def test_bad_names_are_refused(kwargs: dict[str, str], message: str) -> None:
         rls_ddl(**{"table": "orders", **kwargs})
 
 
+ACCEPTED = (
+    "smallint, int2, integer, int, int4, bigint, int8, numeric, numeric(P), numeric(P,S), "
+    "text, varchar, varchar(N), character varying, character varying(N), uuid (any case)"
+)
+
+
+@pytest.mark.parametrize(
+    ("column_type", "message"),
+    [
+        ("text or true", ACCEPTED),  # lowercase words: SQL, not a type
+        ("bigint or tenant_id is not null", ACCEPTED),
+        ("double precision", ACCEPTED),
+        ("regclass", ACCEPTED),
+        ("text collate c", ACCEPTED),
+        ("int(5)", ACCEPTED),
+        ("text(5)", ACCEPTED),
+        ("varchar(0)", "varchar(N) with a length N from 1 to 10485760"),
+        ("varchar(10485761)", "varchar(N) with a length N from 1 to 10485760"),
+        ("varchar(5,2)", "varchar(N) with a length N"),
+        ("numeric(0)", "numeric(P) or numeric(P,S) with a precision P from 1 to 1000"),
+        ("numeric(5,6)", "a scale S from 0 to P"),
+        ("numeric(-5)", ACCEPTED),
+        ("", ACCEPTED),
+    ],
+)
+def test_only_tenant_column_types_are_accepted(column_type: str, message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        rls_ddl("orders", column_type=column_type)
+    assert str(caught.value).startswith(f"column type {column_type!r}: give ")
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("column_type", "written"),
+    [
+        ("BIGINT", "bigint"),
+        ("Int4", "int4"),
+        ("  character   VARYING  ", "character varying"),
+        ("VarChar ( 64 )", "varchar(64)"),
+        ("character varying(064)", "character varying(64)"),
+        ("NUMERIC(20, 0)", "numeric(20,0)"),
+        ("numeric (38)", "numeric(38)"),
+        ("UUID", "uuid"),
+    ],
+)
+def test_accepted_types_are_written_normalised(column_type: str, written: str) -> None:
+    ddl = rls_ddl("orders", column_type=column_type)
+    assert f"NULLIF(current_setting('app.tenant_id', true), '')::{written})" in ddl
+
+
 # -- against PostgreSQL ----------------------------------------------------------------------
 
 
@@ -186,6 +236,29 @@ def test_a_text_tenant_column(connect: Any) -> None:
     app = connect("app")
     assert rows(app, "acme", "SELECT id FROM notes") == [1]
     assert rows(app, None, "SELECT id FROM notes") == []
+
+
+def test_each_kind_of_accepted_type_isolates_tenants(connect: Any) -> None:
+    """The normalised types are PostgreSQL's: the DDL applies and the policy works."""
+    admin = connect(autocommit=True)
+    app = connect("app")
+    columns = {
+        "smallint": "1",
+        "int": "1",
+        "INT8": "1",
+        "numeric(20, 0)": "1",
+        "VarChar(64)": "acme",
+        "character varying": "acme",
+        "uuid": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    }
+    for number, (column_type, tenant) in enumerate(columns.items()):
+        table = f"t{number}"
+        admin.execute(f"CREATE TABLE {table} (id int, tenant_id {column_type} NOT NULL)")
+        admin.execute(f"INSERT INTO {table} VALUES (1, %s)", (tenant,))
+        admin.execute(f"GRANT SELECT ON {table} TO app")
+        admin.execute(rls_ddl(table, column_type=column_type))
+        assert rows(app, tenant, f"SELECT id FROM {table}") == [1], column_type
+        assert rows(app, None, f"SELECT id FROM {table}") == [], column_type
 
 
 def test_rls_check_flags_each_gap(connect: Any, postgres: Any, pg_db: str) -> None:
