@@ -18,6 +18,7 @@ import typer
 
 from metering import __version__
 from metering.errors import MeteringError
+from metering.text import printable
 
 if TYPE_CHECKING:
     from metering.config import Config
@@ -75,18 +76,22 @@ def _errors() -> Iterator[None]:
         if _state["debug"]:
             raise
         _red_line(
-            f"unexpected {type(exc).__name__}: {exc}\nThis is a bug in meter, not in your input; "
-            "rerun with `meter --debug ...` for the traceback and report it."
+            f"unexpected {type(exc).__name__}: {exc}",
+            "This is a bug in meter, not in your input; "
+            "rerun with `meter --debug ...` for the traceback and report it.",
         )
         raise typer.Exit(1) from None
 
 
-def _red_line(message: str) -> None:
+def _red_line(message: str, hint: str = "") -> None:
+    """``error: message`` in red (it may quote input: shown escaped), then meter's ``hint``."""
     from rich.console import Console
     from rich.markup import escape
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    console.print(f"[bold red]error:[/] {escape(message)}")
+    console.print(f"[bold red]error:[/] {escape(printable(message))}")
+    if hint:
+        console.print(hint, markup=False)
 
 
 def _config(path: Path) -> Config:
@@ -250,7 +255,7 @@ def rls(
         if check is not None:
             problems = rls_check(check, column=column, role=role)
             for problem in problems:
-                typer.echo(str(problem))
+                typer.echo(printable(str(problem)))  # names come from the database
             typer.echo(f"{len(problems)} problem(s) found", err=True)
             raise typer.Exit(1 if problems else 0)
         if table is None:

@@ -1,4 +1,8 @@
-"""Terminal rendering of command results (rich)."""
+"""Terminal rendering of command results (rich).
+
+Text from outside (tenant ids, names, cost centres, quarantined sources and reasons) is
+shown through ``_outside``: control characters as visible escapes, never as rich markup.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,23 @@ from typing import Any
 import polars as pl
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from metering.outputs import MonthReport
 from metering.pipeline import BillResult
+from metering.text import printable
 
 
-def _line_cells(row: dict[str, Any]) -> tuple[str, ...]:
+def _outside(text: str) -> Text:
+    """Outside text as a cell or line: escapes shown, brackets never read as markup."""
+    return Text(printable(text))
+
+
+def _line_cells(row: dict[str, Any]) -> tuple[Text | str, ...]:
     """A tenant line as bill and report print it: tenant, name, calls, units, amount, share."""
     return (
-        row["tenant_id"],
-        row["tenant_name"],
+        _outside(row["tenant_id"]),
+        _outside(row["tenant_name"]),
         f"{row['calls']:,}",
         f"{row['units']:,}",
         f"{row['amount']:,.2f}",
@@ -57,21 +68,21 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
         )
     if result.unregistered:
         console.print(
-            f"[yellow]unregistered tenants[/] (billed, not in the registry): "
-            f"{', '.join(result.unregistered)}"
+            Text("unregistered tenants", style="yellow"),
+            Text(" (billed, not in the registry): "),
+            _outside(", ".join(result.unregistered)),
+            sep="",
         )
     if result.quarantine:
         console.print(f"[yellow]quarantined {len(result.quarantine)} input(s):[/]")
         for entry in result.quarantine[:10]:
             console.print(
-                f"  {entry.source_uri} {entry.locator}: {entry.reason}",
-                highlight=False,
-                markup=False,
+                _outside(f"  {entry.source_uri} {entry.locator}: {entry.reason}"),
                 soft_wrap=True,  # a path cut over two lines cannot be copied
             )
         if len(result.quarantine) > 10:
             console.print(f"  ... {len(result.quarantine) - 10} more in the quarantine table")
-    console.print(f"warehouse: {result.warehouse}", highlight=False, soft_wrap=True)
+    console.print(_outside(f"warehouse: {result.warehouse}"), soft_wrap=True)
 
 
 def run_diff(
@@ -104,7 +115,7 @@ def run_diff(
                 )
             cells.append(text)
         changed += moved
-        table.add_row(row["tenant_id"], *cells, style="bold yellow" if moved else None)
+        table.add_row(_outside(row["tenant_id"]), *cells, style="bold yellow" if moved else None)
     console.print(table)
     console.print(f"{changed} of {frame.height} tenant line(s) changed")
 
@@ -176,7 +187,7 @@ def month_report(report: MonthReport, console: Console | None = None, top: int =
         edges.add_column(name, justify="right")
     for row in saving.iter_rows(named=True):
         edges.add_row(
-            row["tenant_id"],
+            _outside(row["tenant_id"]),
             f"{row['near_edge_calls']:,}",
             f"{row['units_saved']:,}",
             f"{100 * row['units_saved'] / row['units']:.1f} %" if row["units"] else "",

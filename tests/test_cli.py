@@ -122,6 +122,18 @@ def test_rls_type_is_a_known_type_never_sql() -> None:
     assert "'')::varchar(64))" in result.output
 
 
+def test_the_error_line_shows_input_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich styles as on a terminal
+    config = tmp_path / "x\x1b[2J[/].toml"
+    result = runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "\x1b[1;31merror:" in result.output  # rich's own red ...
+    assert "\x1b[2J" not in result.output  # ... but never the input's escape
+    assert f"{tmp_path}/x\\x1b[2J[/].toml: no such config file" in result.output
+
+
 def _sample_copy(tmp_path: Path) -> Path:
     import shutil
 

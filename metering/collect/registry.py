@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from metering.errors import InputError
+from metering.text import CONTROL, codepoint
 
 REQUIRED = ("tenant_id", "tenant_name", "cost_center")
 
@@ -18,9 +19,16 @@ def read_registry(path: str | None) -> pl.DataFrame:
         return pl.DataFrame(schema=dict.fromkeys(REQUIRED, pl.Utf8))
     try:
         with Path(path).open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header = list(reader.fieldnames or [])
-            rows = list(reader)
+            reader = csv.reader(f)
+            header = next(reader, [])
+            _refuse_controls(path, 1, [], header)
+            rows = []
+            line = reader.line_num + 1  # where the next record starts
+            for cells in reader:
+                _refuse_controls(path, line, header, cells)
+                if cells:  # a blank line holds no tenant
+                    rows.append(dict(zip(header, cells, strict=False)))
+                line = reader.line_num + 1
     except FileNotFoundError:
         raise InputError(f"{path}: no such tenants registry; fix [tenants] registry") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
@@ -41,3 +49,19 @@ def read_registry(path: str | None) -> pl.DataFrame:
             f"{path}: tenant_id listed more than once: {', '.join(duplicated.to_list()[:5])}"
         )
     return frame
+
+
+def _refuse_controls(path: str, line: int, header: list[str], cells: list[str]) -> None:
+    """Names and cost centres are printed and exported: no control character may hide in them.
+
+    Cells are searched in file order, so the first control character found (a line break
+    in a quoted cell included) is on the record's first line, ``line``.
+    """
+    for index, cell in enumerate(cells):
+        found = CONTROL.search(cell)
+        if found:
+            column = header[index] if index < len(header) else f"#{index + 1}"
+            raise InputError(
+                f"{path}: line {line}, column {column}: control character "
+                f"{codepoint(found.group())}; remove it from the tenants registry"
+            )

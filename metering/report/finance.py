@@ -1,12 +1,17 @@
-"""The finance CSV (SPEC section 7): one row per tenant line, deterministic bytes."""
+"""The finance CSV (SPEC section 7): one row per tenant line, deterministic bytes.
+
+Also the two rules every CSV meter writes follows: ``neutralise`` (no spreadsheet formula
+runs on open) and ``csv_bytes`` (valid RFC 4180 for any string).
+"""
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
+
+from metering.text import CONTROL
 
 COLUMNS = (
     "billing_month",
@@ -30,6 +35,23 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    if "," in text or '"' in text or CONTROL.search(text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def csv_bytes(rows: Iterable[Iterable[object]]) -> bytes:
+    """RFC 4180 CSV, UTF-8, ``\\n`` line ends: the bytes of every CSV meter writes.
+
+    A cell is quoted, its double quotes doubled, when it holds a comma, a double quote or
+    any control character (CR and LF among them, tab too); other cells are written as
+    they are. ``None`` is an empty cell.
+    """
+    return "".join(",".join(map(_cell, row)) + "\n" for row in rows).encode("utf-8")
+
+
 def _money(value: Decimal) -> str:
     return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
@@ -40,24 +62,21 @@ def _pct(share: Decimal) -> str:
 
 def finance_csv(tenant_month: pl.DataFrame) -> bytes:
     """The CSV bytes for a month's ``tenant_month`` rows."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(COLUMNS)
-    for row in tenant_month.sort("tenant_id").iter_rows(named=True):
-        writer.writerow(
-            (
-                row["month"],
-                neutralise(row["tenant_id"]),
-                neutralise(row["tenant_name"]),
-                neutralise(row["cost_center"]),
-                row["calls"],
-                row["units"],
-                row["request_bytes"],
-                row["response_bytes"],
-                _money(row["amount"]),
-                row["currency"],
-                _pct(row["share"]),
-                row["run_id"],
-            )
+    lines = (
+        (
+            row["month"],
+            neutralise(row["tenant_id"]),
+            neutralise(row["tenant_name"]),
+            neutralise(row["cost_center"]),
+            row["calls"],
+            row["units"],
+            row["request_bytes"],
+            row["response_bytes"],
+            _money(row["amount"]),
+            row["currency"],
+            _pct(row["share"]),
+            row["run_id"],
         )
-    return out.getvalue().encode("utf-8")
+        for row in tenant_month.sort("tenant_id").iter_rows(named=True)
+    )
+    return csv_bytes([COLUMNS, *lines])

@@ -22,14 +22,13 @@ spreadsheet would run as a formula are neutralised like the finance CSV's.
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
 
-from metering.report.finance import neutralise
+from metering.report.finance import csv_bytes, neutralise
 from metering.schemas import UNATTRIBUTED
 
 __all__ = ["FOCUS_COLUMNS", "FOCUS_VERSION", "X_COLUMNS", "focus_csv"]
@@ -132,9 +131,7 @@ def focus_csv(
     rules = _attribution(attribution)
     account_id, account_name = billing_account
     block = _block(block_bytes)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(FOCUS_COLUMNS + X_COLUMNS)
+    lines: list[Iterable[object]] = [FOCUS_COLUMNS + X_COLUMNS]
     for row in tenant_month.sort("tenant_id").iter_rows(named=True):
         tenant = row["tenant_id"]
         amount = _money(row["amount"])
@@ -181,5 +178,5 @@ def focus_csv(
             "x_TenantId": neutralise(tenant),
             "x_TenantName": neutralise(row["tenant_name"]),
         }
-        writer.writerow(focus[c] for c in FOCUS_COLUMNS + X_COLUMNS)
-    return out.getvalue().encode("utf-8")
+        lines.append([focus[c] for c in FOCUS_COLUMNS + X_COLUMNS])
+    return csv_bytes(lines)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import polars as pl
 
 from metering.errors import UsageError
 from metering.month import Month
+from metering.report.finance import csv_bytes
 from metering.sample._files import Jobs
 from metering.sample.calls import CLUSTER_ARN, generate_calls, tenants
 from metering.sample.cloudtrail import ANALYTICS_CLUSTER_ARN, LEGACY_CLUSTER_ARN, write_trail
@@ -158,12 +158,11 @@ def generate(
         write_export(out / "dynamodb", records, export_id, extra_lines=malformed, jobs=jobs)
         trail = write_trail(out / "cloudtrail", trail_calls, month, seed + 6, noise_share, jobs)
 
-    with (out / "tenants.csv").open("w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["tenant_id", "tenant_name", "cost_center", "plan"])
-        # The last tenant is left out on purpose: meter bills it and reports it unregistered.
-        for t in tenant_list[:-1]:
-            writer.writerow([t.tenant_id, t.name, t.cost_center, t.profile])
+    # The last tenant is left out on purpose: meter bills it and reports it unregistered.
+    registry = [(t.tenant_id, t.name, t.cost_center, t.profile) for t in tenant_list[:-1]]
+    (out / "tenants.csv").write_bytes(
+        csv_bytes([("tenant_id", "tenant_name", "cost_center", "plan"), *registry])
+    )
     config = out / "meter.toml"
     config.write_text(CONFIG_TEMPLATE)
     return SampleSummary(

@@ -5,10 +5,14 @@ matplotlib is forced to the Agg renderer here, before any test draws: no window 
 
 from __future__ import annotations
 
+import csv
+import io
 import shutil
+from decimal import Decimal
 from pathlib import Path
 
 import matplotlib
+import polars as pl
 import pytest
 
 from metering.config import Config, load_config
@@ -29,6 +33,44 @@ PRICING = """
 tiers = [ { per_million = "350000" } ]
 """
 REGISTRY = "tenant_id,tenant_name,cost_center\nacme,Acme Ltd,CC-1\nglobex,Globex Inc.,CC-2\n"
+
+
+# Text an export must carry intact: CR, LF, CRLF, a quote, a comma, ESC, a formula.
+HOSTILE = ("a\rb", "a\nb", "a\r\nb", 'say "hi"', "B, Inc.", "t1\x1b[2J", "=1+1")
+
+
+def hostile_lines() -> pl.DataFrame:
+    """``tenant_month`` rows whose ids, names and cost centres each hold every HOSTILE text."""
+    n = len(HOSTILE)
+
+    def turned(k: int) -> list[str]:
+        return list(HOSTILE[k:] + HOSTILE[:k])
+
+    return pl.DataFrame(
+        {
+            "month": ["2026-10"] * n,
+            "tenant_id": turned(0),
+            "tenant_name": turned(1),
+            "cost_center": turned(2),
+            "calls": [1] * n,
+            "units": [2] * n,
+            "request_bytes": [3] * n,
+            "response_bytes": [4] * n,
+            "cost_exact": pl.Series([Decimal("0.5")] * n, dtype=pl.Decimal(38, 12)),
+            "amount": pl.Series([Decimal("0.5")] * n, dtype=pl.Decimal(18, 2)),
+            "currency": ["USD"] * n,
+            "share": pl.Series([Decimal(1) / n] * n, dtype=pl.Decimal(18, 12)),
+            "run_id": ["r"] * n,
+            "size_estimated_calls": [0] * n,
+        }
+    )
+
+
+def read_back(data: bytes) -> list[list[list[str]]]:
+    """A CSV's rows, header first, as two readers see them: Python's csv module and polars."""
+    by_csv = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    frame = pl.read_csv(io.BytesIO(data), infer_schema=False, empty_string_is_null=False)
+    return [by_csv, [frame.columns, *[list(row) for row in frame.rows()]]]
 
 
 def small_records(with_september: bool) -> list[dict[str, object]]:

@@ -14,8 +14,8 @@ import polars as pl
 from metering.config import Config
 from metering.outputs import export
 from metering.pipeline import bill
-from metering.report import FOCUS_COLUMNS, X_COLUMNS, focus_csv
-from tests.report.conftest import OCT
+from metering.report import FOCUS_COLUMNS, X_COLUMNS, focus_csv, neutralise
+from tests.report.conftest import OCT, hostile_lines, read_back
 from tests.report.golden import assert_golden
 
 # FOCUS 1.0 columns whose feature level is "Mandatory" (FOCUS_Spec, specification/columns/*.md).
@@ -202,3 +202,24 @@ def test_cells_a_spreadsheet_would_run_are_neutralised() -> None:
     assert row["BillingCurrency"] == "EUR"
     assert row["x_Attribution"] == "metering_record=0;principal=1"
     assert row["ChargeDescription"].endswith("billed in 4 KiB request units")
+
+
+def test_any_text_round_trips_through_two_csv_readers() -> None:
+    lines = hostile_lines().sort("tenant_id")
+    attribution = pl.DataFrame(
+        {"tenant_id": lines["tenant_id"], "attribution": "principal", "calls": lines["calls"]}
+    )
+    period = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    columns = list(FOCUS_COLUMNS + X_COLUMNS)
+    for rows in read_back(focus_csv(lines, attribution, period)):
+        assert rows[0] == columns
+        assert [len(row) for row in rows] == [len(columns)] * (1 + lines.height)
+        got = [dict(zip(columns, row, strict=True)) for row in rows[1:]]
+        for row, tenant, name, cost_center in zip(
+            got, lines["tenant_id"], lines["tenant_name"], lines["cost_center"], strict=True
+        ):
+            assert row["SubAccountId"] == row["x_TenantId"] == neutralise(tenant)
+            assert row["SubAccountName"] == row["x_TenantName"] == neutralise(name)
+            assert row["x_CostCenter"] == neutralise(cost_center)
+            assert row["ChargeDescription"].startswith(f"RDS Data API requests of tenant {tenant},")
+            assert row["x_Attribution"] == "principal=1"
