@@ -139,14 +139,15 @@ def test_bounds_and_bad_values_are_quarantined(tmp_path: Path) -> None:
         record("big-req", "acme", "2026-10-02T00:00:00.000Z", req=4 * 1024 * 1024 + 1),
         record("max-req", "acme", "2026-10-02T00:00:00.000Z", req=4 * 1024 * 1024),
         record("neg", "acme", "2026-10-02T00:00:00.000Z", resp=-1),
-        record("big-resp", "acme", "2026-10-02T00:00:00.000Z", resp=10_000_001),
+        record("big-resp", "acme", "2026-10-02T00:00:00.000Z", resp=16 * 1024 * 1024 + 1),
         record("bad-ts", "acme", "2026-10-02 00:00:00"),
+        record("max-resp", "acme", "2026-10-02T00:00:00.000Z", req=0, resp=16 * 1024 * 1024),
     ]
     write_data_file(tmp_path / "dynamodb" / "data" / "a.json.gz", lines_of(rows))
     result = bill(load_config(write_config(tmp_path)), OCT)
     assert sorted(q.locator for q in result.quarantine) == ["line 2", "line 4", "line 5", "line 6"]
-    assert result.counters.calls_billed == 2
-    assert result.bill.total_units == 1 + 129
+    assert result.counters.calls_billed == 3
+    assert result.bill.total_units == 1 + 129 + 512
 
 
 def test_duplicate_request_ids_count_once(tmp_path: Path) -> None:
