@@ -107,11 +107,19 @@ def bill(
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Decode every input again (forget the spool).")
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="Bill the month even when no source holds a record of it (else exit 1).",
+        ),
+    ] = False,
 ) -> None:
     """Bill a month: read the sources, attribute and rate every call, write the warehouse.
 
-    Exit status: 0 clean, 3 finished with quarantined input, 1 failed (nothing written),
-    2 usage or config error.
+    Exit status: 0 clean, 3 finished with quarantined input (or copies of a call that
+    disagree), 1 failed or no record of the month (nothing written), 2 usage or config
+    error.
     """
     with _errors():
         from metering.month import Month
@@ -120,7 +128,7 @@ def bill(
         the_month = Month.parse(month)
         cfg = _config(config)
         with _progress() as progress:
-            result = run_bill(cfg, the_month, progress, fresh=fresh)
+            result = run_bill(cfg, the_month, progress, fresh=fresh, allow_empty=allow_empty)
         from metering.render import bill_summary
 
         bill_summary(result)

@@ -6,6 +6,7 @@ Library code raises only these; the CLI turns them into one red line and an exit
     MeteringError                  root: anything meter refuses or cannot do
     ├── ConfigError                meter.toml is missing, unreadable or invalid  (exit 2)
     ├── InputError                 an input source cannot be read at all        (exit 1)
+    │   └── EmptyMonthError        no source holds a record of the month
     ├── WarehouseError             the DuckDB warehouse cannot be used          (exit 1)
     │   ├── WarehouseBusyError     another process holds the warehouse
     │   └── MonthClosedError       the month is closed; reopen it first
@@ -32,6 +33,10 @@ class ConfigError(MeteringError):
 
 class InputError(MeteringError):
     """An input source (folder, bucket, table) cannot be read at all."""
+
+
+class EmptyMonthError(InputError):
+    """No source holds a single record of the month (a typo, a missing folder)."""
 
 
 class WarehouseError(MeteringError):

@@ -19,6 +19,7 @@ from metering.attribute import attributed, delta, match
 from metering.collect import Spool, collect_events, collect_records
 from metering.collect.registry import read_registry
 from metering.config import Config
+from metering.errors import EmptyMonthError, WarehouseError
 from metering.month import Month
 from metering.period import who
 from metering.previous import Kept, Previous, Scratch, recall, remember
@@ -56,11 +57,12 @@ class BillResult:
     reused_files: int = 0  # input files decoded by an earlier run and reused
     decoded_files: int = 0
     joined_again: int | None = None  # calls new files touched; None: the month was joined
+    conflicts: pl.DataFrame = field(default_factory=pl.DataFrame)  # request_id, event_id, reason
 
     @property
     def exit_code(self) -> int:
-        """SPEC 5: 0 clean, 3 finished with quarantined input."""
-        return 3 if self.quarantine else 0
+        """SPEC 5: 0 clean, 3 finished with quarantined input or copies that disagree."""
+        return 3 if self.quarantine or self.conflicts.height else 0
 
 
 def _fingerprint(parts: list[tuple[str, str]]) -> str:
@@ -76,7 +78,11 @@ def spool_folder(config: Config) -> Path:
 
 
 def bill(
-    config: Config, month: Month, progress: Progress | None = None, fresh: bool = False
+    config: Config,
+    month: Month,
+    progress: Progress | None = None,
+    fresh: bool = False,
+    allow_empty: bool = False,
 ) -> BillResult:
     """Bill ``month``: read every source, attribute, rate, and replace it in the warehouse.
 
@@ -84,8 +90,24 @@ def bill(
     closed month, fails at once, before any input is read. Input files an earlier run
     decoded are reused from the spool unless they changed (``fresh`` decodes all again).
     When the last bill of the month only lacks some new files, only the calls they touch
-    are joined and written again (see ``previous``).
+    are joined and written again (see ``previous``). A month no source holds a record of
+    is refused (``EmptyMonthError``) unless ``allow_empty``. A file that cannot be written
+    (a full disk) ends the bill with a ``WarehouseError``; the warehouse is as it was.
     """
+    try:
+        return _bill(config, month, progress, fresh, allow_empty)
+    except OSError as exc:  # the spool or the scratch folder (the warehouse: store.connect)
+        where = exc.filename or spool_folder(config)
+        raise WarehouseError(
+            f"{where}: cannot write: {exc.strerror or exc}; the bill stopped and the warehouse "
+            "is unchanged (free some disk space, or check the folder's permissions, then "
+            "bill again)"
+        ) from None
+
+
+def _bill(
+    config: Config, month: Month, progress: Progress | None, fresh: bool, allow_empty: bool
+) -> BillResult:
     memory = memory_limit()  # checked before the warehouse is touched
     warehouse = Path(config.warehouse.path)
     folder = spool_folder(config)
@@ -102,7 +124,7 @@ def bill(
         scratch = Scratch(folder, str(month))
         try:
             rows, result, read, kept = _rate_month(
-                config, month, engine, spool, progress, previous, scratch
+                config, month, engine, spool, progress, previous, scratch, allow_empty
             )
             with trace("write warehouse"):
                 write_run(con, str(month), rows, progress)
@@ -121,6 +143,7 @@ def _rate_month(
     progress: Progress | None,
     previous: Previous | None,
     scratch: Scratch,
+    allow_empty: bool,
 ) -> tuple[RunRows, BillResult, dict[str, list[Path]], Kept]:
     """Everything ``bill`` writes and reports, computed from the inputs."""
     started = datetime.now(UTC)
@@ -172,6 +195,9 @@ def _rate_month(
     engine.define(month_start=month.start, month_end=month.end, month=str(month), run_id=run_id)
     rejoined, kept = _join(engine, config, previous, read, scratch)
     decided = engine.frame(match.counts("_joined", pricing.operations)).row(0, named=True)
+    if not decided.pop("in_month") and not allow_empty:
+        counters.out_of_month = int(decided["out_of_month"])
+        raise EmptyMonthError(_nothing_of(month, config, records, events, counters))
     unique = decided.pop("unique_events") + decided.pop("unique_records")
     counters.duplicates = events.parquet_rows + records.parquet_rows - unique
     for name, value in decided.items():
@@ -224,6 +250,7 @@ def _rate_month(
             month=pl.lit(str(month))
         ),
         quarantine=quarantine,
+        conflicts=engine.frame(match.conflicts("_joined")),
         changed=None if rejoined is None else rejoined.replacing(),
     )
     warehouse = Path(config.warehouse.path)
@@ -231,6 +258,7 @@ def _rate_month(
         month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered
     )
     result.joined_again = None if rejoined is None else rejoined.calls
+    result.conflicts = rows.conflicts
     return rows, result, read, kept
 
 
@@ -333,6 +361,31 @@ def _check_patterns(engine: Engine, config: Config) -> None:
                 f"uses regex syntax meter cannot run (look-arounds and back-references are "
                 f"not supported): {why}"
             )
+
+
+def _nothing_of(
+    month: Month, config: Config, records: Collected, events: Collected, counters: Counters
+) -> str:
+    """What was read, for a month none of it belongs to."""
+    read = []
+    if config.sources.cloudtrail is not None:
+        read.append(
+            f"{events.counters.files_read:,} CloudTrail file(s) under "
+            f"{', '.join(config.sources.cloudtrail.uris)}"
+        )
+    if config.sources.metering is not None:
+        where = [*config.sources.metering.exports]
+        if config.sources.metering.table:
+            where.append(f"table {config.sources.metering.table}")
+        read.append(f"{records.counters.files_read:,} metering file(s) in {', '.join(where)}")
+    return (
+        f"no source holds a single record of {month}: read {' and '.join(read)}, "
+        f"{counters.records_seen:,} records in all: {counters.quarantined:,} quarantined, "
+        f"{counters.skipped_non_data_api:,} not Data API calls, {counters.out_of_month:,} "
+        "calls of other months. "
+        "Check --month and the paths in meter.toml; to bill the month empty anyway, pass "
+        "--allow-empty"
+    )
 
 
 def _tenant_month(

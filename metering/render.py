@@ -82,6 +82,17 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
             )
         if len(result.quarantine) > 10:
             console.print(f"  ... {len(result.quarantine) - 10} more in the quarantine table")
+    conflicts = result.conflicts
+    if conflicts.height:
+        console.print(
+            f"[yellow]{conflicts.height} call(s) whose copies disagree[/] (billed once, from "
+            "the copy the dedup rule keeps):"
+        )
+        for request_id, event_id, reason in conflicts.head(10).iter_rows():
+            call = f"request {request_id}" if request_id is not None else f"event {event_id}"
+            console.print(_outside(f"  {call}: {reason}"), soft_wrap=True)
+        if conflicts.height > 10:
+            console.print(f"  ... {conflicts.height - 10} more in the conflicts table")
     console.print(_outside(f"warehouse: {result.warehouse}"), soft_wrap=True)
 
 

@@ -56,6 +56,7 @@ JOINED: dict[str, pl.DataType] = {
     "request_bytes": pl.Int64(),
     "response_bytes": pl.Int64(),
     "source": pl.Utf8(),
+    "conflict": pl.Utf8(),  # how copies of the call disagree (null: they do not)
     "tenant_id": pl.Utf8(),
     "attribution": pl.Utf8(),
 }

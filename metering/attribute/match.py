@@ -31,21 +31,35 @@ def _seen_twice(key: str, twice: str) -> str:
     return f"({key} IS NOT NULL AND hash({key}) IN (FROM {twice}))"
 
 
-def _unique(table: str, key: str, columns: Sequence[str]) -> str:
-    """One row per non-null ``key`` (rows with a NULL key are all kept).
+def _unique(table: str, key: str, columns: Sequence[str], what: str) -> str:
+    """One row per non-null ``key`` (rows with a NULL key are all kept), with ``conflict``.
 
     Only the few keys that may occur twice are grouped: every other row streams through.
     Among a key's rows the smallest wins, whatever the input order; exact copies
-    (duplicate deliveries) are thereby one.
+    (duplicate deliveries) are thereby one. When a key's rows differ, the winner's
+    ``conflict`` says so (``what`` names the rows, e.g. "records"), after what an earlier
+    step said of it; ``table`` must have a ``conflict`` column.
     """
-    others = ", ".join(c for c in columns if c != key)
+    others = [c for c in columns if c != key]
     twice = _seen_twice(key, "twice")
+    versions = f"count(DISTINCT struct_pack({', '.join(others)}))"
+    differing = ", ".join(
+        f"CASE WHEN count(DISTINCT struct_pack({c})) > 1 THEN {literal(c)} END" for c in others
+    )
+    template = literal(f"{{}} different {what} share {key} {{}} ({{}} differ)")
+    said = (
+        f"CASE WHEN {versions} > 1 THEN "
+        f"format({template}, {versions}, {key}, concat_ws(', ', {differing})) END"
+    )
     return f"""
         WITH twice AS MATERIALIZED ({_twice(table, key)})
         SELECT * FROM {table} WHERE NOT {twice}
         UNION ALL BY NAME
-        SELECT {key}, smallest.* FROM (
-            SELECT {key}, min(struct_pack({others})) AS smallest
+        SELECT {key}, {", ".join(f"smallest.{c} AS {c}" for c in others)},
+            nullif(concat_ws('; ', smallest.conflict, said), '') AS conflict
+        FROM (
+            SELECT {key}, min(struct_pack({", ".join(others)}, conflict)) AS smallest,
+                {said} AS said
             FROM {table} WHERE {twice} GROUP BY {key}
         )
     """
@@ -60,15 +74,14 @@ def _unique_events(table: str, columns: Sequence[str]) -> str:
     a key's rows.)
     """
     shared = f"({_seen_twice('event_id', 'twice_e')} OR {_seen_twice('request_id', 'twice_r')})"
+    by_event = _unique("shared", "event_id", columns, "copies")
     return f"""
         WITH twice_e AS MATERIALIZED ({_twice(table, "event_id")}),
         twice_r AS MATERIALIZED ({_twice(table, "request_id")}),
         shared AS MATERIALIZED (SELECT * FROM {table} WHERE {shared})
         SELECT * FROM {table} WHERE NOT {shared}
         UNION ALL BY NAME
-        SELECT * FROM (
-            {_unique(f"({_unique('shared', 'event_id', columns)})", "request_id", columns)}
-        )
+        SELECT * FROM ({_unique(f"({by_event})", "request_id", columns, "events")})
     """
 
 
@@ -82,11 +95,12 @@ def calls_in(events: str, records: str) -> str:
     # Only the columns a call needs are carried (and compared when duplicates differ).
     event_columns = [c for c in EVENTS if c != "event_source"]
     record_columns = [c for c in RECORDS if c != "principal_arn"]
-    events = f"(SELECT {', '.join(event_columns)} FROM {events})"
-    records = f"(SELECT {', '.join(record_columns)} FROM {records})"
+    fresh = "NULL::VARCHAR AS conflict"  # nothing said of a row yet
+    events = f"(SELECT {', '.join(event_columns)}, {fresh} FROM {events})"
+    records = f"(SELECT {', '.join(record_columns)}, {fresh} FROM {records})"
     return f"""
         WITH e AS ({_unique_events(events, event_columns)}),
-        r AS ({_unique(records, "request_id", record_columns)})
+        r AS ({_unique(records, "request_id", record_columns, "records")})
         SELECT
             coalesce(e.request_id, r.request_id) AS request_id,
             e.event_id,
@@ -99,7 +113,9 @@ def calls_in(events: str, records: str) -> str:
             r.request_bytes, r.response_bytes,
             CASE WHEN e.event_id IS NOT NULL AND r.request_id IS NOT NULL THEN 'both'
                  WHEN e.event_id IS NOT NULL THEN 'cloudtrail'
-                 ELSE 'metering' END AS source
+                 ELSE 'metering' END AS source,
+            nullif(concat_ws('; ', 'cloudtrail: ' || e.conflict, 'metering: ' || r.conflict), '')
+                AS conflict
         FROM e FULL OUTER JOIN r ON e.request_id = r.request_id
     """
 
@@ -124,8 +140,19 @@ def counts(table: str, operations: Collection[str]) -> str:
             count(*) FILTER (WHERE NOT ({IN_MONTH})) AS out_of_month,
             count(*) FILTER (WHERE {IN_MONTH} AND NOT ({ok})) AS skipped_operations,
             count(*) FILTER (WHERE {IN_MONTH} AND {ok} AND error_code IS NOT NULL)
-                AS errored_calls
+                AS errored_calls,
+            count(*) FILTER (WHERE {IN_MONTH} AND conflict IS NOT NULL) AS conflicting_duplicates,
+            count(*) FILTER (WHERE {IN_MONTH}) AS in_month
         FROM {table}
+    """
+
+
+def conflicts(table: str) -> str:
+    """The month's calls whose copies disagree, and how (see ``_unique``)."""
+    return f"""
+        SELECT request_id, event_id, conflict AS reason FROM {table}
+        WHERE {IN_MONTH} AND conflict IS NOT NULL
+        ORDER BY request_id, event_id
     """
 
 

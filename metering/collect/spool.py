@@ -92,27 +92,30 @@ def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:
         parts += 1
         held.clear()
 
-    for part in [decoded] if isinstance(decoded, Collected) else decoded:
-        if part.frame.height:
-            held.append(part.frame)
-            rows += part.frame.height
-            if sum(f.estimated_size() for f in held) >= PART_BYTES:
-                write()
-        part.frame = pl.DataFrame()
-        collected.extend(part)
-    if held:
-        write()
-    if collected.reusable:  # else no sidecar: the next run reads the file again
-        meta = {
-            "validity": _validity(obj),
-            "rows": rows,
-            "parts": parts,
-            "counters": collected.counters.as_dict(),
-            "quarantine": [[q.source_uri, q.locator, q.reason] for q in collected.quarantine],
-            "inputs": [[i.uri, i.name, i.digest, i.size] for i in collected.inputs],
-        }
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, base.with_suffix(".json"))
+    try:
+        for part in [decoded] if isinstance(decoded, Collected) else decoded:
+            if part.frame.height:
+                held.append(part.frame)
+                rows += part.frame.height
+                if sum(f.estimated_size() for f in held) >= PART_BYTES:
+                    write()
+            part.frame = pl.DataFrame()
+            collected.extend(part)
+        if held:
+            write()
+        if collected.reusable:  # else no sidecar: the next run reads the file again
+            meta = {
+                "validity": _validity(obj),
+                "rows": rows,
+                "parts": parts,
+                "counters": collected.counters.as_dict(),
+                "quarantine": [[q.source_uri, q.locator, q.reason] for q in collected.quarantine],
+                "inputs": [[i.uri, i.name, i.digest, i.size] for i in collected.inputs],
+            }
+            tmp.write_text(json.dumps(meta))
+            os.replace(tmp, base.with_suffix(".json"))
+    finally:
+        tmp.unlink(missing_ok=True)  # a write that failed (a full disk) leaves nothing
     collected.parquet = [_part(base, number) for number in range(parts)]
     collected.parquet_rows = rows
     return collected

@@ -7,7 +7,7 @@ run's rows appear all at once or not at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,8 +71,17 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDB
         else:
             _check_version(con, path)
         yield con
+    except (duckdb.IOException, duckdb.OutOfMemoryException) as exc:
+        # A full disk (the file, its WAL, or DuckDB's spill files) or too little memory:
+        # the run's transaction is rolled back, the warehouse is as it was.
+        raise WarehouseError(
+            f"{path}: cannot write the warehouse or its temporary files: {exc}; the "
+            "warehouse is unchanged (free some disk space, or set METER_MEMORY_LIMIT, then "
+            "try again)"
+        ) from None
     finally:
-        con.close()
+        with suppress(duckdb.Error):  # a close that cannot checkpoint leaves the WAL: fine
+            con.close()
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
@@ -129,6 +138,7 @@ class RunRows:
     tenant_day: pl.DataFrame
     reconciliation: pl.DataFrame
     quarantine: Sequence[QuarantineEntry]
+    conflicts: pl.DataFrame  # request_id, event_id, reason: calls whose copies disagree
     # None: ``calls`` are all the month's calls. Else a SQL condition: only the month's
     # calls it holds for are replaced, by ``calls``; the others keep their rows.
     changed: str | None = None
@@ -194,11 +204,19 @@ def write_run(
         },
         schema=dict.fromkeys(("run_id", "month", "source_uri", "locator", "reason"), pl.Utf8),
     )
+    conflicts = rows.conflicts.select(
+        run_id=pl.lit(rows.run["run_id"], pl.Utf8),
+        month=pl.lit(month, pl.Utf8),
+        request_id=pl.col("request_id"),
+        event_id=pl.col("event_id"),
+        reason=pl.col("reason"),
+    )
     tables = (
         ("tenant_month", rows.tenant_month),
         ("tenant_day", rows.tenant_day),
         ("reconciliation", rows.reconciliation),
         ("quarantine", quarantine),
+        ("conflicts", conflicts),
     )
     con.execute("BEGIN TRANSACTION")
     try:
@@ -231,7 +249,10 @@ def write_run(
         with trace("  commit"):
             con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # A failed COMMIT has ended the transaction already: ROLLBACK then has nothing to
+        # undo, and its own error must not hide the one that matters.
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         raise
     if progress is not None:
         progress("writing warehouse", len(tables) + 1, len(tables) + 1)

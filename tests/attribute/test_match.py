@@ -57,11 +57,31 @@ def test_event_dedup_equals_the_naive_rule(rows: list[tuple[object, ...]]) -> No
             "INSERT INTO events VALUES (?, ?, ?, ?, ?)",
             [e, r, start + timedelta(seconds=t), op, arn],
         )
-    naive = _naive_unique(f"({_naive_unique('events', 'event_id')})", "request_id")
-    fast = match._unique_events("events", COLUMNS)
+    by_event = _naive_unique("events", "event_id")
+    naive = _naive_unique(f"({by_event})", "request_id")
+    fast = match._unique_events("(SELECT *, NULL::VARCHAR AS conflict FROM events)", COLUMNS)
     got = _rows(con, fast)
     assert got == _rows(con, naive)
     # One row per event id and per non-null request id.
     assert len({row[0] for row in got}) == len(got)
     request_ids = [row[1] for row in got if row[1] is not None]
     assert len(set(request_ids)) == len(request_ids)
+    # A call is flagged when copies of its event differ, or different events share its
+    # request id: exactly then.
+    differ = "GROUP BY {0} HAVING count(DISTINCT struct_pack(" + ", ".join(COLUMNS) + ")) > 1"
+    events_differ = {
+        e
+        for (e,) in con.execute(
+            f"SELECT event_id FROM events {differ.format('event_id')}"
+        ).fetchall()
+    }
+    requests_differ = {
+        r
+        for (r,) in con.execute(
+            f"SELECT request_id FROM ({by_event}) WHERE request_id IS NOT NULL "
+            + differ.format("request_id")
+        ).fetchall()
+    }
+    expected = {row[0] for row in got if row[0] in events_differ or row[1] in requests_differ}
+    flagged = con.execute(f"SELECT event_id FROM ({fast}) WHERE conflict IS NOT NULL").fetchall()
+    assert {e for (e,) in flagged} == expected

@@ -16,6 +16,7 @@ import pytest
 from metering.collect.cloudtrail import NOT_A_LOG, read_cloudtrail, trail_filter
 from metering.collect.exports import read_exports
 from metering.config import load_config
+from metering.errors import EmptyMonthError
 from metering.month import Month
 from metering.pipeline import bill
 from metering.sample import generate
@@ -688,7 +689,12 @@ def test_real_cloudtrail_files_read_nothing_billed(tmp_path: Path) -> None:
     assert got.quarantine == []
     assert got.frame.height == 0
 
-    result = _bill_uris(tmp_path, [str(REAL)], Month(2023, 7))
+    # Not one Data API call in July 2023: an empty month, refused unless asked for.
+    with pytest.raises(
+        EmptyMonthError, match="no source holds a single record of 2023-07: read 91"
+    ):
+        _bill_uris(tmp_path, [str(REAL)], Month(2023, 7))
+    result = _bill_uris(tmp_path, [str(REAL)], Month(2023, 7), allow_empty=True)
     assert counters(result) == {
         "files_read": 91,
         "records_seen": 3212,
@@ -697,8 +703,11 @@ def test_real_cloudtrail_files_read_nothing_billed(tmp_path: Path) -> None:
     assert result.bill.total_units == 0  # type: ignore[attr-defined]
 
 
-def _bill_uris(tmp_path: Path, uris: list[str], month: Month, rules: str = "") -> object:
-    return bill(load_config(trail_config(tmp_path, rules, uris=json.dumps(uris))), month)
+def _bill_uris(
+    tmp_path: Path, uris: list[str], month: Month, rules: str = "", allow_empty: bool = False
+) -> object:
+    config = load_config(trail_config(tmp_path, rules, uris=json.dumps(uris)))
+    return bill(config, month, allow_empty=allow_empty)
 
 
 @pytest.mark.skipif(not DOCS.is_dir(), reason="corpora not present")
