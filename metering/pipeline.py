@@ -111,13 +111,11 @@ def _bill(
     memory = memory_limit()  # checked before the warehouse is touched
     warehouse = Path(config.warehouse.path)
     folder = spool_folder(config)
-    spool = Spool(folder)
+    spool = Spool(folder, fresh=fresh)
     with connect(warehouse) as con:
         ensure_open(con, str(month))
-        if fresh:
-            spool.clear()
         recipe = _recipe(config)
-        previous = recall(folder, str(month), recipe)
+        previous = None if fresh else recall(folder, str(month), recipe)
         if previous is not None and previous.run_id != latest_run(con, str(month)):
             previous = None  # the warehouse moved on since (another spool, or a restore)
         engine = Engine(con, folder / "scratch", memory)

@@ -7,6 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# No test may depend on wall-clock speed: on a busy machine an example can take seconds.
+settings.register_profile("meter", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("meter")
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "sample_data"

@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from metering.sample.dynamodb import item_line, write_export
+from tests.conftest import SAMPLE
+
+# What ``meter bill`` on the sample leaves beside it (README quick start, command 1): the
+# warehouse and the spool, both in .gitignore. Tests copy and compare the sample without.
+BILL_OUTPUTS = ("*.duckdb", "*.duckdb.wal", "*.spool")
+
+
+def sample_files(root: Path = SAMPLE) -> list[Path]:
+    """The sample's own files (relative to it), without what a bill left there."""
+    outputs = {p for pattern in BILL_OUTPUTS for p in root.glob(pattern)}
+    return sorted(
+        p.relative_to(root)
+        for p in root.rglob("*")
+        if p.is_file() and not any(p == o or o in p.parents for o in outputs)
+    )
+
+
+def copy_sample(folder: Path) -> Path:
+    """A copy of the sample in ``folder``, without what a bill left there; its meter.toml."""
+    shutil.copytree(SAMPLE, folder, ignore=shutil.ignore_patterns(*BILL_OUTPUTS))
+    return folder / "meter.toml"
 
 
 def record(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -17,8 +16,15 @@ from hypothesis import strategies as st
 from metering.config import load_config
 from metering.month import Month
 from metering.pipeline import bill
-from tests.conftest import SAMPLE
-from tests.helpers import dump, export_records, lines_of, record, write_config, write_data_file
+from tests.helpers import (
+    copy_sample,
+    dump,
+    export_records,
+    lines_of,
+    record,
+    write_config,
+    write_data_file,
+)
 
 OCT = Month(2026, 10)
 
@@ -157,6 +163,66 @@ def test_duplicate_request_ids_count_once(tmp_path: Path) -> None:
     assert (result.counters.calls_billed, result.counters.duplicates) == (1, 2)
 
 
+def test_records_that_share_a_request_id_but_disagree_are_counted_and_listed(
+    tmp_path: Path,
+) -> None:
+    """Exact copies are plain duplicates; copies that differ are billed once, from the same
+    copy whatever the order of files and lines, and listed."""
+    same = record("same", "acme", "2026-10-02T00:00:00.000Z")
+    other_tenant = record("two", "acme", "2026-10-02T00:00:01.000Z")
+    rows = [same, same, other_tenant, other_tenant | {"tenant_id": "globex", "request_bytes": 9}]
+    chosen = None
+    for order in (rows, rows[::-1]):
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        for index, row in enumerate(order):  # a file per record: order and split both vary
+            write_data_file(folder / "dynamodb" / "data" / f"{index}.json.gz", lines_of([row]))
+        result = bill(load_config(write_config(folder)), OCT)
+        assert (result.counters.calls_billed, result.counters.duplicates) == (2, 2)
+        assert result.counters.conflicting_duplicates == 1
+        assert result.exit_code == 3
+        assert result.conflicts.rows() == [
+            (
+                "two",
+                None,
+                "metering: 2 different records share request_id two "
+                "(tenant_id, request_bytes differ)",
+            )
+        ]
+        con = duckdb.connect(str(folder / "meter.duckdb"), read_only=True)
+        got = con.execute(
+            "SELECT tenant_id, request_bytes FROM calls WHERE request_id = 'two'"
+        ).fetchall()
+        chosen = chosen or got
+        assert got == chosen == [("acme", 100)]  # the smallest copy wins, in either order
+        stored = con.execute("SELECT request_id, reason FROM conflicts").fetchall()
+        assert [r for r, _ in stored] == ["two"]
+        con.close()
+
+
+def test_events_that_share_an_id_but_disagree_are_counted_and_listed(tmp_path: Path) -> None:
+    from tests.collect.test_cloudtrail import event, key, put, trail_config
+
+    e1 = event("e1", "2026-10-05T12:00:00Z")
+    e1_rejected = event("e1", "2026-10-05T12:00:00Z", error="BadRequestException")
+    e2 = event("e2", "2026-10-05T12:00:01Z", request_id="shared")
+    e3 = event("e3", "2026-10-05T12:00:01Z", request_id="shared")
+    put(tmp_path / "trail", key("2026-10-05", "a"), [e1, e2])
+    put(tmp_path / "trail", key("2026-10-05", "b"), [e1_rejected, e3, e1])
+    result = bill(load_config(trail_config(tmp_path)), OCT)
+    # e1's smallest copy (a NULL sorts last) is the rejected one: counted, not billed.
+    assert (result.counters.calls_billed, result.counters.errored_calls) == (1, 1)
+    assert result.counters.duplicates == 3
+    assert result.counters.conflicting_duplicates == 2
+    assert sorted(result.conflicts.rows()) == [
+        ("req-e1", "e1", "cloudtrail: 2 different copies share event_id e1 (error_code differ)"),
+        (
+            "shared",
+            "e2",
+            "cloudtrail: 2 different events share request_id shared (event_id differ)",
+        ),
+    ]
+
+
 def test_unregistered_tenants_are_billed_and_listed(tmp_path: Path) -> None:
     export_records(tmp_path / "dynamodb", _records())
     config = write_config(
@@ -207,7 +273,7 @@ def test_days_are_utc_days_whatever_the_machine_time_zone(tmp_path: Path) -> Non
     found = {}
     for zone in ("UTC", "America/New_York"):
         folder = tmp_path / zone.replace("/", "-")
-        shutil.copytree(SAMPLE, folder, ignore=shutil.ignore_patterns("*.duckdb*", "*.spool"))
+        copy_sample(folder)
         command = [sys.executable, "-m", "metering", "bill", "--month", "2026-10"]
         command += ["--config", str(folder / "meter.toml")]
         done = subprocess.run(command, env={**os.environ, "TZ": zone}, capture_output=True)

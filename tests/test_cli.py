@@ -5,13 +5,16 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from metering.cli import app
 from tests.conftest import REPO, SAMPLE
+from tests.helpers import copy_sample, sample_files
 
 runner = CliRunner()
 COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)  # type: ignore[union-attr]
@@ -64,6 +67,23 @@ def test_bad_month_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "give a month as YYYY-MM" in result.output
+
+
+def test_a_month_no_source_holds_is_refused_unless_allowed(tmp_path: Path) -> None:
+    """A typo in --month (or a missing folder) must not look like a month that cost 0."""
+    config = _sample_copy(tmp_path)
+    result = runner.invoke(app, ["bill", "--month", "2025-10", "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert "error: no source holds a single record of 2025-10: read " in said
+    assert "CloudTrail file(s) under" in said and "pass --allow-empty" in said
+    assert not (tmp_path / "s" / "meter.duckdb").exists()  # nothing written, not even a file
+    allowed = ["bill", "--month", "2025-10", "--config", str(config), "--allow-empty"]
+    result = runner.invoke(app, allowed)
+    assert result.exit_code == 3, result.output  # the sample's malformed records
+    con = duckdb.connect(str(tmp_path / "s" / "meter.duckdb"), read_only=True)
+    runs = con.execute("SELECT month, total_calls, amount FROM bill_runs").fetchall()
+    assert runs == [("2025-10", 0, Decimal("0.00"))]
 
 
 def test_missing_config_is_a_usage_error(tmp_path: Path) -> None:
@@ -135,10 +155,7 @@ def test_the_error_line_shows_input_escaped(
 
 
 def _sample_copy(tmp_path: Path) -> Path:
-    import shutil
-
-    shutil.copytree(SAMPLE, tmp_path / "s", ignore=shutil.ignore_patterns("*.duckdb*"))
-    return tmp_path / "s" / "meter.toml"
+    return copy_sample(tmp_path / "s")
 
 
 def test_sample_bill_and_finance_export_golden(tmp_path: Path) -> None:
@@ -188,13 +205,32 @@ def test_unknown_export_format(tmp_path: Path, fmt: str) -> None:
     assert result.exit_code == 2
 
 
+def test_what_the_quick_start_bill_writes_is_ignored_by_git_and_the_tests(tmp_path: Path) -> None:
+    """README quick start: command 1 bills sample_data/ in place; command 2, the tests, must
+    pass after it. What the bill writes is in .gitignore and left out by the sample helpers."""
+    config = copy_sample(tmp_path / "s")
+    before = sample_files(config.parent)
+    result = runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
+    assert result.exit_code == 3, result.output
+    own = {path.parts[0] for path in before}
+    written = [p for p in config.parent.iterdir() if p.name not in own]
+    assert sorted(p.name for p in written) == ["meter.duckdb", "meter.spool"]
+    assert sample_files(config.parent) == before == sample_files()
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout: .gitignore cannot be asked")
+    names = [f"sample_data/{p.name}{'/' * p.is_dir()}" for p in written]
+    names.append("sample_data/meter.duckdb.wal")  # (there while a bill runs)
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *names], cwd=REPO, capture_output=True, text=True
+    )
+    assert ignored.stdout.split() == names
+
+
 def test_sample_is_reproducible(tmp_path: Path) -> None:
     """`meter sample --out sample_data` regenerates the committed sample byte for byte."""
     result = runner.invoke(app, ["sample", "--out", str(tmp_path / "gen")])
     assert result.exit_code == 0, result.output
-    committed = sorted(
-        p.relative_to(SAMPLE) for p in SAMPLE.rglob("*") if p.is_file() and ".duckdb" not in p.name
-    )
+    committed = sample_files()  # (what `meter bill` on the sample wrote beside it aside)
     generated = sorted(
         p.relative_to(tmp_path / "gen") for p in (tmp_path / "gen").rglob("*") if p.is_file()
     )

@@ -14,11 +14,11 @@ one is simply not listed any more.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -87,7 +87,10 @@ def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:
     def write() -> None:
         nonlocal parts
         frame = pl.concat(held, how="vertical")
-        frame.write_parquet(tmp, compression="lz4", statistics=False)  # stats filter nothing
+        try:
+            frame.write_parquet(tmp, compression="lz4", statistics=False)  # stats filter nothing
+        except pl.exceptions.PolarsError as exc:  # polars wraps the OSError (a full disk)
+            raise OSError(errno.EIO, str(exc), str(tmp)) from None
         os.replace(tmp, _part(base, parts))
         parts += 1
         held.clear()
@@ -183,8 +186,10 @@ class Spool:
         folder: Path | None,
         workers: int | None = None,
         in_process_bytes: int = IN_PROCESS_BYTES,
+        fresh: bool = False,
     ) -> None:
         self.folder = folder
+        self.fresh = fresh  # decode every file again (what the spool held is overwritten)
         self.workers = workers or os.cpu_count() or 1
         self.in_process_bytes = in_process_bytes
         self._pool: ProcessPoolExecutor | None = None
@@ -230,7 +235,11 @@ class Spool:
         results: dict[int, Collected] = {}
         todo: list[tuple[int, Job[Task]]] = []
         for index, job in enumerate(jobs):
-            cached = _load(_entry(self.folder, kind, job.obj), job.obj) if self.folder else None
+            cached = (
+                _load(_entry(self.folder, kind, job.obj), job.obj)
+                if self.folder and not self.fresh
+                else None
+            )
             if cached is not None:
                 results[index] = cached
             else:
@@ -287,8 +296,3 @@ class Spool:
             [parquet],
             collected.frame.height,
         )
-
-    def clear(self) -> None:
-        """Forget everything spooled (the next run decodes every file again)."""
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)

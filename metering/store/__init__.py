@@ -49,7 +49,8 @@ __all__ = [
 def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse (creating it and its tables when writing)."""
     path = Path(path)
-    if read_only and not path.exists():
+    created = not path.exists()
+    if read_only and created:
         raise WarehouseError(f"{path}: no warehouse yet; run `meter bill --month YYYY-MM` first")
     try:
         con = duckdb.connect(str(path), read_only=read_only)
@@ -63,22 +64,35 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDB
     except duckdb.Error as exc:
         raise WarehouseError(f"{path}: not a usable DuckDB warehouse: {exc}") from None
     try:
-        # Days and months are UTC days (SPEC 1.6), whatever the machine's time zone: DuckDB
-        # would otherwise cast a TIMESTAMPTZ to the local date (and read times back as local).
-        con.execute("SET TimeZone = 'UTC'")
-        if not read_only:
-            _ensure_schema(con, path)
-        else:
-            _check_version(con, path)
-        yield con
-    except (duckdb.IOException, duckdb.OutOfMemoryException) as exc:
-        # A full disk (the file, its WAL, or DuckDB's spill files) or too little memory:
-        # the run's transaction is rolled back, the warehouse is as it was.
-        raise WarehouseError(
-            f"{path}: cannot write the warehouse or its temporary files: {exc}; the "
-            "warehouse is unchanged (free some disk space, or set METER_MEMORY_LIMIT, then "
-            "try again)"
-        ) from None
+        try:
+            # Days and months are UTC days (SPEC 1.6), whatever the machine's time zone:
+            # DuckDB would otherwise cast a TIMESTAMPTZ to the local date (and read times
+            # back as local).
+            con.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                _ensure_schema(con, path)
+            else:
+                _check_version(con, path)
+            yield con
+        except (
+            duckdb.IOException,
+            duckdb.OutOfMemoryException,
+            duckdb.TransactionException,
+        ) as exc:
+            # A full disk (the file, its WAL, or DuckDB's spill files) or too little memory:
+            # the run's transaction is rolled back, the warehouse is as it was.
+            raise WarehouseError(
+                f"{path}: cannot write the warehouse or its temporary files: {exc}; the "
+                "warehouse is unchanged (free some disk space, or set METER_MEMORY_LIMIT, "
+                "then try again)"
+            ) from None
+    except BaseException:
+        with suppress(duckdb.Error):
+            con.close()
+        if created:  # a first run that failed leaves no warehouse, as it found none
+            for leftover in (path, path.with_name(f"{path.name}.wal")):
+                leftover.unlink(missing_ok=True)
+        raise
     finally:
         with suppress(duckdb.Error):  # a close that cannot checkpoint leaves the WAL: fine
             con.close()

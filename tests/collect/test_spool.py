@@ -18,12 +18,13 @@ from metering.config import load_config
 from metering.month import Month
 from metering.pipeline import bill, spool_folder
 from tests.conftest import SAMPLE
+from tests.helpers import copy_sample
 
 OCT = Month(2026, 10)
 
 
 def _sample(tmp_path: Path, name: str = "s") -> Path:
-    shutil.copytree(SAMPLE, tmp_path / name, ignore=shutil.ignore_patterns("*.duckdb*", "*.spool"))
+    copy_sample(tmp_path / name)
     return tmp_path / name / "meter.toml"
 
 

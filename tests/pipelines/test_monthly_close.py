@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import duckdb
 
-from tests.conftest import REPO, SAMPLE
-from tests.helpers import export_records, record, write_config
+from tests.conftest import REPO
+from tests.helpers import copy_sample, export_records, record, write_config
 
 JOB = REPO / "pipelines" / "monthly_close.py"
 
@@ -66,7 +65,7 @@ def test_clean_month_is_exported_and_closed(tmp_path: Path) -> None:
 
 
 def test_unclean_month_is_exported_but_left_open(tmp_path: Path) -> None:
-    shutil.copytree(SAMPLE, tmp_path / "s", ignore=shutil.ignore_patterns("*.duckdb*"))
+    copy_sample(tmp_path / "s")
     config = tmp_path / "s" / "meter.toml"
     done = _run(config, tmp_path / "out")
     assert done.returncode == 3, done.stdout + done.stderr

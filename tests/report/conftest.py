@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,8 +17,7 @@ import pytest
 from metering.config import Config, load_config
 from metering.month import Month
 from metering.pipeline import bill
-from tests.conftest import SAMPLE
-from tests.helpers import export_records, record, write_config
+from tests.helpers import copy_sample, export_records, record, write_config
 
 matplotlib.use("Agg", force=True)
 
@@ -117,7 +115,7 @@ def small_two_months(tmp_path_factory: pytest.TempPathFactory) -> Config:
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Config:
     """A copy of the bundled sample, billed for October 2026."""
     folder = tmp_path_factory.mktemp("sample") / "s"
-    shutil.copytree(SAMPLE, folder, ignore=shutil.ignore_patterns("*.duckdb*"))
+    copy_sample(folder)
     config = load_config(folder / "meter.toml")
     bill(config, OCT)
     return config

@@ -23,14 +23,14 @@ from metering.period import diff, set_month_state
 from metering.pipeline import bill
 from metering.schemas import CALLS
 from metering.store import SCHEMA_VERSION, connect
-from tests.conftest import REPO, SAMPLE
-from tests.helpers import export_records, record, write_config
+from tests.conftest import REPO
+from tests.helpers import copy_sample, export_records, record, write_config
 
 OCT = Month(2026, 10)
 
 
 def _sample(tmp_path: Path) -> Path:
-    shutil.copytree(SAMPLE, tmp_path / "s", ignore=shutil.ignore_patterns("*.duckdb*"))
+    copy_sample(tmp_path / "s")
     return tmp_path / "s" / "meter.toml"
 
 
@@ -204,6 +204,57 @@ def test_sigkill_during_the_write_leaves_the_warehouse_unchanged(tmp_path: Path)
     assert _dump(Path(config.warehouse.path)) == before
 
 
+# Runs meter with a file size limit: every write past it is refused as on a full disk
+# (EFBIG), without root or a small disk. An ignored SIGXFSZ stays ignored across exec.
+_LIMITED = (
+    "import os, resource, signal, sys; "
+    "signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "limit = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'metering', *sys.argv[2:]])"
+)
+
+
+def _bill_with_file_size_limit(
+    config_path: Path, limit: int, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``meter bill`` in a process that may write no file past ``limit`` bytes."""
+    command = ["bill", "--month", "2026-10", "--config", str(config_path), *options]
+    return subprocess.run(
+        [sys.executable, "-c", _LIMITED, str(limit), *command],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "fails_in"),
+    [((), "meter.duckdb"), (("--fresh",), "meter.spool")],  # the commit; the spool's writes
+)
+def test_a_full_disk_ends_the_bill_with_one_clear_line_and_changes_nothing(
+    tmp_path: Path, options: tuple[str, ...], fails_in: str
+) -> None:
+    config_path = _sample(tmp_path)
+    config = load_config(config_path)
+    bill(config, OCT)
+    before = _dump(Path(config.warehouse.path))
+    (config_path.parent / "tenants.csv").write_text(
+        "tenant_id,tenant_name,cost_center\nacme,Renamed,X\n"
+    )
+    failed = _bill_with_file_size_limit(config_path, 1, *options)
+    assert failed.returncode == 1, failed.stderr
+    said = " ".join(failed.stderr.split())
+    assert said.startswith(f"error: {config_path.parent}/{fails_in}")
+    assert "File too large" in said and "the warehouse is unchanged" in said
+    assert "rollback" not in said and "bug" not in said
+    assert _dump(Path(config.warehouse.path)) == before
+    assert list(config_path.parent.glob("meter.spool/**/*.tmp")) == []
+    # With room again, the same bill goes through from what the spool holds.
+    again = bill(config, OCT)
+    assert again.tenant_month.filter(tenant_id="acme")["tenant_name"].to_list() == ["Renamed"]
+
+
 def test_older_warehouse_is_migrated_newer_refused(tmp_path: Path) -> None:
     path = tmp_path / "old.duckdb"
     con = duckdb.connect(str(path))
@@ -221,7 +272,8 @@ def test_older_warehouse_is_migrated_newer_refused(tmp_path: Path) -> None:
         assert version == [(str(SCHEMA_VERSION),)]
         assert migrated.execute("SELECT count(*) FROM quarantine").fetchall() == [(1,)]
         columns = {r[0] for r in migrated.execute("DESCRIBE bill_runs").fetchall()}
-        assert {"run_seq", "executed_by"} <= columns
+        assert {"run_seq", "executed_by", "unlisted_files", "conflicting_duplicates"} <= columns
+        assert migrated.execute("SELECT count(*) FROM conflicts").fetchall() == [(0,)]  # v4
         # v3: calls became a view over call_rows and month_runs; it reads as before.
         assert [r[0] for r in migrated.execute("DESCRIBE calls").fetchall()] == list(CALLS)
         got = migrated.execute("SELECT * EXCLUDE (event_time) FROM calls").fetchall()
