@@ -40,6 +40,7 @@ class Health:
     """Whether a billed month is clean enough to close without a human look."""
 
     quarantined: int
+    conflicts: int  # calls whose copies disagree
     matched: int
     unmatched: int  # calls seen in only one source (when both are configured)
     tolerance: float
@@ -54,6 +55,8 @@ class Health:
         out = []
         if self.quarantined:
             out.append(f"{self.quarantined} input(s) quarantined (see the quarantine table)")
+        if self.conflicts:
+            out.append(f"{self.conflicts} call(s) whose copies disagree (see the conflicts table)")
         if self.unmatched_share > self.tolerance:
             out.append(
                 f"{self.unmatched_share:.2%} of calls are in only one source "
@@ -63,14 +66,15 @@ class Health:
 
 
 def health(config: Config, month: Month, tolerance: float) -> Health:
-    """Quarantine and reconciliation of the month's newest run."""
+    """Quarantine, conflicts and reconciliation of the month's newest run."""
     from metering.store import read_month
 
     path = config.warehouse.path
     quarantined = read_month(path, "quarantine", str(month), "source_uri").height
+    conflicts = read_month(path, "conflicts", str(month), "request_id, event_id").height
     days = read_month(path, "reconciliation", str(month), "day")
     both = config.sources.cloudtrail is not None and config.sources.metering is not None
     totals = days.select(pl.col("matched", "cloudtrail_only", "metering_only").sum())
     matched, trail_only, records_only = totals.row(0) if days.height else (0, 0, 0)
     unmatched = int(trail_only) + int(records_only) if both else 0
-    return Health(quarantined, int(matched), unmatched, tolerance)
+    return Health(quarantined, conflicts, int(matched), unmatched, tolerance)

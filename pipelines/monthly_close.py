@@ -2,7 +2,8 @@
 
 Bills the previous month (or ``--month``), writes the finance CSV, the FOCUS export and the
 charts into ``<out>/<month>/``, and closes the month only when the run was clean: no
-quarantined input and reconciliation within ``--tolerance``. Composes library functions
+quarantined input, no copies of a call that disagree, and reconciliation within
+``--tolerance``. Composes library functions
 only; its exit status tells the scheduler what happened:
 
     0  billed, exported and closed

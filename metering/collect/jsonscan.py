@@ -118,6 +118,8 @@ class Scanner:
             index = value.count + 1
             what = f"record {index}" if value.container > 0 else "its JSON value"
             reason = damage or f"truncated: the text ends inside {what}"
+            if value.oversize:
+                reason = f"the record is larger than {self.max_record:,} bytes: not read ({reason})"
             yield Broken(self._where(value, index), reason)
         elif value is not None:  # cut between two records
             where = f"after {self.last}" if self.last else "file"

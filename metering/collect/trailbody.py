@@ -141,7 +141,7 @@ def _from_plain(doc: Any) -> list[Item] | str:
 # -- the fast path: a whole file at once ---------------------------------------------------
 
 
-def _whole(text: bytes, uri: str) -> Decoded | None:
+def _whole(text: bytes | bytearray, uri: str) -> Decoded | None:
     """Every record of a whole, undamaged body; None when it must be read piece by piece
     (JSON Lines, invalid JSON, nesting too deep for one call)."""
     if not text or text.isspace():
@@ -166,7 +166,7 @@ def _whole(text: bytes, uri: str) -> Decoded | None:
 # -- piece by piece ------------------------------------------------------------------------
 
 
-def _is_value(line: bytes) -> bool:
+def _is_value(line: bytes | bytearray) -> bool:
     """Is ``line`` one whole JSON object or array (the first line of JSON Lines)?"""
     try:
         return isinstance(_any.decode(line), dict | list)
@@ -280,17 +280,13 @@ def _from_scan(parts: Iterable[jsonscan.Piece | jsonscan.Broken], uri: str) -> D
 def decode_trail(text: Text, uri: str) -> Iterator[Decoded]:
     """Every record of one file's text, a part at a time."""
     pieces = text.pieces()
-    head: list[bytes] = []
-    size = 0
+    whole = bytearray()  # (grown in place: no second copy of the text when it is joined)
     more = False
     for piece in pieces:
-        head.append(piece)
-        size += len(piece)
-        if size > limits.WHOLE_FILE_BYTES:
+        whole += piece
+        if len(whole) > limits.WHOLE_FILE_BYTES:
             more = True
             break
-    whole = b"".join(head)
-    del head
     if not more and text.damage is None:
         decoded = _whole(whole, uri)
         if decoded is not None:
@@ -304,7 +300,10 @@ def decode_trail(text: Text, uri: str) -> Iterator[Decoded]:
         yield from _scanned(rest, text, uri)
 
 
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
+def _chain(first: bytearray, rest: Iterator[bytes]) -> Iterator[bytes]:
+    """``first`` in pieces (each let go of once read), then ``rest``."""
+    with memoryview(first) as view:
+        for start in range(0, len(first), limits.PIECE_BYTES):
+            yield bytes(view[start : start + limits.PIECE_BYTES])
+    first.clear()
     yield from rest
