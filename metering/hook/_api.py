@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from metering.errors import UsageError
-from metering.hook._records import SHARDS, CallRecord
 from metering.hook._wire import Exchange, Wiretap
 from metering.hook._writer import MeterStats, Writer
+from metering.hook.records import SHARDS, CallRecord
 
 log = logging.getLogger("metering.hook")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metering.hook._records import Item, export_line
+from metering.hook.records import Item, export_line
 
 log = logging.getLogger("metering.hook")
 

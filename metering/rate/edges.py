@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from metering.errors import UsageError
+
 __all__ = ["EDGE_SAVINGS", "default_margin", "edge_savings", "near_edge"]
 
 # Columns of ``edge_savings``.
@@ -46,10 +48,10 @@ def edge_savings(
     ``EDGE_SAVINGS`` columns, one row per tenant, most units saved first (ties by tenant).
     """
     if block_bytes <= 0:
-        raise ValueError(f"block_bytes must be > 0, not {block_bytes}")
+        raise UsageError(f"block_bytes must be > 0, not {block_bytes}")
     margin = default_margin(block_bytes) if margin_bytes is None else margin_bytes
     if not 0 <= margin < block_bytes:
-        raise ValueError(f"margin_bytes must be in [0, {block_bytes}), not {margin}")
+        raise UsageError(f"margin_bytes must be in [0, {block_bytes}), not {margin}")
     if "calls" not in sizes.columns:
         sizes = sizes.with_columns(calls=pl.lit(1, pl.Int64))
     weight = pl.col("calls")

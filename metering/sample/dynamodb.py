@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from metering.hook._records import shard_of, spec_item
+from metering.hook.records import shard_of, spec_item
 from metering.sample._files import Jobs, write_gzip
 
 CHUNK_ROWS = 50_000  # lines rendered at a time

@@ -649,7 +649,7 @@ def test_sql_parameters() -> None:
 
 def test_frame_helpers_agree_with_records_module() -> None:
     """The ts format the hook writes is the one meter's decoder parses, at the edges of a day."""
-    from metering.hook._records import CallRecord, export_line
+    from metering.hook.records import CallRecord, export_line
 
     record = CallRecord(
         "t",

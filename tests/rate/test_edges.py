@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from metering.errors import UsageError
 from metering.rate.edges import EDGE_SAVINGS, default_margin, edge_savings
 from metering.rate.units import units_of
 
@@ -61,7 +62,7 @@ def test_a_wider_margin_catches_more_and_zero_catches_none() -> None:
 @pytest.mark.parametrize(("block", "margin"), [(0, None), (-1, None), (BLOCK, BLOCK), (BLOCK, -1)])
 def test_bad_parameters_are_refused(block: int, margin: int | None) -> None:
     sizes = pl.DataFrame({"tenant_id": ["t"], "bytes": [1]})
-    with pytest.raises(ValueError, match="must be"):
+    with pytest.raises(UsageError, match="must be"):
         edge_savings(sizes, block, margin)
 
 

@@ -1,5 +1,8 @@
 """One metering item per Data API call, exactly as SPEC 2.2 lays it out.
 
+Public: ``meter sample`` writes its exports with the same functions, so a sample record and
+a recorded one cannot drift apart.
+
 The item is built in DynamoDB's typed form (``{"attr": {"S": ...}}``), which is both what
 ``batch_write_item`` takes and what a DynamoDB export line holds (``{"Item": {...}}``), so
 the table and the spill file carry byte-for-byte the same attributes.
