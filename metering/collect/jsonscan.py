@@ -112,6 +112,15 @@ class Scanner:
             self.junk = None
         value = self.value
         self.value = None
+        stop = self.offset + len(self.buf)
+        if (
+            value is not None
+            and 0 < value.container == len(self.stack)  # between records, not inside one
+            and not value.oversize
+            and self.buf[value.start - self.offset :].rstrip().endswith((b"}", b"]"))
+        ):  # the last record is whole: only what follows it is cut
+            yield from self._element(value, stop)
+            value.start = stop
         if value is not None and (
             value.container <= 0 or value.oversize or self.buf[value.start - self.offset :].strip()
         ):
