@@ -204,6 +204,8 @@ def data_file_parts(data_file: DataFile) -> Iterator[Collected]:
             items, last = items + 1, block.line
             continue
         decoded, numbers, bad = decode_export_text(block.text, obj.uri, block.first_line)
+        if block.cut and bad:
+            break  # the line the damage cut is not whole: the damage's entry says so
         items += len(decoded) + len(bad)
         frame, invalid = validate(items_frame(decoded, numbers), obj.uri)
         yield _counted(Collected(frame, quarantine=bad + invalid), len(decoded) + len(bad))

@@ -113,6 +113,7 @@ class Block:
 
     text: bytes
     first_line: int  # the number of its first line (1-based)
+    cut: bool = False  # the last line before damage: whole, or cut (part of the damage)
 
     @property
     def last_line(self) -> int:
@@ -134,7 +135,8 @@ class Overlong:
 def line_blocks(pieces: Iterable[bytes], max_line: int, text: Text) -> Iterator[Block | Overlong]:
     """The lines of ``text`` (given as its ``pieces``), a piece at a time; a line longer
     than ``max_line`` bytes is skipped (``Overlong``) without being held. After damage,
-    the incomplete last line is part of the damage and not given out."""
+    the last line (which lacks its line end) is given out as a ``cut`` block: the reader
+    keeps what is whole in it; the rest is part of the damage."""
     carry = b""
     line = 1  # the number of the line ``carry`` starts
     skipping = False  # inside an overlong line
@@ -165,6 +167,8 @@ def line_blocks(pieces: Iterable[bytes], max_line: int, text: Text) -> Iterator[
             yield Overlong(line, max_line)
         elif carry:
             yield Block(carry, line)
+    elif carry.strip():
+        yield Block(carry, line, cut=True)
 
 
 def _at_most(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:

@@ -219,12 +219,16 @@ def _batch(pieces: Sequence[tuple[str, bytes]], one: One = _one) -> list[tuple[s
     ]
 
 
+def _unreadable(item: Item) -> bool:
+    """Is ``item`` the reason a line or record is no JSON meter can read?"""
+    return isinstance(item, str) and (item == TOO_DEEP or item.startswith("invalid"))
+
+
 def _line(where: str, line: bytes) -> list[tuple[str, Item]]:
     """One line of JSON Lines; when it is not whole JSON (a cut body, say), the records a
     scan still finds in it."""
     found = _one(where, line)
-    reason = found[0][1] if len(found) == 1 else None
-    if not (isinstance(reason, str) and (reason == TOO_DEEP or reason.startswith("invalid"))):
+    if not (len(found) == 1 and _unreadable(found[0][1])):
         return found
     scanned = list(jsonscan.scan([line], limits.MAX_RECORD_BYTES))
     if not any(isinstance(part, jsonscan.Piece) for part in scanned):
@@ -252,7 +256,10 @@ def _lines(pieces: Iterable[bytes], text: Text, uri: str) -> Iterator[Decoded]:
             last = block.line
             continue
         lines = lines_of(block.text, block.first_line)
-        yield _decoded(_batch([(f"line {n}", line) for n, line in lines], _line), [])
+        found = _batch([(f"line {n}", line) for n, line in lines], _line)
+        if block.cut and len(found) == 1 and _unreadable(found[0][1]):
+            continue  # nothing whole in the line the damage cut: its entry says so
+        yield _decoded(found, [])
         last = block.last_line
     if text.damage is not None:
         yield Decoded([], problems=[QuarantineEntry(uri, f"after line {last}", text.damage)])
