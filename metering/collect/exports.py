@@ -196,6 +196,7 @@ def data_file_parts(data_file: DataFile) -> Iterator[Collected]:
     obj = data_file.obj
     text = Text(obj, md5=data_file.md5 is not None)
     items = 0  # lines that held an item (good or bad)
+    good = 0  # items that passed every check: billed
     last = 0  # the last line read
     bound = limits.MAX_RECORD_BYTES
     for block in line_blocks(text.pieces(min(limits.PIECE_BYTES, bound)), bound, text):
@@ -208,22 +209,29 @@ def data_file_parts(data_file: DataFile) -> Iterator[Collected]:
             break  # the line the damage cut is not whole: the damage's entry says so
         items += len(decoded) + len(bad)
         frame, invalid = validate(items_frame(decoded, numbers), obj.uri)
+        good += frame.height
         yield _counted(Collected(frame, quarantine=bad + invalid), len(decoded) + len(bad))
         last = block.last_line
     if text.damage is not None:
         yield _problem(QuarantineEntry(obj.uri, f"after line {last}", text.damage))
-    yield from _manifest_checks(data_file, text, items, last)
+    yield from _manifest_checks(data_file, text, items, good, last)
     tail = Collected(empty(RECORDS), Counters(files_read=1), reusable=not text.unreadable)
     tail.inputs.append(InputFile(obj.uri, obj.name, text.reader.digest, obj.size))
     yield tail
 
 
-def _manifest_checks(data_file: DataFile, text: Text, items: int, last: int) -> Iterator[Collected]:
+def _manifest_checks(
+    data_file: DataFile, text: Text, items: int, good: int, last: int
+) -> Iterator[Collected]:
     """What the manifest promised and the file does not hold: the file's lines were each a
-    whole item and are billed anyway; the entry says so, and which. (The item count is not
-    checked after damage: the damage's own entry says where reading stopped.)"""
+    whole item and the good ones are billed anyway; the entry says so, and which. (The item
+    count is not checked after damage: the damage's own entry says where reading stopped.)"""
     uri = data_file.obj.uri
-    billed = f"its {items:,} items (lines 1 to {last:,}) were read and billed anyway"
+    billed = f"its {items:,} items (lines 1 to {last:,}) were read"
+    if good == items:
+        billed += " and billed anyway"
+    else:  # the others have entries of their own
+        billed += f": {good:,} billed anyway, {items - good:,} quarantined by line"
     md5 = text.reader.md5
     if data_file.md5 is not None and md5 is not None:
         actual = base64.b64encode(md5).decode()
