@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 import polars as pl
 
+from metering import limits
 from metering.collect.checks import kept_strings, shown
 from metering.collect.text import lines_of
-from metering.limits import MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES
 from metering.schemas import RECORDS, QuarantineEntry
 
 TOO_DEEP = "nested too deeply for meter to decode (thousands of levels)"
@@ -227,8 +227,8 @@ def validate(
                     "ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", shown("ts")
                 )
             ),
-            _size_check("request_bytes", MAX_REQUEST_BYTES),
-            _size_check("response_bytes", MAX_RESPONSE_BYTES),
+            _size_check("request_bytes", limits.MAX_REQUEST_BYTES),
+            _size_check("response_bytes", limits.MAX_RESPONSE_BYTES),
             *kept_strings({name: name for name in _KEPT}),
         )
     )
