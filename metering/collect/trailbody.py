@@ -195,6 +195,8 @@ def _one(where: str, data: bytes) -> list[tuple[str, Item]]:
     except msgspec.ValidationError:  # (a subclass of DecodeError: caught first)
         try:
             return _expanded(_any.decode(data), where)
+        except msgspec.DecodeError as exc:  # a value of the wrong type, then invalid JSON
+            return [(where, f"invalid JSON: {exc}")]
         except RecursionError:
             return [(where, TOO_DEEP)]
     except msgspec.DecodeError as exc:
