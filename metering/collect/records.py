@@ -98,15 +98,19 @@ def decode_export_lines(
 ) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
     """Decode ``{"Item": ...}`` lines; (items, their line numbers, quarantined lines).
 
-    The whole file is decoded in one call; only when that fails is it decoded line by line
-    so the good lines are kept and each bad one is quarantined with its line number.
+    The whole file is decoded in one call; only when that fails (or finds more values than
+    lines: a line holding two) is it decoded line by line so the good lines are kept and
+    each bad one is quarantined with its line number. The line end after each line keeps
+    a line that ends inside a string from running on into the next.
     """
     try:
-        decoded = _lines_decoder.decode(b"[" + b",".join(line for _, line in lines) + b"]")
-        pairs: Iterable[tuple[int, ExportLine | str]] = zip(
-            (n for n, _ in lines), decoded, strict=True
-        )
+        decoded = _lines_decoder.decode(b"[" + b",\n".join(line for _, line in lines) + b"]")
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        decoded = []
+    pairs: Iterable[tuple[int, ExportLine | str]]
+    if len(decoded) == len(lines):
+        pairs = zip((n for n, _ in lines), decoded, strict=True)
+    else:
         pairs = [(number, _decode_one(line)) for number, line in lines]
     items: list[Item] = []
     numbers: list[int] = []
@@ -130,14 +134,17 @@ def decode_export_text(
     text: bytes, uri: str, first_line: int = 1
 ) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
     """``decode_export_lines`` for a whole file's text, without splitting it in Python when
-    every line is good (the common case): one ``decode_lines`` call in C."""
-    if b"\n\n" not in text and not text.startswith(b"\n"):
+    every line is good (the common case): one ``decode_lines`` call in C. (It skips blank
+    lines and reads two values on one line, which would number the lines wrong: it is
+    used only when every line starts an object and there are as many items as lines.)"""
+    lines = text.count(b"\n") + (not text.endswith(b"\n"))
+    if text.startswith(b"{") and text.count(b"\n{") == lines - 1:
         try:
             decoded = _line_decoder.decode_lines(text)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             pass
         else:
-            if all(line.Item is not None for line in decoded):
+            if len(decoded) == lines and all(line.Item is not None for line in decoded):
                 items = [line.Item for line in decoded if line.Item is not None]
                 return items, list(range(first_line, first_line + len(items))), []
     return decode_export_lines(lines_of(text, first_line), uri)

@@ -209,10 +209,15 @@ One = Callable[[str, bytes], list[tuple[str, Item]]]
 
 
 def _batch(pieces: Sequence[tuple[str, bytes]], one: One = _one) -> list[tuple[str, Item]]:
-    """Records or lines decoded in one typed call, or each by ``one`` when that fails."""
+    """Records or lines decoded in one typed call, or each by ``one`` when that fails or
+    finds more values than pieces (a line holding two). The line end after each piece
+    keeps a piece that ends inside a string from running on into the next one (a JSON
+    string holds no raw line end)."""
     try:
-        docs = _records.decode(b"[" + b",".join(data for _, data in pieces) + b"]")
+        docs = _records.decode(b"[" + b",\n".join(data for _, data in pieces) + b"]")
     except (msgspec.DecodeError, RecursionError):
+        docs = []
+    if len(docs) != len(pieces):
         return [found for where, data in pieces for found in one(where, data)]
     return [
         found
