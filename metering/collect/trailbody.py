@@ -175,12 +175,14 @@ def _is_value(line: bytes | bytearray) -> bool:
 
 
 def _expanded(doc: Record | Any, where: str) -> list[tuple[str, Item]]:
-    """A decoded line or record: a whole body (its records) or one record."""
+    """A decoded line or record: a whole body (its records) or one record. A body is a
+    ``{"Records": [...]}`` object or a bare array (a bare-array file cut or followed by
+    junk reads as JSON Lines: its first line is the array)."""
     if isinstance(doc, Record):
         if doc.Records is not None:
             return [(f"{where} record {i}", r) for i, r in enumerate(doc.Records, start=1)]
         return [(where, doc)]
-    if isinstance(doc, dict) and "Records" in doc:
+    if isinstance(doc, list) or (isinstance(doc, dict) and "Records" in doc):
         found = _from_plain(doc)
         if isinstance(found, str):
             return [(where, found)]
