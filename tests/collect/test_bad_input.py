@@ -339,6 +339,22 @@ def test_junk_after_a_plain_body_keeps_the_body(
     assert counters(got) == {"files_read": 1, "records_seen": 5, "quarantined": 1}
 
 
+@pytest.mark.parametrize(("form", "line"), [("records", 2), ("array", 2), ("lines", 5)])
+def test_junk_on_the_line_after_a_plain_body_keeps_the_body(
+    tmp_path: Path, form: str, line: int
+) -> None:
+    """The file reads as JSON Lines then (its first line is whole JSON): a line holding a
+    whole body, a ``{"Records": [...]}`` object or a bare array, gives its records."""
+    text = body(FOUR, form)
+    (tmp_path / "tail.json").write_bytes(text + (b"" if form == "lines" else b"\n") + b"\x00junk")
+    got = read_cloudtrail([str(tmp_path)], OCT, 3)
+    assert got.frame["event_id"].to_list() == [f"e{i}" for i in range(4)]
+    assert [(q.locator, q.reason) for q in got.quarantine] == [
+        (f"line {line}", "invalid JSON: JSON is malformed: invalid character (byte 0)")
+    ]
+    assert counters(got) == {"files_read": 1, "records_seen": 5, "quarantined": 1}
+
+
 def test_a_record_whose_first_brace_is_flipped_is_quarantined_not_a_crash(tmp_path: Path) -> None:
     """``[z"eventVersion": ...``: the record's fields are read as records of the array; a
     field that is a string followed by more text is invalid JSON, not an exception."""

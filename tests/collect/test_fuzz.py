@@ -182,6 +182,7 @@ AFTER_FIRST = len(b'{"Records": [') + len(json.dumps(TRAIL[0]))
 @settings(deadline=None, max_examples=300)
 @example(picked=[0, 1], form="records", gz=False, damage=Damage("cut", (AFTER_FIRST,)))
 @example(picked=[0], form="array", gz=False, damage=Damage("flip", (1,), (1,)))  # { -> z
+@example(picked=[0], form="array", gz=False, damage=Damage("junk", junk=b"\n\x00"))
 @given(
     picked=picks,
     form=st.sampled_from(["records", "array", "lines"]),
