@@ -24,6 +24,19 @@ MAX_LINE_BYTES: Final = 64 * MIB
 WHOLE_FILE_BYTES: Final = 64 * MIB
 # Text handled at once when a file is read piece by piece.
 PIECE_BYTES: Final = 16 * MIB
+# -- counts --------------------------------------------------------------------------------
+# Records (or lines) decoded at once: a piece of text of millions of tiny records is decoded
+# in batches of this many, so memory follows bytes, not the number of records.
+MAX_RECORDS_AT_ONCE: Final = 65_536
+# A file decoded in one call holds at most this many JSON objects (real ones: ~10 per record).
+WHOLE_FILE_OBJECTS: Final = 1_048_576
+# A file whose typed decode fails is decoded again without types in one call only when it is
+# at most this big (Python objects cost ~10x the text); a bigger one record by record.
+UNTYPED_FILE_BYTES: Final = 4 * MIB
+# Quarantine entries listed per file; the rest are counted (quarantined) and summed up in
+# one more entry, so a file of millions of bad lines stays a few rows.
+MAX_LISTED_PER_FILE: Final = 1_000
+
 # A gzip stream that has expanded past WHOLE_FILE_BYTES of text and to more than this many
 # times the compressed bytes read is a gzip bomb (real logs expand 5 to 30 times).
 MAX_EXPANSION: Final = 500

@@ -28,6 +28,7 @@ from typing import Any, Generic, TypeVar
 
 import polars as pl
 
+from metering import limits
 from metering.collect.files import InputObject
 from metering.schemas import Collected, Counters, InputFile, QuarantineEntry
 
@@ -59,8 +60,28 @@ def _entry(folder: Path, kind: str, obj: InputObject) -> Path:
 Decoded = Collected | Iterator[Collected]  # a whole file, or its pieces one after another
 
 
-def _merge(decoded: Decoded) -> Collected:
-    return decoded if isinstance(decoded, Collected) else Collected.merged(decoded)
+def _listed(obj: InputObject, decoded: Decoded) -> Iterator[Collected]:
+    """The parts of a decoded file, its quarantine entries listed up to
+    ``limits.MAX_LISTED_PER_FILE``: the rest are still counted, and summed up in one more
+    entry (a file of millions of bad lines stays a few rows, and a few MB)."""
+    room = limits.MAX_LISTED_PER_FILE
+    unlisted = 0
+    for part in [decoded] if isinstance(decoded, Collected) else decoded:
+        if len(part.quarantine) > room:
+            unlisted += len(part.quarantine) - room
+            del part.quarantine[room:]
+        room -= len(part.quarantine)
+        yield part
+    if unlisted:
+        reason = (
+            f"{unlisted:,} more records of this file are quarantined (counted in "
+            f"quarantined) but not listed: meter lists {limits.MAX_LISTED_PER_FILE:,} per file"
+        )
+        yield Collected(pl.DataFrame(), quarantine=[QuarantineEntry(obj.uri, "file", reason)])
+
+
+def _merge(obj: InputObject, decoded: Decoded) -> Collected:
+    return Collected.merged(_listed(obj, decoded))
 
 
 def _part(base: Path, number: int) -> Path:
@@ -96,7 +117,7 @@ def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:
         held.clear()
 
     try:
-        for part in [decoded] if isinstance(decoded, Collected) else decoded:
+        for part in _listed(obj, decoded):
             if part.frame.height:
                 held.append(part.frame)
                 rows += part.frame.height
@@ -257,7 +278,7 @@ class Spool:
         pending = [job for _, job in todo]
         if self.folder is None:
             for (index, _), job in zip(todo, pending, strict=True):
-                results[index] = _merge(decoder(job.task))
+                results[index] = _merge(job.obj, decoder(job.task))
                 tick()
         elif sum(j.obj.size for j in pending) < self.in_process_bytes or self.workers == 1:
             done = _decode_batch(decoder, self.folder, kind, pending)

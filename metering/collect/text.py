@@ -157,8 +157,9 @@ def line_blocks(pieces: Iterable[bytes], max_line: int, text: Text) -> Iterator[
             data = data[first_end + 1 :]
         cut = data.rfind(b"\n") + 1
         if cut:
-            yield Block(data[:cut], line)
-            line += data.count(b"\n", 0, cut)
+            for block in _counted(data[:cut], line):
+                yield block
+                line = block.last_line + 1
         carry = data[cut:]
         if len(carry) > max_line:
             skipping, carry = True, b""
@@ -169,6 +170,25 @@ def line_blocks(pieces: Iterable[bytes], max_line: int, text: Text) -> Iterator[
             yield Block(carry, line)
     elif carry.strip():
         yield Block(carry, line, cut=True)
+
+
+def _counted(text: bytes, line: int) -> Iterator[Block]:
+    """Whole lines as blocks of at most ``limits.MAX_RECORDS_AT_ONCE`` lines each."""
+    most = limits.MAX_RECORDS_AT_ONCE
+    if text.count(b"\n") <= most:  # (the usual case: lines of a record each)
+        yield Block(text, line)
+        return
+    start = 0
+    while start < len(text):
+        end = start
+        for _ in range(most):
+            end = text.find(b"\n", end) + 1
+            if not end:
+                end = len(text)
+                break
+        block = Block(text[start:end], line)
+        yield block
+        line, start = block.last_line + 1, end
 
 
 def _at_most(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -143,12 +144,17 @@ def _from_plain(doc: Any) -> list[Item] | str:
 
 def _whole(text: bytes | bytearray, uri: str) -> Decoded | None:
     """Every record of a whole, undamaged body; None when it must be read piece by piece
-    (JSON Lines, invalid JSON, nesting too deep for one call)."""
+    (JSON Lines, invalid JSON, nesting too deep for one call, more objects or a bigger odd
+    body than one call may hold: see ``limits``)."""
     if not text or text.isspace():
         return Decoded([])
+    if text.count(b"{") > limits.WHOLE_FILE_OBJECTS:
+        return None
     try:
         found = _from_document(_document.decode(text))
     except msgspec.ValidationError:
+        if len(text) > limits.UNTYPED_FILE_BYTES:
+            return None
         try:
             plain = _from_plain(_any.decode(text))
         except (msgspec.DecodeError, RecursionError):
@@ -275,22 +281,22 @@ def _lines(pieces: Iterable[bytes], text: Text, uri: str) -> Iterator[Decoded]:
 
 
 def _scanned(pieces: Iterable[bytes], text: Text, uri: str) -> Iterator[Decoded]:
-    """A document too big or too damaged to decode at once, record by record."""
+    """A document too big or too damaged to decode at once, record by record, in batches of
+    at most ``limits.MAX_RECORDS_AT_ONCE`` records."""
     scanner = jsonscan.Scanner(limits.MAX_RECORD_BYTES)
-    for piece in pieces:
-        yield _from_scan(scanner.feed(piece), uri)
-    yield _from_scan(scanner.end(text.damage), uri)
-
-
-def _from_scan(parts: Iterable[jsonscan.Piece | jsonscan.Broken], uri: str) -> Decoded:
     held: list[tuple[str, bytes]] = []
     problems: list[QuarantineEntry] = []
-    for part in parts:
-        if isinstance(part, jsonscan.Piece):
-            held.append((part.where, part.data))
-        else:
-            problems.append(QuarantineEntry(uri, part.where, part.reason))
-    return _decoded(_batch(held) if held else [], problems)
+    for piece in chain(pieces, [None]):
+        parts = scanner.feed(piece) if piece is not None else scanner.end(text.damage)
+        for part in parts:
+            if isinstance(part, jsonscan.Piece):
+                held.append((part.where, part.data))
+            else:
+                problems.append(QuarantineEntry(uri, part.where, part.reason))
+            if len(held) + len(problems) >= limits.MAX_RECORDS_AT_ONCE:
+                yield _decoded(_batch(held), problems)
+                held, problems = [], []
+    yield _decoded(_batch(held) if held else [], problems)
 
 
 def decode_trail(text: Text, uri: str) -> Iterator[Decoded]:
