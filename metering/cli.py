@@ -290,6 +290,16 @@ def sample(
             max=0.99,
         ),
     ] = None,
+    delivery_minutes: Annotated[
+        int,
+        typer.Option(
+            "--delivery-minutes",
+            help="Minutes of CloudTrail deliveries per file: 5 is what a real trail writes "
+            "(about 8,900 files a month); the default 120 keeps the sample small.",
+            min=1,
+            max=1440,
+        ),
+    ] = 120,
 ) -> None:
     """Generate a realistic sample month: CloudTrail files, a metering-record export, a
     tenants registry and a meter.toml (the same seed gives the same bytes)."""
@@ -297,7 +307,9 @@ def sample(
         from metering.month import Month
         from metering.sample import generate
 
-        summary = generate(out, Month.parse(month), tenants, calls, seed, noise_share)
+        summary = generate(
+            out, Month.parse(month), tenants, calls, seed, noise_share, delivery_minutes
+        )
         trail = summary.trail_data_api + summary.trail_noise
         typer.echo(
             f"wrote {summary.calls:,} calls of {summary.month} for {summary.tenants} tenants "

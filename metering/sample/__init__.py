@@ -16,7 +16,12 @@ from metering.month import Month
 from metering.report.finance import csv_bytes
 from metering.sample._files import Jobs
 from metering.sample.calls import CLUSTER_ARN, generate_calls, tenants
-from metering.sample.cloudtrail import ANALYTICS_CLUSTER_ARN, LEGACY_CLUSTER_ARN, write_trail
+from metering.sample.cloudtrail import (
+    ANALYTICS_CLUSTER_ARN,
+    DELIVERY_MINUTES,
+    LEGACY_CLUSTER_ARN,
+    write_trail,
+)
 from metering.sample.dynamodb import write_export
 
 __all__ = ["SampleSummary", "generate"]
@@ -72,12 +77,19 @@ def generate(
     calls: int = 20_000,
     seed: int = 7,
     noise_share: float | None = None,
+    delivery_minutes: int = DELIVERY_MINUTES,
 ) -> SampleSummary:
     """Write a sample month under ``out``: cloudtrail/, dynamodb/, tenants.csv, meter.toml.
 
     ``noise_share`` is the share of CloudTrail records from other services (S3, STS, KMS);
-    by default there are 0.3 of them per Data API record, 23 % of the trail.
+    by default there are 0.3 of them per Data API record, 23 % of the trail. Each CloudTrail
+    file holds ``delivery_minutes`` of deliveries (a real trail: 5, about 8,900 files a month).
     """
+    if not 1 <= delivery_minutes <= 24 * 60 or (24 * 60) % delivery_minutes:
+        raise UsageError(
+            f"delivery minutes {delivery_minutes}: give a divisor of a day's 1,440 minutes, "
+            "e.g. 5 (a real trail) or 120"
+        )
     if noise_share is not None and not 0 <= noise_share < 1:
         raise UsageError(f"noise share {noise_share}: give a share of at least 0 and below 1")
     out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +168,9 @@ def generate(
     with Jobs.for_calls(calls) as jobs:
         # The export first: its few big files keep the workers busy while the trail is planned.
         write_export(out / "dynamodb", records, export_id, extra_lines=malformed, jobs=jobs)
-        trail = write_trail(out / "cloudtrail", trail_calls, month, seed + 6, noise_share, jobs)
+        trail = write_trail(
+            out / "cloudtrail", trail_calls, month, seed + 6, noise_share, jobs, delivery_minutes
+        )
 
     # The last tenant is left out on purpose: meter bills it and reports it unregistered.
     registry = [(t.tenant_id, t.name, t.cost_center, t.profile) for t in tenant_list[:-1]]

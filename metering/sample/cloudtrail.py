@@ -2,9 +2,10 @@
 
 Layout and timing follow AWS_FACTS: ``AWSLogs/<acct>/CloudTrail/<region>/YYYY/MM/DD/``
 folders named by delivery time, records arriving 20 s to 10 min after their events,
-unordered inside a file. Files hold ``BATCH_HOURS`` of arrivals each: a real trail writes a
-file about every 5 minutes, but a gzip file of a handful of records is mostly overhead, and
-the sample must stay small. On top of the Data API calls:
+unordered inside a file. Files hold ``DELIVERY_MINUTES`` of arrivals each (by default two
+hours): a real trail writes a file about every 5 minutes (``delivery_minutes=5``, what the
+benchmark uses), but a gzip file of a handful of records is mostly overhead, and the sample
+must stay small. On top of the Data API calls:
 
 - noise from other services (S3 reads by the tenants' roles, STS AssumeRole, KMS Decrypt),
   which meter must skip;
@@ -52,7 +53,7 @@ USER_AGENT = (
 APP_IP = "203.0.113.24"
 MASKED = "**********"
 NOISE_PER_CALL = 0.3  # noise records per Data API record unless a noise share is asked for
-BATCH_HOURS = 2  # hours of arrivals per file
+DELIVERY_MINUTES = 120  # minutes of arrivals per file (a real trail: about 5)
 ERROR_MESSAGES = {
     "BadRequestException": 'ERROR: syntax error at or near "FROM"',
     "StatementTimeoutException": "Request timed out",
@@ -61,7 +62,7 @@ DATA_API = "rdsdata"  # the kind of a Data API record; noise kinds are s3, sts a
 NOISE_KINDS = ("s3", "sts", "kms")
 _ALPHABET = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_HOUR_US = 3_600_000_000
+_MINUTE_US = 60_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,23 +439,24 @@ def _records(
 
 
 def _deliveries(
-    times: np.ndarray, month: Month, rng: np.random.Generator
+    times: np.ndarray, month: Month, rng: np.random.Generator, minutes: int
 ) -> list[tuple[datetime, np.ndarray]]:
     """When each log file is delivered, and which records (by row number) it holds.
 
     Records arrive 20 s to ~10 min after their event (median ~200 s) and are batched by
-    arrival time; a file is delivered at the first 5-minute mark after its last arrival.
+    arrival time, ``minutes`` of a day at a time; a file is delivered at the first 5-minute
+    mark after its last arrival.
     """
     lags = np.clip(rng.lognormal(np.log(200), 0.45, len(times)), 20, 594)
     arrival = times * 1_000_000 + np.round(lags * 1e6).astype(np.int64)  # microseconds
-    hour = arrival // _HOUR_US  # hours since the epoch
-    batch = hour - hour % 24 % BATCH_HOURS
+    minute = arrival // _MINUTE_US  # minutes since the epoch
+    batch = minute - minute % (24 * 60) % minutes
     order = np.argsort(batch, kind="stable")
-    hours, starts = np.unique(batch[order], return_index=True)
-    batches = dict(zip(hours.tolist(), np.split(order, starts[1:]), strict=True))
+    keys, starts = np.unique(batch[order], return_index=True)
+    batches = dict(zip(keys.tolist(), np.split(order, starts[1:]), strict=True))
 
     # One batch of the month's last evening is held back and delivered a day late.
-    last_evening = int((month.end - timedelta(hours=BATCH_HOURS)).timestamp()) // 3600
+    last_evening = int((month.end - timedelta(minutes=minutes)).timestamp()) // 60
     late = batches.pop(last_evening, None)
     files = []
     for indexes in batches.values():
@@ -473,17 +475,18 @@ def write_trail(
     seed: int,
     noise_share: float | None = None,
     jobs: Jobs | None = None,
+    delivery_minutes: int = DELIVERY_MINUTES,
 ) -> TrailSample:
     """Write the trail's files under ``out`` for ``calls`` (every call AWS saw).
 
     ``calls`` has request_id, event_id, tenant_id, ts, operation, resource_arn, error_code.
     ``noise_share`` is the share of the trail's records that come from other services
     (``NOISE_PER_CALL`` of them per Data API record when not given). ``jobs`` writes the
-    files (inline when not given).
+    files (inline when not given). A file holds ``delivery_minutes`` of arrivals.
     """
     rng = np.random.default_rng(seed)
     records = _records(calls, month, rng, noise_share)
-    files = _deliveries(records.rows["time"].to_numpy(), month, rng)
+    files = _deliveries(records.rows["time"].to_numpy(), month, rng, delivery_minutes)
 
     # The file of day 14 with the most Data API records is delivered twice.
     def data_api(indexes: np.ndarray) -> int:
