@@ -9,7 +9,7 @@ there).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -22,6 +22,7 @@ from metering.text import printable
 
 if TYPE_CHECKING:
     from metering.config import Config
+    from metering.schemas import Progress
 
 app = typer.Typer(
     name="meter",
@@ -136,7 +137,7 @@ def bill(
 
 
 @contextmanager
-def _progress() -> Iterator[Callable[[str, int, int], None]]:
+def _progress() -> Iterator[Progress]:
     """A progress bar on a terminal, nothing otherwise (logs stay clean)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -32,6 +32,7 @@ from metering.schemas import (
     UNATTRIBUTED,
     Collected,
     Counters,
+    Progress,
     QuarantineEntry,
     decimal_column,
 )
@@ -39,7 +40,6 @@ from metering.store import RunRows, connect, ensure_open, latest_run, write_run
 from metering.store.engine import Engine, memory_limit, trace
 
 UNATTRIBUTED_NAME = "Unattributed calls"
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ store    -> the warehouse tables of SPEC section 6
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
@@ -79,6 +79,9 @@ CALLS: dict[str, pl.DataType] = {
 }
 
 UNATTRIBUTED = "__unattributed__"
+
+# How long work reports how far it got: (stage, done, total).
+Progress = Callable[[str, int, int], None]
 
 
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:

@@ -7,14 +7,12 @@ spread over processes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from metering.collect.cloudtrail import read_cloudtrail
 from metering.collect.exports import read_exports
 from metering.collect.spool import Spool
 from metering.config import CloudTrailSource, MeteringSource
 from metering.month import Month
-from metering.schemas import RECORDS, Collected, empty
+from metering.schemas import RECORDS, Collected, Progress, empty
 
 __all__ = ["Spool", "collect_events", "collect_records", "read_cloudtrail", "read_exports"]
 
@@ -23,7 +21,7 @@ def collect_records(
     source: MeteringSource,
     month: Month,
     spool: Spool,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Collected:
     """Metering records from the configured exports and the live table, spooled."""
     collected = Collected(empty(RECORDS))
@@ -42,7 +40,7 @@ def collect_events(
     source: CloudTrailSource,
     month: Month,
     spool: Spool,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Collected:
     """Data API events from the configured CloudTrail folders and prefixes, spooled."""
     return read_cloudtrail(source.uris, month, source.late_days, progress, spool)

@@ -21,18 +21,29 @@ counted in ``skipped_non_data_api``.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, timedelta
 
 import polars as pl
 
+from metering import limits
 from metering.collect.checks import kept_strings, shown
 from metering.collect.files import InputObject, Listing, list_objects
 from metering.collect.spool import Job, Spool
 from metering.collect.text import Text
 from metering.collect.trailbody import DATA_API_SOURCES, NOT_A_LOG, Decoded, Record, decode_trail
 from metering.month import Month
-from metering.schemas import EVENTS, TS, Collected, Counters, InputFile, QuarantineEntry, empty
+from metering.schemas import (
+    EVENTS,
+    TS,
+    Collected,
+    Counters,
+    InputFile,
+    Progress,
+    QuarantineEntry,
+    empty,
+)
 
 EVENT_TIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.fZ",  # log files: 2026-10-31T23:59:59Z
@@ -40,8 +51,6 @@ EVENT_TIME_FORMATS = (
 )
 LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 SKIPPED_FOLDERS = frozenset({"CloudTrail-Digest", "CloudTrail-Insight"})
-
-Progress = Callable[[str, int, int], None]
 
 
 # -- listing -------------------------------------------------------------------------------
@@ -160,13 +169,11 @@ def _reasons() -> pl.Expr:
     )
 
 
-def events_frame(
-    records: Sequence[Record], indexes: Sequence[int]
-) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
-    """The EVENTS frame of good Data API records, and (index, reason) for the bad ones."""
+def events_frame(records: Sequence[Record]) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+    """The EVENTS frame of good Data API records, and (position, reason) for the bad ones."""
     raw = pl.DataFrame(_columns(records), schema={name: pl.Utf8 for name in EVENTS})
     raw = raw.with_columns(
-        _time=_event_times(raw["event_time"]), _index=pl.Series(indexes, dtype=pl.Int64)
+        _time=_event_times(raw["event_time"]), _index=pl.int_range(pl.len(), dtype=pl.Int64)
     ).with_columns(_reason=_reasons())
     bad = raw.filter(pl.col("_reason").is_not_null())
     if bad.height:
@@ -181,51 +188,80 @@ def events_frame(
     ]
 
 
-def _collected(decoded: Decoded, uri: str) -> Collected:
-    """Some records of a file as EVENTS rows, counters and quarantine."""
-    rows: list[Record] = []
-    indexes: list[int] = []
-    bad: list[tuple[int, str]] = []
-    skipped = 0
-    for index, record in enumerate(decoded.records):
-        if isinstance(record, Record):
-            if record.eventSource in DATA_API_SOURCES:
-                rows.append(record)
-                indexes.append(index)
+class _Rows:
+    """Data API records of one or more files, held until they make a frame, with what
+    else they gave: records of other services, quarantine entries."""
+
+    def __init__(self) -> None:
+        self.records: list[Record] = []
+        self.where: list[tuple[int, int, int, str, str]] = []  # file, position, 0, uri, locator
+        self.bad: list[tuple[int, int, int, str, str, str]] = []  # ... and the reason
+        self.seen = self.skipped = 0
+
+    def add(self, decoded: Decoded, uri: str, file: int, start: int) -> int:
+        """Some records of the ``file``-th file, the first of them its ``start``-th; returns
+        how many there were (problems of the text included)."""
+        for index, record in enumerate(decoded.records):
+            at = start + index
+            if isinstance(record, Record):
+                if record.eventSource in DATA_API_SOURCES:
+                    self.records.append(record)
+                    self.where.append((file, at, 0, uri, decoded.locator(index)))
+                else:
+                    self.skipped += 1
+            elif record is None:
+                self.skipped += 1
             else:
-                skipped += 1
-        elif record is None:
-            skipped += 1
-        else:
-            bad.append((index, record))
-    collected = Collected(empty(EVENTS))
-    if rows:
-        collected.frame, invalid = events_frame(rows, indexes)
-        bad.extend(invalid)
-    quarantine = [QuarantineEntry(uri, decoded.locator(i), why) for i, why in sorted(bad)]
-    quarantine.extend(decoded.problems)
-    counters = collected.counters
-    counters.records_seen = len(decoded.records) + len(decoded.problems)
-    counters.skipped_non_data_api = skipped
-    counters.quarantined = len(quarantine)
-    collected.quarantine = quarantine
-    return collected
+                self.bad.append((file, at, 0, uri, decoded.locator(index), record))
+        after = start + len(decoded.records)  # a problem of the text comes after its records
+        self.bad += [
+            (file, after, order, p.source_uri, p.locator, p.reason)
+            for order, p in enumerate(decoded.problems)
+        ]
+        count = len(decoded.records) + len(decoded.problems)
+        self.seen += count
+        return count
+
+    def __len__(self) -> int:
+        return len(self.records) + len(self.bad)
+
+    def collected(self) -> Collected:
+        """What is held, as EVENTS rows, counters and quarantine (in file order)."""
+        collected = Collected(empty(EVENTS))
+        bad = self.bad
+        if self.records:
+            collected.frame, invalid = events_frame(self.records)
+            bad += [(*self.where[i], why) for i, why in invalid]
+        collected.quarantine = [QuarantineEntry(*entry[3:]) for entry in sorted(bad)]
+        counters = collected.counters
+        counters.records_seen, counters.skipped_non_data_api = self.seen, self.skipped
+        counters.quarantined = len(bad)
+        return collected
 
 
-def trail_file_parts(obj: InputObject) -> Iterator[Collected]:
-    """Decode one CloudTrail file into EVENTS frames, a part at a time, with their
-    counters and quarantine; the last part carries the file's fingerprint."""
-    text = Text(obj)
-    for decoded in decode_trail(text, obj.uri):
-        yield _collected(decoded, obj.uri)
-    last = Collected(empty(EVENTS), Counters(files_read=1), reusable=not text.unreadable)
-    last.inputs.append(InputFile(obj.uri, obj.name, text.reader.digest, obj.size))
-    yield last
+def trail_parts(objs: Sequence[InputObject]) -> Iterator[Collected]:
+    """Decode CloudTrail files into EVENTS frames, a part at a time, with their counters and
+    quarantine. The records of many small files make one frame (a frame costs the same for
+    a hundred records as for tens of thousands), at most ``limits.MAX_RECORDS_AT_ONCE`` at
+    once; each file's fingerprint comes once it is read."""
+    rows = _Rows()
+    for file, obj in enumerate(objs):
+        text = Text(obj)
+        start = 0
+        for decoded in decode_trail(text, obj.uri):
+            start += rows.add(decoded, obj.uri, file, start)
+            if len(rows) >= limits.MAX_RECORDS_AT_ONCE:
+                yield rows.collected()
+                rows = _Rows()
+        read = Collected(pl.DataFrame(), Counters(files_read=1), reusable=not text.unreadable)
+        read.inputs.append(InputFile(obj.uri, obj.name, text.reader.digest, obj.size))
+        yield read
+    yield rows.collected()
 
 
 def read_trail_file(obj: InputObject) -> Collected:
-    """All of one CloudTrail file at once (see ``trail_file_parts``)."""
-    return Collected.merged(trail_file_parts(obj))
+    """All of one CloudTrail file at once (see ``trail_parts``)."""
+    return Collected.merged(trail_parts([obj]))
 
 
 def find_trail_files(uris: Iterable[str], month: Month, late_days: int) -> Listing:
@@ -255,9 +291,10 @@ def read_cloudtrail(
     Without a spool the events are returned as one frame; with one, as Parquet files.
     """
     listing = find_trail_files(uris, month, late_days)
-    jobs = [Job(obj, obj) for obj in listing.objects]
+    # A group is a folder: a delivery day of one account and region.
+    jobs = [Job(obj, obj, posixpath.dirname(obj.name)) for obj in listing.objects]
     collected = (spool or Spool(None)).decode(
-        "events", jobs, trail_file_parts, progress, "cloudtrail files"
+        "events", jobs, trail_parts, progress, "cloudtrail files"
     )
     collected.extend(Collected.refused(listing.refused))
     if not collected.frame.width:
@@ -272,6 +309,6 @@ __all__ = [
     "find_trail_files",
     "read_cloudtrail",
     "read_trail_file",
-    "trail_file_parts",
     "trail_filter",
+    "trail_parts",
 ]

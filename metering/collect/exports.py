@@ -20,7 +20,7 @@ a line of any length or a gzip bomb is read in bounded memory.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from posixpath import basename, dirname
 
@@ -32,7 +32,15 @@ from metering.collect.records import decode_export_text, items_frame, validate
 from metering.collect.spool import Job, Spool
 from metering.collect.text import Overlong, Text, line_blocks, lines_of
 from metering.errors import InputError
-from metering.schemas import RECORDS, Collected, Counters, InputFile, QuarantineEntry, empty
+from metering.schemas import (
+    RECORDS,
+    Collected,
+    Counters,
+    InputFile,
+    Progress,
+    QuarantineEntry,
+    empty,
+)
 
 SUMMARY = "manifest-summary.json"
 FILES = "manifest-files.json"
@@ -261,6 +269,13 @@ def _counted(part: Collected, records: int) -> Collected:
     return part
 
 
+def data_files_parts(data_files: Sequence[DataFile]) -> Iterator[Collected]:
+    """``data_file_parts`` of each file, one after another (an export's files are big: a
+    group is one file)."""
+    for data_file in data_files:
+        yield from data_file_parts(data_file)
+
+
 def read_data_file(data_file: DataFile) -> Collected:
     """All of one export data file at once (see ``data_file_parts``)."""
     return Collected.merged(data_file_parts(data_file))
@@ -268,14 +283,18 @@ def read_data_file(data_file: DataFile) -> Collected:
 
 def read_exports(
     roots: Sequence[str],
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
     spool: Spool | None = None,
 ) -> Collected:
     """Every record of every export under ``roots`` (as a frame, or spooled Parquet files)."""
     found = [find_data_files(root) for root in roots]
-    jobs = [Job(data_file.obj, data_file) for exports in found for data_file in exports.files]
+    jobs = [
+        Job(data_file.obj, data_file, data_file.obj.uri)
+        for exports in found
+        for data_file in exports.files
+    ]
     collected = (spool or Spool(None)).decode(
-        "records", jobs, data_file_parts, progress, "metering exports"
+        "records", jobs, data_files_parts, progress, "metering exports"
     )
     for exports in found:
         collected.extend(Collected.refused(exports.problems))

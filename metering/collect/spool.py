@@ -1,13 +1,19 @@
 """Decode input files in parallel into a spool of Parquet files that later runs reuse.
 
-A month is up to 10^8 calls: the decoded rows never all sit in memory. Each input file is
-decoded (in worker processes, a batch of files per task) into a Parquet file (a large
-file into several parts), with a small JSON sidecar holding what else the file gave
-(counters, quarantine entries, its fingerprint). The spool lives beside the warehouse.
-An entry is reused while its file is unchanged: same URI, size and ETag (S3) or
-modification time (local), decoded by the same decoder version. So re-billing after a
-new day of files decodes only the new files; a changed file is decoded again, a removed
-one is simply not listed any more.
+A month is up to 10^8 calls in thousands of small files (CloudTrail delivers one about
+every 5 minutes): the decoded rows never all sit in memory, and no cost is paid per file
+that a group of files can share. Files are decoded a group at a time (the files of one
+delivery-day folder, say; in worker processes, a group per task) into one spool entry: a
+Parquet file of all their rows (several parts when large) and a JSON sidecar holding what
+else they gave (counters, quarantine entries, fingerprints) and which files, in which
+state, it holds. The spool lives beside the warehouse.
+
+An entry is reused while every file it holds is still an input and unchanged: same URI,
+size and ETag (S3) or modification time (local), decoded by the same decoder version.
+Files that no reusable entry holds are decoded into new entries: re-billing after a new
+day, or after late files in a day already read, decodes only the new files. An entry one
+of whose files changed or went is superseded: its files are decoded again into a new
+entry and it is removed.
 
 ``Spool(None)`` decodes in this process and keeps frames in memory, for small reads.
 """
@@ -20,7 +26,8 @@ import json
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,58 +37,32 @@ import polars as pl
 
 from metering import limits
 from metering.collect.files import InputObject
-from metering.schemas import Collected, Counters, InputFile, QuarantineEntry
+from metering.schemas import Collected, Counters, InputFile, Progress, QuarantineEntry
 
-DECODER_VERSION = "3"  # bump when what a spool entry holds for the same bytes changes
+DECODER_VERSION = "4"  # bump when what a spool entry holds for the same bytes changes
 IN_PROCESS_BYTES = 32 * 1024 * 1024  # below this much input, worker processes cost more
-BATCH_BYTES = 16 * 1024 * 1024  # input bytes per worker task
+GROUP_BYTES = 64 * 1024 * 1024  # input bytes of a group, at most (but one file)
 PART_BYTES = 64 * 1024 * 1024  # decoded rows a worker holds before it writes them
 
 Task = TypeVar("Task")
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
 class Job(Generic[Task]):
-    """One file to decode: the object (its identity) and what the decoder takes."""
+    """One file to decode: the object (its identity), what the decoder takes, and the group
+    it is decoded and spooled with (files of one group are decoded together)."""
 
     obj: InputObject
     task: Task
+    group: str = ""
+
+
+# Decodes the files of a group, a part at a time (the decoder decides how to batch them).
+Decoder = Callable[[Sequence[Task]], Iterator[Collected]]
 
 
 def _validity(obj: InputObject) -> str:
-    return f"{DECODER_VERSION}|{obj.uri}|{obj.size}|{obj.tag or obj.mtime_ns}"
-
-
-def _entry(folder: Path, kind: str, obj: InputObject) -> Path:
-    return folder / kind / hashlib.sha256(obj.uri.encode()).hexdigest()[:40]
-
-
-Decoded = Collected | Iterator[Collected]  # a whole file, or its pieces one after another
-
-
-def _listed(obj: InputObject, decoded: Decoded) -> Iterator[Collected]:
-    """The parts of a decoded file, its quarantine entries listed up to
-    ``limits.MAX_LISTED_PER_FILE``: the rest are still counted, and summed up in one more
-    entry (a file of millions of bad lines stays a few rows, and a few MB)."""
-    room = limits.MAX_LISTED_PER_FILE
-    unlisted = 0
-    for part in [decoded] if isinstance(decoded, Collected) else decoded:
-        if len(part.quarantine) > room:
-            unlisted += len(part.quarantine) - room
-            del part.quarantine[room:]
-        room -= len(part.quarantine)
-        yield part
-    if unlisted:
-        reason = (
-            f"{unlisted:,} more records of this file are quarantined (counted in "
-            f"quarantined) but not listed: meter lists {limits.MAX_LISTED_PER_FILE:,} per file"
-        )
-        yield Collected(pl.DataFrame(), quarantine=[QuarantineEntry(obj.uri, "file", reason)])
-
-
-def _merge(obj: InputObject, decoded: Decoded) -> Collected:
-    return Collected.merged(_listed(obj, decoded))
+    return f"{obj.size}|{obj.tag or obj.mtime_ns}"
 
 
 def _part(base: Path, number: int) -> Path:
@@ -92,32 +73,58 @@ def _part(base: Path, number: int) -> Path:
     )
 
 
-def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:
-    """Write one decoded file to the spool, piece by piece; return it without its frame.
+def _listed(parts: Iterable[Collected]) -> Iterator[Collected]:
+    """``parts`` with each file's quarantine entries listed up to
+    ``limits.MAX_LISTED_PER_FILE``: the rest are still counted, and summed up in one more
+    entry per file (a file of millions of bad lines stays a few rows, and a few MB)."""
+    listed: Counter[str] = Counter()
+    unlisted: Counter[str] = Counter()
+    most = limits.MAX_LISTED_PER_FILE
+    for part in parts:
+        kept = []
+        for entry in part.quarantine:
+            if listed[entry.source_uri] < most:
+                listed[entry.source_uri] += 1
+                kept.append(entry)
+            else:
+                unlisted[entry.source_uri] += 1
+        part.quarantine = kept
+        yield part
+    for uri, count in sorted(unlisted.items()):
+        reason = (
+            f"{count:,} more records of this file are quarantined (counted in quarantined) "
+            f"but not listed: meter lists {most:,} per file"
+        )
+        yield Collected(pl.DataFrame(), quarantine=[QuarantineEntry(uri, "file", reason)])
 
-    A large file's pieces are written as parts of about PART_BYTES of rows each, so a
-    worker holds no more than that whatever the file's size."""
+
+def _save(base: Path, members: dict[str, str], parts: Iterable[Collected]) -> Collected:
+    """Write a group's decoded files to the spool entry ``base``, piece by piece; return it
+    without its frame. ``members``: the files it holds, and their state.
+
+    Rows are written as parts of about PART_BYTES each, so a worker holds no more than
+    that whatever the size of the files."""
     base.parent.mkdir(parents=True, exist_ok=True)
     for stale in base.parent.glob(f"{base.name}*.parquet"):  # an older decode's parts
         stale.unlink()
     tmp = base.with_suffix(f".{os.getpid()}.tmp")
     collected = Collected(pl.DataFrame())
     held: list[pl.DataFrame] = []
-    parts = rows = 0
+    written: list[Path] = []
+    rows = 0
 
     def write() -> None:
-        nonlocal parts
         frame = pl.concat(held, how="vertical")
         try:
             frame.write_parquet(tmp, compression="lz4", statistics=False)  # stats filter nothing
         except pl.exceptions.PolarsError as exc:  # polars wraps the OSError (a full disk)
             raise OSError(errno.EIO, str(exc), str(tmp)) from None
-        os.replace(tmp, _part(base, parts))
-        parts += 1
+        written.append(_part(base, len(written)))
+        os.replace(tmp, written[-1])
         held.clear()
 
     try:
-        for part in _listed(obj, decoded):
+        for part in _listed(parts):
             if part.frame.height:
                 held.append(part.frame)
                 rows += part.frame.height
@@ -127,11 +134,12 @@ def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:
             collected.extend(part)
         if held:
             write()
-        if collected.reusable:  # else no sidecar: the next run reads the file again
+        if collected.reusable:  # else no sidecar: the next run reads the files again
             meta = {
-                "validity": _validity(obj),
+                "decoder": DECODER_VERSION,
+                "members": members,
                 "rows": rows,
-                "parts": parts,
+                "parts": len(written),
                 "counters": collected.counters.as_dict(),
                 "quarantine": [[q.source_uri, q.locator, q.reason] for q in collected.quarantine],
                 "inputs": [[i.uri, i.name, i.digest, i.size] for i in collected.inputs],
@@ -140,7 +148,7 @@ def _save(base: Path, obj: InputObject, decoded: Decoded) -> Collected:
             os.replace(tmp, base.with_suffix(".json"))
     finally:
         tmp.unlink(missing_ok=True)  # a write that failed (a full disk) leaves nothing
-    collected.parquet = [_part(base, number) for number in range(parts)]
+    collected.parquet = written
     collected.parquet_rows = rows
     return collected
 
@@ -156,47 +164,68 @@ def _from_meta(meta: dict[str, Any], base: Path) -> Collected:
     )
 
 
-def _load(base: Path, obj: InputObject) -> Collected | None:
-    """The spooled result of ``obj``, if it is there and still valid."""
-    try:
-        meta = json.loads(base.with_suffix(".json").read_text())
-    except (OSError, ValueError):
-        return None
-    if meta.get("validity") != _validity(obj):
-        return None
-    spooled = _from_meta(meta, base)
-    return spooled if all(path.exists() for path in spooled.parquet) else None
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A spool entry on disk: where, and which files (and states) it holds."""
+
+    base: Path
+    members: dict[str, str]
+    meta: dict[str, Any]
+
+    def remove(self) -> None:
+        self.base.with_suffix(".json").unlink(missing_ok=True)
+        for part in self.base.parent.glob(f"{self.base.name}*.parquet"):
+            part.unlink(missing_ok=True)
 
 
-def _decode_batch(
-    decoder: Callable[[Any], Decoded], folder: Path, kind: str, jobs: Sequence[Job[Any]]
-) -> list[Collected]:
-    """Worker: decode and spool each job of a batch."""
+def _entries(place: Path) -> list[_Entry]:
+    """The entries of a spool folder written by this decoder version, in name order."""
+    found = []
+    for sidecar in sorted(place.glob("*.json")):
+        try:
+            meta = json.loads(sidecar.read_text())
+            members = {str(uri): str(state) for uri, state in meta["members"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        if meta.get("decoder") == DECODER_VERSION:
+            found.append(_Entry(sidecar.with_suffix(""), members, meta))
+    return found
+
+
+def _name(members: dict[str, str]) -> str:
+    """An entry's file name: a fingerprint of the files it holds and their states."""
+    text = "\n".join(f"{uri}|{state}" for uri, state in sorted(members.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _decode_group(
+    decoder: Decoder[Any], folder: Path | None, kind: str, jobs: Sequence[Job[Any]]
+) -> Collected:
+    """Worker: decode a group of files into one spool entry (or, without a folder, into a
+    frame in memory)."""
     import gc
 
     gc.disable()  # decoded JSON holds no cycles; collection passes only cost time here
     try:
-        return [_save(_entry(folder, kind, job.obj), job.obj, decoder(job.task)) for job in jobs]
+        parts = decoder([job.task for job in jobs])
+        if folder is None:
+            return Collected.merged(_listed(parts))
+        members = {job.obj.uri: _validity(job.obj) for job in jobs}
+        return _save(folder / kind / _name(members), members, parts)
     finally:
         gc.enable()
 
 
-def _batches(jobs: Sequence[Job[Any]], workers: int) -> list[list[Job[Any]]]:
-    """Jobs grouped into tasks of about BATCH_BYTES (smaller when few), biggest first."""
-    total = sum(job.obj.size for job in jobs)
-    target = max(1, min(BATCH_BYTES, total // (workers * 4) or 1))
-    batches: list[list[Job[Any]]] = []
-    current: list[Job[Any]] = []
-    size = 0
-    for job in sorted(jobs, key=lambda j: -j.obj.size):
-        current.append(job)
-        size += job.obj.size
-        if size >= target:
-            batches.append(current)
-            current, size = [], 0
-    if current:
-        batches.append(current)
-    return batches
+def _groups(jobs: Sequence[Job[Task]]) -> list[list[Job[Task]]]:
+    """Jobs by group, in the order their first job comes; a group of more than GROUP_BYTES
+    of input is cut in pieces of about that (in job order, so the cuts stay put)."""
+    by_group: dict[str, list[list[Job[Task]]]] = {}
+    for job in jobs:
+        pieces = by_group.setdefault(job.group, [[]])
+        if pieces[-1] and sum(j.obj.size for j in pieces[-1]) + job.obj.size > GROUP_BYTES:
+            pieces.append([])
+        pieces[-1].append(job)
+    return [piece for pieces in by_group.values() for piece in pieces]
 
 
 class Spool:
@@ -240,66 +269,83 @@ class Spool:
                 self._pool.shutdown()
                 self._pool = None
 
+    def _reusable(
+        self, kind: str, jobs: Sequence[Job[Task]]
+    ) -> tuple[list[tuple[int, Collected]], set[str], list[_Entry]]:
+        """The entries that hold only current, unchanged inputs (with the index of their
+        first job), the URIs they cover, and the entries superseded by a changed input."""
+        if self.folder is None:
+            return [], set(), []
+        index = {job.obj.uri: (i, _validity(job.obj)) for i, job in enumerate(jobs)}
+        reused: list[tuple[int, Collected]] = []
+        covered: set[str] = set()
+        superseded = []
+        for entry in _entries(self.folder / kind):
+            current = {uri: index.get(uri) for uri in entry.members}
+            whole = not self.fresh and all(
+                now is not None and now[1] == entry.members[uri] and uri not in covered
+                for uri, now in current.items()
+            )
+            spooled = _from_meta(entry.meta, entry.base) if whole else None
+            if spooled is not None and all(path.exists() for path in spooled.parquet):
+                reused.append((min(now[0] for now in current.values() if now), spooled))
+                covered.update(entry.members)
+            elif any(now is not None for now in current.values()):
+                superseded.append(entry)  # one of its files changed, went or is read anew
+        return reused, covered, superseded
+
     def decode(
         self,
         kind: str,
         jobs: Sequence[Job[Task]],
-        decoder: Callable[[Task], Decoded],
+        decoder: Decoder[Task],
         progress: Progress | None = None,
         label: str = "files",
     ) -> Collected:
         """Every job's result, merged (frames in memory, or Parquet paths when spooled).
 
-        Results are merged in the order of ``jobs``, so counters and quarantine are the same
-        however the work was spread.
+        Results are merged in the order of their groups' first jobs, so counters and
+        quarantine are the same however the work was spread.
         """
-        results: dict[int, Collected] = {}
-        todo: list[tuple[int, Job[Task]]] = []
-        for index, job in enumerate(jobs):
-            cached = (
-                _load(_entry(self.folder, kind, job.obj), job.obj)
-                if self.folder and not self.fresh
-                else None
-            )
-            if cached is not None:
-                results[index] = cached
-            else:
-                todo.append((index, job))
+        reused, covered, superseded = self._reusable(kind, jobs)
+        groups = _groups([job for job in jobs if job.obj.uri not in covered])
         with self._lock:
-            self.reused += len(results)
-            self.decoded += len(todo)
+            self.reused += len(covered)
+            self.decoded += len(jobs) - len(covered)
+        first = {job.obj.uri: index for index, job in enumerate(jobs)}
+        results = [*reused]
+        done = len(covered)
 
-        def tick() -> None:
+        def finished(group: list[Job[Task]], result: Collected) -> None:
+            nonlocal done
+            results.append((first[group[0].obj.uri], result))
+            done += len(group)
             if progress is not None:
-                progress(label, len(results), len(jobs))
+                progress(label, done, len(jobs))
 
-        if results:
-            tick()  # what earlier runs decoded counts as done
-        pending = [job for _, job in todo]
-        if self.folder is None:
-            for (index, _), job in zip(todo, pending, strict=True):
-                results[index] = _merge(job.obj, decoder(job.task))
-                tick()
-        elif sum(j.obj.size for j in pending) < self.in_process_bytes or self.workers == 1:
-            done = _decode_batch(decoder, self.folder, kind, pending)
-            results.update(zip((i for i, _ in todo), done, strict=True))
-            tick()
+        if progress is not None and covered:
+            progress(label, done, len(jobs))  # what earlier runs decoded counts as done
+        pending = sum(job.obj.size for group in groups for job in group)
+        if self.folder is None or pending < self.in_process_bytes or self.workers == 1:
+            for group in groups:
+                finished(group, _decode_group(decoder, self.folder, kind, group))
         else:
-            position = {id(job): index for index, job in todo}
             pool = self._workers()
             try:
                 futures = {
-                    pool.submit(_decode_batch, decoder, self.folder, kind, batch): batch
-                    for batch in _batches(pending, self.workers)
+                    pool.submit(_decode_group, decoder, self.folder, kind, group): group
+                    for group in sorted(groups, key=lambda g: -sum(j.obj.size for j in g))
                 }
                 for future in as_completed(futures):
-                    for job, result in zip(futures[future], future.result(), strict=True):
-                        results[position[id(job)]] = result
-                    tick()
+                    finished(futures[future], future.result())
             finally:
                 if not self._held:
                     self._shutdown()
-        return Collected.merged(results[index] for index in range(len(jobs)))
+        written = {_name({job.obj.uri: _validity(job.obj) for job in group}) for group in groups}
+        for entry in superseded:
+            if entry.base.name not in written:  # (``--fresh`` writes some anew in place)
+                entry.remove()
+        return Collected.merged(result for _, result in sorted(results, key=lambda r: r[0]))
 
     def put(self, kind: str, name: str, collected: Collected) -> Collected:
         """Spool a frame read from somewhere without files (a live table); never reused."""

@@ -11,7 +11,7 @@ lines (``records.decode_table_items``), so both paths bill identically.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -19,7 +19,7 @@ from typing import Any
 from metering.collect import _aws
 from metering.collect.records import decode_table_items, items_frame, validate
 from metering.month import Month
-from metering.schemas import RECORDS, Collected, Counters, InputFile, empty
+from metering.schemas import RECORDS, Collected, Counters, InputFile, Progress, empty
 
 SHARDS = 16
 SCAN_SEGMENTS = 8
@@ -47,7 +47,7 @@ def read_table(
     region: str | None,
     month: Month,
     scan: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Collected, int]:
     """The month's records from ``table``; (collected, throttling/other retries made)."""
     reader = _aws.TablePages(table, region)

@@ -6,7 +6,7 @@ run's rows appear all at once or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +17,7 @@ import polars as pl
 
 from metering import __version__
 from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
-from metering.schemas import CALLS, QuarantineEntry
+from metering.schemas import CALLS, Progress, QuarantineEntry
 from metering.store.engine import trace
 from metering.store.frames import ArrowStream, polars
 from metering.store.schema import (
@@ -205,7 +205,7 @@ def write_run(
     con: duckdb.DuckDBPyConnection,
     month: str,
     rows: RunRows,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Replace ``month`` with ``rows`` in one transaction; returns the run's sequence number."""
     quarantine = pl.DataFrame(

@@ -12,7 +12,8 @@ import duckdb
 import pytest
 
 from metering import previous
-from metering.collect.exports import find_data_files, read_data_file, read_exports
+from metering.collect.cloudtrail import find_trail_files
+from metering.collect.exports import data_files_parts, find_data_files, read_exports
 from metering.collect.spool import Job, Spool
 from metering.config import load_config
 from metering.month import Month
@@ -58,21 +59,40 @@ def test_worker_processes_decode_what_one_process_decodes(tmp_path: Path) -> Non
 
 def test_unchanged_files_are_reused_changed_ones_decoded_again(tmp_path: Path) -> None:
     data_files = find_data_files(str(SAMPLE / "dynamodb")).files
-    jobs = [Job(f.obj, f) for f in data_files]
+    jobs = [Job(f.obj, f, f.obj.uri) for f in data_files]
     spool = Spool(tmp_path / "spool")
-    first = spool.decode("records", jobs, read_data_file)
+    first = spool.decode("records", jobs, data_files_parts)
     assert (spool.decoded, spool.reused) == (5, 0)
     again = Spool(tmp_path / "spool")
-    second = again.decode("records", jobs, read_data_file)
+    second = again.decode("records", jobs, data_files_parts)
     assert (again.decoded, again.reused) == (0, 5)
     assert second.parquet == first.parquet and second.counters == first.counters
     changed = [
-        Job(j.obj.__class__(j.obj.uri, j.obj.name, j.obj.size, mtime_ns=1), j.task)
+        Job(j.obj.__class__(j.obj.uri, j.obj.name, j.obj.size, mtime_ns=1), j.task, j.group)
         for j in jobs[:1]
     ]
     third = Spool(tmp_path / "spool")
-    third.decode("records", changed + jobs[1:], read_data_file)
+    third.decode("records", changed + jobs[1:], data_files_parts)
     assert (third.decoded, third.reused) == (1, 4)
+    assert len(list((tmp_path / "spool" / "records").glob("*.json"))) == 5  # the old one went
+
+
+def test_a_day_of_trail_files_is_one_spool_entry_and_late_files_make_another(
+    tmp_path: Path,
+) -> None:
+    """Files are decoded and spooled a folder (a delivery day) at a time: no cost per file.
+    Files added later to a day already read make a new entry; the day's entry is reused."""
+    config = load_config(_sample(tmp_path))
+    bill(config, OCT)
+    events = spool_folder(config) / "events"
+    entries = sorted(events.glob("*.json"))
+    read = find_trail_files([str(config.path.parent / "cloudtrail")], OCT, 3).objects  # type: ignore[union-attr]
+    assert len(entries) == len({Path(obj.uri).parent for obj in read}) > 30  # a day, an entry
+    _add_late_files(config.path)  # type: ignore[arg-type]
+    again = bill(config, OCT)
+    assert (again.decoded_files, again.reused_files) == (2, again.counters.files_read - 2)
+    assert set(entries) < set(events.glob("*.json"))
+    assert len(list(events.glob("*.json"))) == len(entries) + 1
 
 
 def _october_trail(config: Path) -> Path:
