@@ -212,7 +212,9 @@ def data_file_parts(data_file: DataFile) -> Iterator[Collected]:
             yield _problem(QuarantineEntry(obj.uri, f"line {block.line}", block.reason))
             items, last = items + 1, block.line
             continue
-        decoded, numbers, bad = decode_export_text(block.text, obj.uri, block.first_line)
+        decoded, numbers, bad = decode_export_text(
+            block.text, obj.uri, block.first_line, block.lines
+        )
         if block.cut and bad:
             break  # the line the damage cut is not whole: the damage's entry says so
         items += len(decoded) + len(bad)

@@ -131,13 +131,15 @@ def decode_export_lines(
 
 
 def decode_export_text(
-    text: bytes, uri: str, first_line: int = 1
+    text: bytes, uri: str, first_line: int = 1, lines: int | None = None
 ) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
-    """``decode_export_lines`` for a whole file's text, without splitting it in Python when
-    every line is good (the common case): one ``decode_lines`` call in C. (It skips blank
-    lines and reads two values on one line, which would number the lines wrong: it is
-    used only when every line starts an object and there are as many items as lines.)"""
-    lines = text.count(b"\n") + (not text.endswith(b"\n"))
+    """``decode_export_lines`` for a whole file's text (of ``lines`` lines, when known),
+    without splitting it in Python when every line is good (the common case): one
+    ``decode_lines`` call in C. (It skips blank lines and reads two values on one line,
+    which would number the lines wrong: it is used only when every line starts an object
+    and there are as many items as lines.)"""
+    if lines is None:
+        lines = text.count(b"\n") + (not text.endswith(b"\n"))
     if text.startswith(b"{") and text.count(b"\n{") == lines - 1:
         try:
             decoded = _line_decoder.decode_lines(text)

@@ -113,11 +113,12 @@ class Block:
 
     text: bytes
     first_line: int  # the number of its first line (1-based)
+    lines: int  # how many (counted once: counting 16 MiB of text is not free)
     cut: bool = False  # the last line before damage: whole, or cut (part of the damage)
 
     @property
     def last_line(self) -> int:
-        return self.first_line + self.text.count(b"\n", 0, len(self.text) - 1)
+        return self.first_line + self.lines - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,28 +168,25 @@ def line_blocks(pieces: Iterable[bytes], max_line: int, text: Text) -> Iterator[
         if skipping:
             yield Overlong(line, max_line)
         elif carry:
-            yield Block(carry, line)
+            yield Block(carry, line, 1)
     elif carry.strip():
-        yield Block(carry, line, cut=True)
+        yield Block(carry, line, 1, cut=True)
 
 
 def _counted(text: bytes, line: int) -> Iterator[Block]:
     """Whole lines as blocks of at most ``limits.MAX_RECORDS_AT_ONCE`` lines each."""
     most = limits.MAX_RECORDS_AT_ONCE
-    if text.count(b"\n") <= most:  # (the usual case: lines of a record each)
-        yield Block(text, line)
+    lines = text.count(b"\n")  # (``text`` ends with a line end)
+    if lines <= most:  # (the usual case: lines of a record each)
+        yield Block(text, line, lines)
         return
     start = 0
-    while start < len(text):
+    while lines:
         end = start
-        for _ in range(most):
+        for _ in range(min(most, lines)):
             end = text.find(b"\n", end) + 1
-            if not end:
-                end = len(text)
-                break
-        block = Block(text[start:end], line)
-        yield block
-        line, start = block.last_line + 1, end
+        yield Block(text[start:end], line, min(most, lines))
+        line, start, lines = line + min(most, lines), end, lines - min(most, lines)
 
 
 def _at_most(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:

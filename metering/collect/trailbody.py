@@ -148,7 +148,8 @@ def _whole(text: bytes | bytearray, uri: str) -> Decoded | None:
     body than one call may hold: see ``limits``)."""
     if not text or text.isspace():
         return Decoded([])
-    if text.count(b"{") > limits.WHOLE_FILE_OBJECTS:
+    # (A text of n bytes holds at most n/2 objects: only a big one is worth counting.)
+    if len(text) > 2 * limits.WHOLE_FILE_OBJECTS and text.count(b"{") > limits.WHOLE_FILE_OBJECTS:
         return None
     try:
         found = _from_document(_document.decode(text))
