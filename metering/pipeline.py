@@ -1,45 +1,50 @@
-"""The one place that knows the order: collect -> match -> attribute -> rate -> store."""
+"""The one place that knows the order: collect -> attribute -> rate -> price -> store.
+
+Each step is a function of typed values (``schemas.Relation``, frames, ``Collected``):
+the steps write their SQL, the engine runs it, and this module only orders them.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
-from metering import __version__
-from metering.attribute import attributed, delta, match
-from metering.collect import Spool, collect_events, collect_records
+from metering import __version__, attribute
+from metering.attribute import delta
+from metering.collect import Inputs, Spool, collect_month
 from metering.collect.registry import read_registry
 from metering.config import Config
-from metering.errors import EmptyMonthError, WarehouseError
+from metering.errors import ConfigError, EmptyMonthError, WarehouseError
 from metering.month import Month
 from metering.period import who
-from metering.previous import Kept, Previous, Scratch, recall, remember
-from metering.rate import Bill, call_units, price
-from metering.rate.profile import tenant_days, tenant_totals
-from metering.schemas import (
-    EVENTS,
-    JOINED,
-    RECORDS,
-    UNATTRIBUTED,
-    Collected,
-    Counters,
-    Progress,
-    QuarantineEntry,
-    decimal_column,
+from metering.rate import Bill, price
+from metering.rate.profile import (
+    cost_profile,
+    day_costs,
+    reconciliation,
+    tenant_days,
+    tenant_totals,
 )
-from metering.store import RunRows, connect, ensure_open, latest_run, write_run
-from metering.store.engine import Engine, memory_limit, trace
-
-UNATTRIBUTED_NAME = "Unattributed calls"
+from metering.rate.select import conflicts, counts, rated
+from metering.schemas import EVENTS, RECORDS, Counters, Progress, QuarantineEntry, Relation
+from metering.store import (
+    RunRows,
+    add_calls,
+    connect,
+    ensure_open,
+    last_bill,
+    month_calls,
+    replace_calls,
+    transaction,
+    write_run,
+)
+from metering.store.engine import Engine, memory_limit
+from metering.trace import trace
 
 
 @dataclass(slots=True)
@@ -89,10 +94,10 @@ def bill(
     The warehouse is taken first and held to the end, so a second ``meter bill`` on it, or a
     closed month, fails at once, before any input is read. Input files an earlier run
     decoded are reused from the spool unless they changed (``fresh`` decodes all again).
-    When the last bill of the month only lacks some new files, only the calls they touch
-    are joined and written again (see ``previous``). A month no source holds a record of
-    is refused (``EmptyMonthError``) unless ``allow_empty``. A file that cannot be written
-    (a full disk) ends the bill with a ``WarehouseError``; the warehouse is as it was.
+    When the month's last bill only lacks some new files, only the calls they touch are
+    joined and written again. A month no source holds a record of is refused
+    (``EmptyMonthError``) unless ``allow_empty``. A file that cannot be written (a full
+    disk) ends the bill with a ``WarehouseError``; the warehouse is as it was.
     """
     try:
         return _bill(config, month, progress, fresh, allow_empty)
@@ -108,249 +113,174 @@ def bill(
 def _bill(
     config: Config, month: Month, progress: Progress | None, fresh: bool, allow_empty: bool
 ) -> BillResult:
+    started = datetime.now(UTC)
     memory = memory_limit()  # checked before the warehouse is touched
-    warehouse = Path(config.warehouse.path)
     folder = spool_folder(config)
     spool = Spool(folder, fresh=fresh)
-    with connect(warehouse) as con:
+    with connect(config.warehouse.path) as con:
         ensure_open(con, str(month))
-        recipe = _recipe(config)
-        previous = None if fresh else recall(folder, str(month), recipe)
-        if previous is not None and previous.run_id != latest_run(con, str(month)):
-            previous = None  # the warehouse moved on since (another spool, or a restore)
+        inputs = collect_month(config, month, spool, progress)
+        registry = read_registry(config.tenants.registry)
+        run_id, inputs_sha = _run_id(config, month, inputs)
         engine = Engine(con, folder / "scratch", memory)
-        scratch = Scratch(folder, str(month))
-        try:
-            rows, result, read, kept = _rate_month(
-                config, month, engine, spool, progress, previous, scratch, allow_empty
+        _check_patterns(engine, config)
+        if progress is not None:
+            progress("joining and rating", 0, 1)
+        with transaction(con):
+            last = None if fresh else last_bill(con, month)
+            read = {"events": inputs.events.parquet, "records": inputs.records.parquet}
+            recipe = _recipe(config, month)
+            added = last.added(read) if last is not None and last.recipe == recipe else None
+            joined_again = _join(engine, config, month, read, added)
+            calls = month_calls(month)
+            counters = _counters(engine, config, month, inputs, calls, allow_empty)
+            totals = engine.frame(tenant_totals(calls))
+            counters.calls_billed = int(totals["calls"].sum())
+            the_bill = price(
+                dict(totals.select("tenant_id", "units").iter_rows()),
+                config.pricing,
+                config.attribution.unattributed,
+            )
+            tenant_month, unregistered = cost_profile(totals, the_bill, registry)
+            quarantine = sorted(
+                inputs.both.quarantine, key=lambda q: (q.source_uri, q.locator, q.reason)
+            )
+            run = {
+                "run_id": run_id,
+                "month": str(month),
+                "status": "billed",
+                "started_at": started,
+                "finished_at": datetime.now(UTC),
+                "config_sha256": config.sha256,
+                "inputs_sha256": inputs_sha,
+                "total_calls": counters.calls_billed,
+                "total_units": the_bill.total_units,
+                "account_cost": the_bill.account_cost,
+                "amount": the_bill.amount,
+                "currency": the_bill.currency,
+                **counters.as_dict(),
+                "unregistered_tenants": unregistered,
+                "meter_version": __version__,
+                "executed_by": who(),
+            }
+            rows = RunRows(
+                run=run,
+                tenant_month=_of_run(tenant_month, month, run_id),
+                tenant_day=_of_run(day_costs(engine.frame(tenant_days(calls)), the_bill), month),
+                reconciliation=_of_run(engine.frame(reconciliation(calls)), month),
+                quarantine=quarantine,
+                recipe=recipe,
+                inputs=read,
             )
             with trace("write warehouse"):
-                write_run(con, str(month), rows, progress)
-            remember(folder, str(month), recipe, result.run_id, read, kept)
-        finally:
-            scratch.clear()
+                write_run(con, month, rows, progress)
+            found = engine.frame(conflicts(calls))
+    if progress is not None:
+        progress("joining and rating", 1, 1)
+    result = BillResult(
+        month,
+        run_id,
+        Path(config.warehouse.path),
+        the_bill,
+        rows.tenant_month,
+        counters,
+        quarantine,
+    )
+    result.unregistered, result.conflicts, result.joined_again = unregistered, found, joined_again
     result.reused_files, result.decoded_files = spool.reused, spool.decoded
     return result
 
 
-def _rate_month(
-    config: Config,
-    month: Month,
-    engine: Engine,
-    spool: Spool,
-    progress: Progress | None,
-    previous: Previous | None,
-    scratch: Scratch,
-    allow_empty: bool,
-) -> tuple[RunRows, BillResult, dict[str, list[Path]], Kept]:
-    """Everything ``bill`` writes and reports, computed from the inputs."""
-    started = datetime.now(UTC)
-    pricing = config.pricing
-    registry = read_registry(config.tenants.registry)
-
-    sources: list[tuple[str, Callable[..., Collected], object]] = [
-        ("collect metering records", collect_records, config.sources.metering),
-        ("collect cloudtrail events", collect_events, config.sources.cloudtrail),
-    ]
-    # Both sources at once, on one set of worker processes: a live table's network reads
-    # overlap the decoding of CloudTrail files instead of waiting for it.
-    with spool, ThreadPoolExecutor(len(sources), thread_name_prefix="meter-collect") as threads:
-        pending = [
-            threads.submit(_traced, what, collect, source, month, spool, progress)
-            if source is not None
-            else None
-            for what, collect, source in sources
-        ]
-        records, events = (
-            job.result() if job is not None else Collected(pl.DataFrame()) for job in pending
-        )
-    counters = Counters()
-    counters.add(records.counters)
-    counters.add(events.counters)
-    inputs = records.inputs + events.inputs
-
-    registry_digest = (
-        hashlib.sha256(Path(config.tenants.registry).read_bytes()).hexdigest()
-        if config.tenants.registry
-        else ""
-    )
-    inputs_sha = _fingerprint(
-        [(f.name, f.digest) for f in inputs] + [("<registry>", registry_digest)]
-    )
-    run_id = (
-        f"{month}-"
-        + _fingerprint([("month", str(month)), ("config", config.sha256), ("inputs", inputs_sha)])[
-            :12
-        ]
-    )
-
-    if progress is not None:
-        progress("joining and rating", 0, 1)
-    engine.load("_records_in", records.parquet, RECORDS)
-    engine.load("_events_in", events.parquet, EVENTS)
-    _check_patterns(engine, config)
-    read = {"events": events.parquet, "records": records.parquet}
-    engine.define(month_start=month.start, month_end=month.end, month=str(month), run_id=run_id)
-    rejoined, kept = _join(engine, config, previous, read, scratch)
-    decided = engine.frame(match.counts("_joined", pricing.operations)).row(0, named=True)
-    if not decided.pop("in_month") and not allow_empty:
-        counters.out_of_month = int(decided["out_of_month"])
-        raise EmptyMonthError(_nothing_of(month, config, records, events, counters))
-    unique = decided.pop("unique_events") + decided.pop("unique_records")
-    counters.duplicates = events.parquet_rows + records.parquet_rows - unique
-    for name, value in decided.items():
-        setattr(counters, name, int(value))
-    # Views: each reader (totals, days, the warehouse) derives the calls again from the
-    # joined calls, which is cheaper than holding a month of them.
-    engine.view("_calls", _billed_sql(config, "_joined"))
-    if rejoined is not None:  # the warehouse then replaces only these
-        engine.view("_calls_again", _billed_sql(config, "_joined_again"))
-    totals = engine.frame(tenant_totals("_calls"))
-    counters.calls_billed = int(totals["calls"].sum())
-    the_bill = price(
-        dict(totals.select("tenant_id", "units").iter_rows()),
-        pricing,
-        config.attribution.unattributed,
-    )
-    collected_quarantine = records.quarantine + events.quarantine
-    if progress is not None:
-        progress("joining and rating", 1, 1)
-
-    tenant_month, unregistered = _tenant_month(totals, the_bill, registry, str(month), run_id)
-    days = engine.frame(tenant_days("_calls"))
-    costs = [the_bill.day_cost(t, u) for t, u in days.select("tenant_id", "units").iter_rows()]
-    days = days.with_columns(month=pl.lit(str(month)), cost_exact=decimal_column(costs, 38, 12))
-    quarantine = sorted(collected_quarantine, key=lambda q: (q.source_uri, q.locator, q.reason))
-    run = {
-        "run_id": run_id,
-        "month": str(month),
-        "status": "billed",
-        "started_at": started,
-        "finished_at": datetime.now(UTC),
-        "config_sha256": config.sha256,
-        "inputs_sha256": inputs_sha,
-        "total_calls": counters.calls_billed,
-        "total_units": the_bill.total_units,
-        "account_cost": the_bill.account_cost,
-        "amount": the_bill.amount,
-        "currency": the_bill.currency,
-        **counters.as_dict(),
-        "unregistered_tenants": unregistered,
-        "meter_version": __version__,
-        "executed_by": who(),
-    }
-    rows = RunRows(
-        run=run,
-        calls="_calls" if rejoined is None else "_calls_again",
-        tenant_month=tenant_month,
-        tenant_day=days,
-        reconciliation=engine.frame(match.reconcile("_joined")).with_columns(
-            month=pl.lit(str(month))
-        ),
-        quarantine=quarantine,
-        conflicts=engine.frame(match.conflicts("_joined")),
-        changed=None if rejoined is None else rejoined.replacing(),
-    )
-    warehouse = Path(config.warehouse.path)
-    result = BillResult(
-        month, run_id, warehouse, the_bill, tenant_month, counters, quarantine, unregistered
-    )
-    result.joined_again = None if rejoined is None else rejoined.calls
-    result.conflicts = rows.conflicts
-    return rows, result, read, kept
+def _run_id(config: Config, month: Month, inputs: Inputs) -> tuple[str, str]:
+    """The run's id (a fingerprint of month, config and inputs) and the inputs' fingerprint."""
+    registry = config.tenants.registry
+    digest = hashlib.sha256(Path(registry).read_bytes()).hexdigest() if registry else ""
+    files = [(f.name, f.digest) for f in inputs.both.inputs] + [("<registry>", digest)]
+    inputs_sha = _fingerprint(files)
+    run = _fingerprint([("month", str(month)), ("config", config.sha256), ("inputs", inputs_sha)])
+    return f"{month}-{run[:12]}", inputs_sha
 
 
 def _join(
     engine: Engine,
     config: Config,
-    previous: Previous | None,
+    month: Month,
     read: dict[str, list[Path]],
-    scratch: Scratch,
-) -> tuple[delta.Rejoined | None, Kept]:
-    """Make ``_joined``, the month's attributed calls from ``read`` (the spooled files per
-    source), and say where they are kept for the next bill (see ``previous``). When only
-    the calls the files added since ``previous`` touch were joined, says how many."""
-    join = partial(_join_sql, config)
-    added = previous.added(read) if previous is not None else None
-    if previous is None or added is None:
-        base = scratch.base()
-        engine.keep("_joined", join("_events_in", "_records_in"), base)
-        return None, Kept(base)
+    added: dict[str, list[Path]] | None,
+) -> int | None:
+    """Put the month's rated calls in the warehouse: all of them joined from ``read`` (the
+    spooled files per source), or, when only ``added`` files are new since the last bill,
+    only the calls they touch. Returns how many were joined again (None: all were)."""
+    join = partial(attribute.joined, rules=config.attribution.rules)
+    con = engine.con
+    if added is None:
+        events = engine.parquet("_events_in", read["events"], EVENTS)
+        records = engine.parquet("_records_in", read["records"], RECORDS)
+        with trace("join and rate the month"):
+            replace_calls(con, month, rated(join(events, records), config.pricing, month), None)
+        return None
+    if not any(added.values()):
+        return 0  # the calls the last bill left are this bill's
+    parts: dict[str, tuple[Relation, Relation]] = {}
     for source, schema in (("events", EVENTS), ("records", RECORDS)):
         new = set(added[source])
-        engine.load(f"_{source}_new", added[source], schema)
-        engine.load(f"_{source}_old", [p for p in read[source] if p not in new], schema)
-    before = _load_kept(engine, previous.kept)
-    rejoined = delta.rejoin(
-        engine, join, ("_events_old", "_events_new"), ("_records_old", "_records_new")
+        old = [path for path in read[source] if path not in new]
+        parts[source] = (
+            engine.parquet(f"_{source}_old", old, schema),
+            engine.parquet(f"_{source}_new", added[source], schema),
+        )
+    again = delta.rejoin(engine, join, parts["events"], parts["records"])
+    calls = rated(again.calls, config.pricing, month)
+    if again.replacing is None:
+        add_calls(con, month, calls)
+    else:
+        replace_calls(con, month, calls, again.replacing)
+    return again.count
+
+
+def _counters(
+    engine: Engine,
+    config: Config,
+    month: Month,
+    inputs: Inputs,
+    calls: Relation,
+    allow_empty: bool,
+) -> Counters:
+    """SPEC 5's counters: what the collectors counted, and what the join and the month's
+    selection decided over ``calls``; refuses a month no source holds (EmptyMonthError)."""
+    counters = inputs.both.counters
+    decided = engine.frame(counts(calls, config.pricing.operations)).row(0, named=True)
+    counters.out_of_month = int(decided["out_of_month"])
+    if not decided.pop("in_month") and not allow_empty:
+        raise EmptyMonthError(inputs.nothing_of(month, config, counters))
+    unique = decided.pop("unique_events") + decided.pop("unique_records")
+    counters.duplicates = inputs.rows - unique
+    for name, value in decided.items():
+        setattr(counters, name, int(value))
+    return counters
+
+
+def _of_run(frame: pl.DataFrame, month: Month, run_id: str | None = None) -> pl.DataFrame:
+    """``frame``'s rows, marked with the month (and the run)."""
+    marked = frame.with_columns(month=pl.lit(str(month)))
+    return marked if run_id is None else marked.with_columns(run_id=pl.lit(run_id))
+
+
+def _recipe(config: Config, month: Month) -> str:
+    """What the calls a bill leaves depend on besides the inputs: the config, and the SQL
+    that joins, attributes and rates (so a meter that changes any of it joins the whole
+    month again instead of mixing its rows with older ones)."""
+    placeholder = Relation("inputs", {})
+    joined = attribute.joined(placeholder, placeholder, config.attribution.rules)
+    return _fingerprint(
+        [("config", config.sha256), ("sql", rated(joined, config.pricing, month).sql)]
     )
-    patch = rejoined.patch
-    joined = delta.rejoined("_base", [*before, patch])
-    patched = rejoined.calls + sum(engine.count(earlier.joined) for earlier in before)
-    if previous.compact(patched, engine.count("_base")):
-        base = scratch.base()
-        engine.keep("_joined", joined, base)
-        return rejoined, Kept(base)
-    engine.view("_joined", joined)
-    if not any(added.values()):  # nothing was touched: the kept files stay as they were
-        return rejoined, previous.kept
-    files = scratch.patch(patch.replaces)
-    with trace("keep the patch"):
-        for table, path in zip(patch.relations(), files.files(), strict=True):
-            engine.save(table, path)
-    return rejoined, previous.kept.patched(files)
-
-
-def _load_kept(engine: Engine, kept: Kept) -> list[delta.Patch]:
-    """Views of the kept joined calls: ``_base``, and the patches over it."""
-    engine.load("_base", [kept.base], JOINED)
-    patches = []
-    for number, files in enumerate(kept.patches, start=1):
-        patch = delta.Patch.named(f"_patch{number}", files.replaces)
-        engine.load(patch.joined, [files.joined], JOINED)
-        engine.load(patch.events, [files.events], {"event_id": pl.Utf8()})
-        engine.load(patch.requests, [files.requests], {"request_id": pl.Utf8()})
-        patches.append(patch)
-    return patches
-
-
-def _join_sql(config: Config, events: str, records: str) -> str:
-    """SQL: the attributed calls of ``events`` and ``records`` (tables of EVENTS, RECORDS)."""
-    return attributed(f"({match.calls_in(events, records)})", config.attribution.rules)
-
-
-def _billed_sql(config: Config, joined: str) -> str:
-    """SQL: the calls to bill among ``joined`` (a table of JOINED), as rows of CALLS."""
-    pricing = config.pricing
-    units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units)
-    chosen = match.selected(joined, pricing.operations, pricing.bill_errors)
-    return f"""
-        SELECT getvariable('month') AS month, getvariable('run_id') AS run_id, request_id,
-               event_id, call_time AS event_time, tenant_id, operation, request_bytes,
-               response_bytes, {units} AS units, attribution, source,
-               source = 'cloudtrail' AS size_estimated
-        FROM ({chosen})
-    """
-
-
-def _recipe(config: Config) -> str:
-    """What a bill's kept joined calls and calls rows depend on besides the inputs: the
-    config, and the SQL that joins, attributes and bills (so a meter that changes any of
-    it joins the whole month again instead of mixing its rows with older ones)."""
-    sql = [("join", _join_sql(config, "e", "r")), ("billed", _billed_sql(config, "j"))]
-    return _fingerprint([("config", config.sha256), *sql])
-
-
-def _traced(what: str, collect: Callable[..., Collected], *args: Any) -> Collected:
-    with trace(what):
-        return collect(*args)
 
 
 def _check_patterns(engine: Engine, config: Config) -> None:
     """Refuse principal patterns the engine's regex dialect (RE2) cannot run."""
     from metering.attribute.principal import probe
     from metering.config import PrincipalRule
-    from metering.errors import ConfigError
 
     for number, rule in enumerate(config.attribution.rules, start=1):
         if isinstance(rule, PrincipalRule) and (why := engine.refusal(probe(rule))):
@@ -359,55 +289,3 @@ def _check_patterns(engine: Engine, config: Config) -> None:
                 f"uses regex syntax meter cannot run (look-arounds and back-references are "
                 f"not supported): {why}"
             )
-
-
-def _nothing_of(
-    month: Month, config: Config, records: Collected, events: Collected, counters: Counters
-) -> str:
-    """What was read, for a month none of it belongs to."""
-    read = []
-    if config.sources.cloudtrail is not None:
-        read.append(
-            f"{events.counters.files_read:,} CloudTrail file(s) under "
-            f"{', '.join(config.sources.cloudtrail.uris)}"
-        )
-    if config.sources.metering is not None:
-        where = [*config.sources.metering.exports]
-        if config.sources.metering.table:
-            where.append(f"table {config.sources.metering.table}")
-        read.append(f"{records.counters.files_read:,} metering file(s) in {', '.join(where)}")
-    return (
-        f"no source holds a single record of {month}: read {' and '.join(read)}, "
-        f"{counters.records_seen:,} records in all: {counters.quarantined:,} quarantined, "
-        f"{counters.skipped_non_data_api:,} not Data API calls, {counters.out_of_month:,} "
-        "calls of other months. "
-        "Check --month and the paths in meter.toml; to bill the month empty anyway, pass "
-        "--allow-empty"
-    )
-
-
-def _tenant_month(
-    totals: pl.DataFrame, the_bill: Bill, registry: pl.DataFrame, month: str, run_id: str
-) -> tuple[pl.DataFrame, list[str]]:
-    """The monthly cost profile rows, named from the registry."""
-    names = registry.select("tenant_id", "tenant_name", "cost_center", registered=pl.lit(True))
-    rows = totals.join(names, on="tenant_id", how="left")
-    unregistered = sorted(
-        t for t in rows.filter(pl.col("registered").is_null())["tenant_id"] if t != UNATTRIBUTED
-    )
-    zero = Decimal(0)
-    lines = [the_bill.lines.get(t) for t in rows["tenant_id"]]
-    rows = rows.with_columns(
-        month=pl.lit(month),
-        run_id=pl.lit(run_id),
-        currency=pl.lit(the_bill.currency),
-        tenant_name=pl.when(pl.col("tenant_id") == UNATTRIBUTED)
-        .then(pl.lit(UNATTRIBUTED_NAME))
-        .otherwise(pl.col("tenant_name").fill_null("")),
-        cost_center=pl.col("cost_center").fill_null(""),
-        registered=pl.col("registered").fill_null(False),
-        cost_exact=decimal_column([x.cost_exact if x else zero for x in lines], 38, 12),
-        amount=decimal_column([x.amount if x else zero for x in lines], 18, 2),
-        share=decimal_column([the_bill.share(t) for t in rows["tenant_id"]], 18, 12),
-    )
-    return rows.sort("tenant_id"), unregistered

@@ -1,10 +1,10 @@
-"""Column names and dtypes of each stage's frames, and the run's plain records, in one place.
+"""What the steps of a bill hand each other, in one place: the columns of each step's
+relation, the ``Relation`` itself, what one call is, and the run's plain records.
 
-collect  -> RECORDS (metering records) and EVENTS (CloudTrail Data API events)
-attribute.match -> one row per call, either source or both
-attribute -> JOINED: + tenant_id, attribution (kept for the next run, see previous.py)
-rate     -> CALLS: + units, size_estimated
-store    -> the warehouse tables of SPEC section 6
+collect         -> RECORDS (metering records) and EVENTS (CloudTrail Data API events)
+attribute       -> JOINED: one row per call, either source or both, with its tenant
+rate            -> RATED: + units, whether it is in the month and billed
+store           -> the warehouse tables of SPEC section 6 (``calls``: the billed RATED rows)
 """
 
 from __future__ import annotations
@@ -17,6 +17,46 @@ from pathlib import Path
 import polars as pl
 
 TS = pl.Datetime("ms", "UTC")
+Schema = dict[str, pl.DataType]
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """What one step of a bill hands the next: rows the engine can read, and their columns.
+
+    ``sql`` is what a query reads them from: a table's or view's name, or a query in
+    parentheses. ``str(relation)`` is that, so steps write ``f"FROM {relation}"``.
+    """
+
+    sql: str
+    columns: Schema
+
+    @classmethod
+    def query(cls, sql: str, columns: Schema) -> Relation:
+        """The rows of the query ``sql``, which has ``columns``."""
+        return cls(f"({sql})", columns)
+
+    def __str__(self) -> str:
+        return self.sql
+
+
+# How the sources' rows become calls (SPEC 2): CloudTrail events are one per eventID, then
+# one per request id; metering records are one per request id; an event and a record of the
+# same request id are one call.
+EVENT_KEYS = ("event_id", "request_id")
+RECORD_KEY = "request_id"
+
+
+def call_key(alias: str = "") -> str:
+    """SQL: a call's identity, over a relation with ``request_id`` and ``event_id``.
+
+    A call is its request (the Data API's RequestId, which both sources carry): a
+    CloudTrail event without a request id is a call of its own, known by its eventID. The
+    join's dedup, the re-bill's closure and the warehouse all know a call by this.
+    """
+    at = f"{alias}." if alias else ""
+    return f"coalesce('r:' || {at}request_id, 'e:' || {at}event_id)"
+
 
 # What the application recorded per call (SPEC 2.2); one row per record, before dedup.
 RECORDS: dict[str, pl.DataType] = {
@@ -45,8 +85,8 @@ EVENTS: dict[str, pl.DataType] = {
     "resource_arn": pl.Utf8(),
 }
 
-# One row per distinct call of either source or both, attributed (attribute.attributed over
-# match.calls_in), before the month's billable calls are selected.
+# One row per distinct call of either source or both, attributed (attribute.joined), before
+# the month's billable calls are selected.
 JOINED: dict[str, pl.DataType] = {
     "request_id": pl.Utf8(),
     "event_id": pl.Utf8(),
@@ -61,7 +101,27 @@ JOINED: dict[str, pl.DataType] = {
     "attribution": pl.Utf8(),
 }
 
-# One row per billed call, as stored in the warehouse's `calls` table.
+# Every call of JOINED, rated (rate.rated): its units, and whether it is in the month and
+# billed. The warehouse keeps them (call_rows) for the next bill of the month.
+RATED: dict[str, pl.DataType] = {
+    "request_id": pl.Utf8(),
+    "event_id": pl.Utf8(),
+    "event_time": TS,
+    "tenant_id": pl.Utf8(),
+    "operation": pl.Utf8(),
+    "error_code": pl.Utf8(),
+    "request_bytes": pl.Int64(),
+    "response_bytes": pl.Int64(),
+    "units": pl.Int64(),
+    "attribution": pl.Utf8(),
+    "source": pl.Utf8(),
+    "size_estimated": pl.Boolean(),
+    "conflict": pl.Utf8(),
+    "in_month": pl.Boolean(),
+    "billed": pl.Boolean(),
+}
+
+# One row per billed call, as the warehouse's `calls` view shows it (SPEC 6).
 CALLS: dict[str, pl.DataType] = {
     "month": pl.Utf8(),
     "run_id": pl.Utf8(),

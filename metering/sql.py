@@ -7,6 +7,7 @@ A value from outside (config, environment, input data) is written into SQL only 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 
 def literal(text: str) -> str:
@@ -32,3 +33,8 @@ def utc_second(column: str) -> str:
     """The UTC second of the TIMESTAMPTZ ``column``, as seconds since 1970: grouping by it
     takes half the time grouping by ``date_trunc('second', ...)`` does."""
     return f"(epoch_ms({column}) // 1000)"
+
+
+def timestamp(moment: datetime) -> str:
+    """An aware ``moment`` as a SQL TIMESTAMPTZ literal (in UTC)."""
+    return f"TIMESTAMPTZ '{moment.astimezone(UTC).isoformat()}'"

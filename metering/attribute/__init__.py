@@ -1,8 +1,9 @@
-"""Attribution (SPEC section 3): ordered rules, the first that names a tenant wins.
+"""Attribution (SPEC section 3): the month's calls, each with its tenant.
 
-Each rule is a module with one function named like it that turns the rule's config into a
-SQL expression giving a tenant id or NULL. Adding a rule is one module and one line in
-RULES.
+``joined`` is the step: the two sources' rows joined into calls (``match``), then ordered
+rules, the first that names a tenant wins. Each rule is a module with one function named
+like it that turns the rule's config into a SQL expression giving a tenant id or NULL.
+Adding a rule is one module and one line in RULES.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from metering.attribute.principal import principal
 from metering.attribute.resource_arn import resource_arn
 from metering.attribute.secret_arn import secret_arn
 from metering.config import Rule
-from metering.schemas import UNATTRIBUTED
+from metering.schemas import JOINED, UNATTRIBUTED, Relation
 from metering.sql import literal
 
-__all__ = ["RULES", "UNMATCHED", "attributed", "match"]
+__all__ = ["RULES", "UNMATCHED", "attributed", "joined", "match"]
 
 RULES: dict[str, Callable[[Any], str]] = {
     "metering_record": metering_record,
@@ -40,9 +41,14 @@ EVIDENCE = (
 )
 
 
-def attributed(calls: str, rules: Sequence[Rule]) -> str:
-    """``calls`` with ``tenant_id`` and ``attribution`` (the winning rule's kind) in place of
-    the evidence the rules read.
+def joined(events: Relation, records: Relation, rules: Sequence[Rule]) -> Relation:
+    """The calls of ``events`` (EVENTS) and ``records`` (RECORDS), attributed (JOINED)."""
+    return attributed(match.calls_in(events, records), rules)
+
+
+def attributed(calls: Relation, rules: Sequence[Rule]) -> Relation:
+    """``calls`` (``match.MATCHED``) with ``tenant_id`` and ``attribution`` (the winning
+    rule's kind) in place of the evidence the rules read (JOINED).
 
     A call seen only in metering records always takes its record's tenant: there is no
     other evidence about it.
@@ -55,7 +61,7 @@ def attributed(calls: str, rules: Sequence[Rule]) -> str:
         for expr, rule in zip(tried, rules, strict=True)
     )
     tenants = ", ".join([*tried, literal(UNATTRIBUTED)])
-    return f"""
+    sql = f"""
         SELECT * EXCLUDE ({", ".join(EVIDENCE)}),
             CASE WHEN source = 'metering' THEN record_tenant_id
                  ELSE coalesce({tenants}) END AS tenant_id,
@@ -63,3 +69,4 @@ def attributed(calls: str, rules: Sequence[Rule]) -> str:
                  {names} ELSE {literal(UNMATCHED)} END AS attribution
         FROM {calls}
     """
+    return Relation.query(sql, JOINED)

@@ -1,4 +1,4 @@
-"""Join the two sources into calls, and pick the month's billable ones (SPEC 2, 3, 5).
+"""Join the two sources into calls (SPEC 2, 3).
 
 SQL run by the warehouse engine over the spooled inputs. A call counts once if either
 source has it: CloudTrail events are unique by ``eventID`` (duplicate deliveries) and by
@@ -8,10 +8,31 @@ on input order (the smallest row wins), so shuffled or re-split inputs bill the 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
-from metering.schemas import EVENTS, RECORDS
-from metering.sql import literal, utc_day
+import polars as pl
+
+from metering.schemas import EVENT_KEYS, EVENTS, RECORD_KEY, RECORDS, TS, Relation
+from metering.sql import literal
+
+# What ``calls_in`` gives: a call, and the evidence the attribution rules read.
+MATCHED: dict[str, pl.DataType] = {
+    "request_id": pl.Utf8(),
+    "event_id": pl.Utf8(),
+    "call_time": TS,
+    "operation": pl.Utf8(),
+    "error_code": pl.Utf8(),
+    "user_arn": pl.Utf8(),
+    "issuer_arn": pl.Utf8(),
+    "source_identity": pl.Utf8(),
+    "secret_arn": pl.Utf8(),
+    "resource_arn": pl.Utf8(),
+    "record_tenant_id": pl.Utf8(),
+    "request_bytes": pl.Int64(),
+    "response_bytes": pl.Int64(),
+    "source": pl.Utf8(),
+    "conflict": pl.Utf8(),
+}
 
 
 def _twice(table: str, key: str) -> str:
@@ -73,34 +94,37 @@ def _unique_events(table: str, columns: Sequence[str]) -> str:
     month is held. (Every row of a shared key is among the few, so the steps see all of
     a key's rows.)
     """
-    shared = f"({_seen_twice('event_id', 'twice_e')} OR {_seen_twice('request_id', 'twice_r')})"
-    by_event = _unique("shared", "event_id", columns, "copies")
+    first, then = EVENT_KEYS
+    shared = f"({_seen_twice(first, 'twice_e')} OR {_seen_twice(then, 'twice_r')})"
+    by_event = _unique("shared", first, columns, "copies")
     return f"""
-        WITH twice_e AS MATERIALIZED ({_twice(table, "event_id")}),
-        twice_r AS MATERIALIZED ({_twice(table, "request_id")}),
+        WITH twice_e AS MATERIALIZED ({_twice(table, first)}),
+        twice_r AS MATERIALIZED ({_twice(table, then)}),
         shared AS MATERIALIZED (SELECT * FROM {table} WHERE {shared})
         SELECT * FROM {table} WHERE NOT {shared}
         UNION ALL BY NAME
-        SELECT * FROM ({_unique(f"({by_event})", "request_id", columns, "events")})
+        SELECT * FROM ({_unique(f"({by_event})", then, columns, "events")})
     """
 
 
-def calls_in(events: str, records: str) -> str:
-    """One row per distinct call, from either source or both, with ``call_time``/``source``.
+def calls_in(events: Relation, records: Relation) -> Relation:
+    """One row per distinct call, from either source or both (MATCHED): ``call_time``,
+    ``source``, and the evidence the attribution rules read.
 
     Events are unique by ``eventID``, then by non-null ``requestID``; records by
-    ``request_id``. A matched call's time is AWS's ``eventTime``; its tenant and sizes come
-    from its record.
+    ``request_id`` (``schemas.EVENT_KEYS``, ``RECORD_KEY``). A matched call's time is AWS's
+    ``eventTime``; its tenant and sizes come from its record.
     """
     # Only the columns a call needs are carried (and compared when duplicates differ).
     event_columns = [c for c in EVENTS if c != "event_source"]
     record_columns = [c for c in RECORDS if c != "principal_arn"]
     fresh = "NULL::VARCHAR AS conflict"  # nothing said of a row yet
-    events = f"(SELECT {', '.join(event_columns)}, {fresh} FROM {events})"
-    records = f"(SELECT {', '.join(record_columns)}, {fresh} FROM {records})"
-    return f"""
-        WITH e AS ({_unique_events(events, event_columns)}),
-        r AS ({_unique(records, "request_id", record_columns, "records")})
+    event_rows = f"(SELECT {', '.join(event_columns)}, {fresh} FROM {events})"
+    record_rows = f"(SELECT {', '.join(record_columns)}, {fresh} FROM {records})"
+    by_request = _unique(record_rows, RECORD_KEY, record_columns, "records")
+    sql = f"""
+        WITH e AS ({_unique_events(event_rows, event_columns)}),
+        r AS ({by_request})
         SELECT
             coalesce(e.request_id, r.request_id) AS request_id,
             e.event_id,
@@ -116,59 +140,6 @@ def calls_in(events: str, records: str) -> str:
                  ELSE 'metering' END AS source,
             nullif(concat_ws('; ', 'cloudtrail: ' || e.conflict, 'metering: ' || r.conflict), '')
                 AS conflict
-        FROM e FULL OUTER JOIN r ON e.request_id = r.request_id
+        FROM e FULL OUTER JOIN r ON e.{RECORD_KEY} = r.{RECORD_KEY}
     """
-
-
-# The month's bounds are variables the pipeline sets on the engine (``Engine.define``).
-IN_MONTH = "call_time >= getvariable('month_start') AND call_time < getvariable('month_end')"
-
-
-def billable(operations: Collection[str]) -> str:
-    """SQL condition: a billable operation."""
-    return f"operation IN ({', '.join(literal(op) for op in sorted(operations))})"
-
-
-def counts(table: str, operations: Collection[str]) -> str:
-    """The counters of SPEC 5 that the join and the month selection decide."""
-    ok = billable(operations)
-    return f"""
-        SELECT
-            count(*) FILTER (WHERE source = 'both') AS joined,
-            count(*) FILTER (WHERE source <> 'metering') AS unique_events,
-            count(*) FILTER (WHERE source <> 'cloudtrail') AS unique_records,
-            count(*) FILTER (WHERE NOT ({IN_MONTH})) AS out_of_month,
-            count(*) FILTER (WHERE {IN_MONTH} AND NOT ({ok})) AS skipped_operations,
-            count(*) FILTER (WHERE {IN_MONTH} AND {ok} AND error_code IS NOT NULL)
-                AS errored_calls,
-            count(*) FILTER (WHERE {IN_MONTH} AND conflict IS NOT NULL) AS conflicting_duplicates,
-            count(*) FILTER (WHERE {IN_MONTH}) AS in_month
-        FROM {table}
-    """
-
-
-def conflicts(table: str) -> str:
-    """The month's calls whose copies disagree, and how (see ``_unique``)."""
-    return f"""
-        SELECT request_id, event_id, conflict AS reason FROM {table}
-        WHERE {IN_MONTH} AND conflict IS NOT NULL
-        ORDER BY request_id, event_id
-    """
-
-
-def selected(table: str, operations: Collection[str], bill_errors: bool) -> str:
-    """The calls to bill: in the month, billable, not rejected by AWS (unless bill_errors)."""
-    errors = "" if bill_errors else " AND error_code IS NULL"
-    return f"SELECT * FROM {table} WHERE {IN_MONTH} AND {billable(operations)}{errors}"
-
-
-def reconcile(table: str) -> str:
-    """Per day of the month: calls in both sources, only in CloudTrail, only in records."""
-    return f"""
-        SELECT {utc_day("call_time")} AS day,
-               count(*) FILTER (WHERE source = 'both') AS matched,
-               count(*) FILTER (WHERE source = 'cloudtrail') AS cloudtrail_only,
-               count(*) FILTER (WHERE source = 'metering') AS metering_only
-        FROM {table} WHERE {IN_MONTH}
-        GROUP BY day ORDER BY day
-    """
+    return Relation.query(sql, MATCHED)

@@ -2,19 +2,99 @@
 
 Every collector returns a ``Collected``: the frame, its counters, quarantine entries and
 the inputs it read. Each reads whole files (or table pages) independently, so they can be
-spread over processes.
+spread over processes. ``collect_month`` is the step: both sources of a month, at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import polars as pl
+
 from metering.collect.cloudtrail import read_cloudtrail
 from metering.collect.exports import read_exports
 from metering.collect.spool import Spool
-from metering.config import CloudTrailSource, MeteringSource
+from metering.config import CloudTrailSource, Config, MeteringSource
 from metering.month import Month
-from metering.schemas import RECORDS, Collected, Progress, empty
+from metering.schemas import RECORDS, Collected, Counters, Progress, empty
+from metering.trace import trace
 
-__all__ = ["Spool", "collect_events", "collect_records", "read_cloudtrail", "read_exports"]
+__all__ = [
+    "Inputs",
+    "Spool",
+    "collect_events",
+    "collect_month",
+    "collect_records",
+    "read_cloudtrail",
+    "read_exports",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """A month's inputs, spooled: CloudTrail events and metering records."""
+
+    events: Collected
+    records: Collected
+
+    @property
+    def both(self) -> Collected:
+        """Their counters, quarantine and input files together (no rows)."""
+        return Collected.merged(
+            Collected(pl.DataFrame(), c.counters, c.quarantine, c.inputs)
+            for c in (self.records, self.events)
+        )
+
+    @property
+    def rows(self) -> int:
+        """Rows of both sources, before any is found a duplicate."""
+        return self.events.parquet_rows + self.records.parquet_rows
+
+    def nothing_of(self, month: Month, config: Config, counters: Counters) -> str:
+        """What was read, for a month none of it belongs to (``counters``: the bill's)."""
+        read = []
+        if config.sources.cloudtrail is not None:
+            read.append(
+                f"{self.events.counters.files_read:,} CloudTrail file(s) under "
+                f"{', '.join(config.sources.cloudtrail.uris)}"
+            )
+        if config.sources.metering is not None:
+            where = [*config.sources.metering.exports]
+            if config.sources.metering.table:
+                where.append(f"table {config.sources.metering.table}")
+            files = self.records.counters.files_read
+            read.append(f"{files:,} metering file(s) in {', '.join(where)}")
+        return (
+            f"no source holds a single record of {month}: read {' and '.join(read)}, "
+            f"{counters.records_seen:,} records in all: {counters.quarantined:,} quarantined, "
+            f"{counters.skipped_non_data_api:,} not Data API calls, {counters.out_of_month:,} "
+            "calls of other months. "
+            "Check --month and the paths in meter.toml; to bill the month empty anyway, pass "
+            "--allow-empty"
+        )
+
+
+def collect_month(
+    config: Config, month: Month, spool: Spool, progress: Progress | None = None
+) -> Inputs:
+    """Both sources of ``month`` as ``config`` names them, at once, on one set of worker
+    processes (a live table's network reads overlap the decoding of CloudTrail files)."""
+    jobs: list[tuple[str, Callable[..., Collected], object]] = [
+        ("collect metering records", collect_records, config.sources.metering),
+        ("collect cloudtrail events", collect_events, config.sources.cloudtrail),
+    ]
+
+    def run(what: str, collect: Callable[..., Collected], source: object) -> Collected:
+        if source is None:
+            return Collected(pl.DataFrame())
+        with trace(what):
+            return collect(source, month, spool, progress)
+
+    with spool, ThreadPoolExecutor(len(jobs), thread_name_prefix="meter-collect") as threads:
+        records, events = (job.result() for job in [threads.submit(run, *j) for j in jobs])
+    return Inputs(events, records)
 
 
 def collect_records(

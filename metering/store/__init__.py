@@ -17,30 +17,38 @@ import polars as pl
 
 from metering import __version__
 from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
-from metering.schemas import CALLS, Progress, QuarantineEntry
-from metering.store.engine import trace
+from metering.month import Month
+from metering.schemas import RATED, Progress, QuarantineEntry, Relation, call_key
+from metering.sql import literal
 from metering.store.frames import ArrowStream, polars
 from metering.store.schema import (
-    CALLS_VIEW,
     COUNTER_COLUMNS,
     MIGRATIONS,
     MONTH_TABLES,
     SCHEMA_VERSION,
     TABLES,
+    VIEWS,
 )
+from metering.trace import trace
 
 __all__ = [
     "COUNTER_COLUMNS",
     "SCHEMA_VERSION",
+    "LastBill",
     "MonthEvent",
     "RunRows",
+    "add_calls",
     "connect",
     "diff_runs",
     "ensure_open",
+    "last_bill",
     "latest_run",
+    "month_calls",
     "month_state",
     "read_month",
+    "replace_calls",
     "set_month_state",
+    "transaction",
     "write_run",
 ]
 
@@ -121,7 +129,7 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
         if version is None:
-            for ddl in (*TABLES.values(), CALLS_VIEW):
+            for ddl in (*TABLES.values(), *VIEWS):
                 con.execute(ddl)
         else:
             for step in range(version + 1, SCHEMA_VERSION + 1):
@@ -139,23 +147,121 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         ) from None
 
 
-CALL_COLUMNS = tuple(CALLS)
-
-
 @dataclass(frozen=True, slots=True)
 class RunRows:
-    """Everything one billing run writes."""
+    """What one billing run writes besides its calls (``replace_calls``)."""
 
     run: dict[str, object]  # the bill_runs row
-    calls: str  # a temporary table or view of the calls to insert (see ``changed``)
     tenant_month: pl.DataFrame
     tenant_day: pl.DataFrame
     reconciliation: pl.DataFrame
     quarantine: Sequence[QuarantineEntry]
-    conflicts: pl.DataFrame  # request_id, event_id, reason: calls whose copies disagree
-    # None: ``calls`` are all the month's calls. Else a SQL condition: only the month's
-    # calls it holds for are replaced, by ``calls``; the others keep their rows.
-    changed: str | None = None
+    recipe: str  # what the calls were joined and rated by (see ``LastBill``)
+    inputs: dict[str, list[Path]]  # per source, the spooled files they were joined from
+
+
+@dataclass(frozen=True, slots=True)
+class LastBill:
+    """What the month's last bill left for the next one: its calls (``month_calls``) were
+    joined and rated by ``recipe`` from ``inputs`` (per source, the spooled files, each
+    with its size and modification time)."""
+
+    run_id: str
+    recipe: str
+    inputs: dict[str, dict[str, tuple[int, int]]]
+
+    def added(self, read: dict[str, list[Path]]) -> dict[str, list[Path]] | None:
+        """Per source, the spooled files of ``read`` the last bill did not read; None if a
+        file it read is not among them any more, or has changed since (its calls must then
+        be joined whole)."""
+        added = {}
+        for source, paths in read.items():
+            now, before = _stamps(paths), self.inputs.get(source, {})
+            if any(now.get(path) != stamp for path, stamp in before.items()):
+                return None
+            added[source] = [path for path in paths if str(path) not in before]
+        return added
+
+
+def _stamps(paths: Sequence[Path]) -> dict[str, tuple[int, int]]:
+    """Size and modification time of each file (a file decoded again is a changed file)."""
+    stamps = {}
+    for path in paths:
+        stat = path.stat()
+        stamps[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return stamps
+
+
+def _inputs(read: dict[str, list[Path]]) -> pl.DataFrame:
+    """The month_inputs rows of the files a month's calls were joined from."""
+    rows = [
+        (source, path, size, mtime)
+        for source, paths in sorted(read.items())
+        for path, (size, mtime) in _stamps(paths).items()
+    ]
+    schema = {"source": pl.Utf8, "path": pl.Utf8, "size": pl.Int64, "mtime_ns": pl.Int64}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """One transaction: everything in it is written at once, or not at all."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        with trace("  commit"):
+            con.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT has ended the transaction already: ROLLBACK then has nothing to
+        # undo, and its own error must not hide the one that matters.
+        with suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+
+
+def last_bill(con: duckdb.DuckDBPyConnection, month: Month) -> LastBill | None:
+    """What ``month``'s last bill left for the next, if it left its state (a bill of this
+    meter, or of one since schema 4)."""
+    runs = con.execute(
+        "SELECT run_id, recipe FROM month_runs WHERE month = ? AND recipe IS NOT NULL",
+        [str(month)],
+    ).fetchall()
+    if not runs:
+        return None
+    inputs: dict[str, dict[str, tuple[int, int]]] = {}
+    for source, path, size, mtime in con.execute(
+        "SELECT source, path, size, mtime_ns FROM month_inputs WHERE month = ?", [str(month)]
+    ).fetchall():
+        inputs.setdefault(source, {})[path] = (int(size), int(mtime))
+    return LastBill(str(runs[0][0]), str(runs[0][1]), inputs)
+
+
+def month_calls(month: Month) -> Relation:
+    """The rated calls the warehouse holds for ``month`` (RATED)."""
+    sql = f"SELECT * EXCLUDE (month) FROM call_rows WHERE month = {literal(str(month))}"
+    return Relation.query(sql, RATED)
+
+
+def replace_calls(
+    con: duckdb.DuckDBPyConnection, month: Month, calls: Relation, replacing: Relation | None
+) -> None:
+    """Put ``calls`` (RATED) in ``month``'s calls: in place of those whose key
+    (``schemas.call_key``) is in ``replacing`` (a relation of ``key``), or of all of them
+    when it is None. Call it inside the run's ``transaction``."""
+    where = "" if replacing is None else f" AND {call_key()} IN (SELECT key FROM {replacing})"
+    with trace("  delete the calls replaced"):
+        con.execute(f"DELETE FROM call_rows WHERE month = ?{where}", [str(month)])
+    add_calls(con, month, calls)
+
+
+def add_calls(con: duckdb.DuckDBPyConnection, month: Month, calls: Relation) -> None:
+    """Add ``calls`` (RATED, none of which the month holds) to ``month``'s calls."""
+    names = ", ".join(RATED)
+    with trace("  insert calls"):
+        con.execute(
+            f"INSERT INTO call_rows (month, {names}) SELECT ?, {names} FROM {calls}",
+            [str(month)],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,86 +309,61 @@ def ensure_open(con: duckdb.DuckDBPyConnection, month: str) -> None:
 
 def write_run(
     con: duckdb.DuckDBPyConnection,
-    month: str,
+    month: Month,
     rows: RunRows,
     progress: Progress | None = None,
 ) -> int:
-    """Replace ``month`` with ``rows`` in one transaction; returns the run's sequence number."""
+    """Replace ``month``'s lines, days, reconciliation and quarantine with ``rows``, and
+    record the run; returns its sequence number. Call it inside the run's ``transaction``,
+    after its calls."""
+    run_id = rows.run["run_id"]
     quarantine = pl.DataFrame(
         {
-            "run_id": [rows.run["run_id"]] * len(rows.quarantine),
-            "month": [month] * len(rows.quarantine),
+            "run_id": [run_id] * len(rows.quarantine),
+            "month": [str(month)] * len(rows.quarantine),
             "source_uri": [q.source_uri for q in rows.quarantine],
             "locator": [q.locator for q in rows.quarantine],
             "reason": [q.reason for q in rows.quarantine],
         },
         schema=dict.fromkeys(("run_id", "month", "source_uri", "locator", "reason"), pl.Utf8),
     )
-    conflicts = rows.conflicts.select(
-        run_id=pl.lit(rows.run["run_id"], pl.Utf8),
-        month=pl.lit(month, pl.Utf8),
-        request_id=pl.col("request_id"),
-        event_id=pl.col("event_id"),
-        reason=pl.col("reason"),
-    )
     tables = (
         ("tenant_month", rows.tenant_month),
         ("tenant_day", rows.tenant_day),
         ("reconciliation", rows.reconciliation),
         ("quarantine", quarantine),
-        ("conflicts", conflicts),
+        ("month_inputs", _inputs(rows.inputs).with_columns(month=pl.lit(str(month)))),
+        (
+            "month_runs",
+            pl.DataFrame({"month": [str(month)], "run_id": [run_id], "recipe": [rows.recipe]}),
+        ),
     )
-    con.execute("BEGIN TRANSACTION")
-    try:
-        ensure_open(con, month)  # checked again inside the transaction
-        seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
-        with trace("  delete the month"):
-            for table in MONTH_TABLES:
-                if table != "call_rows":  # _write_calls replaces what changed
-                    con.execute(f"DELETE FROM {table} WHERE month = ?", [month])
-        _write_calls(con, month, rows)
-        for done, (table, frame) in enumerate(tables, start=1):
-            con.register("_frame", ArrowStream(frame))
-            names = ", ".join(frame.columns)
-            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _frame")
-            con.unregister("_frame")
-            if progress is not None:
-                progress("writing warehouse", done, len(tables) + 1)
-        con.execute(
-            "INSERT INTO run_lines SELECT ?, month, tenant_id, calls, units, amount "
-            "FROM tenant_month WHERE month = ?",
-            [seq, month],
-        )
-        run = {**rows.run, "run_seq": seq}
-        columns = list(run)
-        con.execute(
-            f"INSERT INTO bill_runs ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})",
-            [run[c] for c in columns],
-        )
-        with trace("  commit"):
-            con.execute("COMMIT")
-    except BaseException:
-        # A failed COMMIT has ended the transaction already: ROLLBACK then has nothing to
-        # undo, and its own error must not hide the one that matters.
-        with suppress(duckdb.Error):
-            con.execute("ROLLBACK")
-        raise
+    ensure_open(con, str(month))  # checked again inside the transaction
+    seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
+    with trace("  delete the month"):
+        for table in MONTH_TABLES:
+            con.execute(f"DELETE FROM {table} WHERE month = ?", [str(month)])
+    for done, (table, frame) in enumerate(tables, start=1):
+        con.register("_frame", ArrowStream(frame))
+        names = ", ".join(frame.columns)
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _frame")
+        con.unregister("_frame")
+        if progress is not None:
+            progress("writing warehouse", done, len(tables) + 1)
+    con.execute(
+        "INSERT INTO run_lines SELECT ?, month, tenant_id, calls, units, amount "
+        "FROM tenant_month WHERE month = ?",
+        [seq, str(month)],
+    )
+    run = {**rows.run, "run_seq": seq}
+    columns = list(run)
+    con.execute(
+        f"INSERT INTO bill_runs ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+        [run[c] for c in columns],
+    )
     if progress is not None:
         progress("writing warehouse", len(tables) + 1, len(tables) + 1)
     return int(seq)
-
-
-def _write_calls(con: duckdb.DuckDBPyConnection, month: str, rows: RunRows) -> None:
-    """The month's calls: all of them, or only those ``rows.changed`` holds for (the
-    others keep their rows; the calls view gives them the new run_id)."""
-    names = ", ".join(c for c in CALL_COLUMNS if c != "run_id")
-    changed = "" if rows.changed is None else f" AND {rows.changed}"
-    with trace("  delete the calls replaced"):
-        con.execute(f"DELETE FROM call_rows WHERE month = ?{changed}", [month])
-    with trace("  insert calls"):
-        con.execute(f"INSERT INTO call_rows ({names}) SELECT {names} FROM {rows.calls}")
-    con.execute("INSERT INTO month_runs VALUES (?, ?)", [month, rows.run["run_id"]])
 
 
 def set_month_state(path: str | Path, month: str, event: str, by: str, reason: str) -> MonthEvent:
@@ -346,7 +427,7 @@ def diff_runs(path: str | Path, month: str) -> tuple[list[int], pl.DataFrame]:
 def read_month(path: str | Path, table: str, month: str, order_by: str) -> pl.DataFrame:
     """All of ``table``'s rows for ``month``; ``order_by`` is a column name from meter's
     own code, written into the SQL as it is."""
-    if table not in TABLES:
+    if table not in TABLES and table not in ("calls", "conflicts"):
         raise WarehouseError(f"no table {table!r} in the warehouse")
     with connect(path, read_only=True) as con:
         return polars(

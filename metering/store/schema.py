@@ -52,8 +52,10 @@ TABLES = {
             executed_by VARCHAR,
             {", ".join(f"{c} BIGINT NOT NULL DEFAULT 0" for c in ADDED_COUNTERS)}
         )""",
-    # The calls of each month, without the run_id: a re-bill that changes a few calls
-    # rewrites only those. `calls` (below) adds the month's run_id from month_runs.
+    # Every call the month's bill joined (its edges in the months either side, errored and
+    # unbilled ones too), rated, without the run_id: the next bill of the month starts from
+    # them, and a re-bill that changes a few calls rewrites only those. `calls` (below) shows
+    # the billed ones with the month's run_id from month_runs.
     "call_rows": """
         CREATE TABLE IF NOT EXISTS call_rows (
             month VARCHAR NOT NULL,
@@ -67,13 +69,30 @@ TABLES = {
             units BIGINT NOT NULL,
             attribution VARCHAR NOT NULL,
             source VARCHAR NOT NULL,
-            size_estimated BOOLEAN NOT NULL
+            size_estimated BOOLEAN NOT NULL,
+            error_code VARCHAR,
+            conflict VARCHAR,
+            in_month BOOLEAN NOT NULL DEFAULT true,
+            billed BOOLEAN NOT NULL DEFAULT true
         )""",
-    # The run whose calls a month holds.
+    # The run whose calls a month holds, and the recipe they were joined and rated by (a
+    # fingerprint of the config and meter's SQL: the next bill reuses them only under the
+    # same recipe).
     "month_runs": """
         CREATE TABLE IF NOT EXISTS month_runs (
             month VARCHAR NOT NULL PRIMARY KEY,
-            run_id VARCHAR NOT NULL
+            run_id VARCHAR NOT NULL,
+            recipe VARCHAR
+        )""",
+    # The spooled input files the month's calls were joined from, as they were: a later
+    # bill that only adds files joins again only the calls those touch.
+    "month_inputs": """
+        CREATE TABLE IF NOT EXISTS month_inputs (
+            month VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            size BIGINT NOT NULL,
+            mtime_ns BIGINT NOT NULL
         )""",
     "tenant_month": """
         CREATE TABLE IF NOT EXISTS tenant_month (
@@ -122,26 +141,25 @@ TABLES = {
             locator VARCHAR NOT NULL,
             reason VARCHAR NOT NULL
         )""",
-    # Calls whose copies disagree (two records of one request_id with different tenants,
-    # say): billed once, from the copy the dedup rule keeps, and listed here.
-    "conflicts": """
-        CREATE TABLE IF NOT EXISTS conflicts (
-            run_id VARCHAR NOT NULL,
-            month VARCHAR NOT NULL,
-            request_id VARCHAR,
-            event_id VARCHAR,
-            reason VARCHAR NOT NULL
-        )""",
 }
 
-# SPEC 6's `calls` table, as a view: the same columns in the same order, and every row
-# carries its month's run_id.
+# SPEC 6's `calls` table, as a view of the billed calls: the same columns in the same order,
+# and every row carries its month's run_id.
 CALLS_VIEW = """
     CREATE OR REPLACE VIEW calls AS
     SELECT c.month, m.run_id, c.request_id, c.event_id, c.event_time, c.tenant_id,
            c.operation, c.request_bytes, c.response_bytes, c.units, c.attribution, c.source,
            c.size_estimated
-    FROM call_rows c JOIN month_runs m ON m.month = c.month"""
+    FROM call_rows c JOIN month_runs m ON m.month = c.month
+    WHERE c.billed"""
+# Calls whose copies disagree (two records of one request_id with different tenants, say):
+# billed once, from the copy the dedup rule keeps; listed with how they differ.
+CONFLICTS_VIEW = """
+    CREATE OR REPLACE VIEW conflicts AS
+    SELECT m.run_id, c.month, c.request_id, c.event_id, c.conflict AS reason
+    FROM call_rows c JOIN month_runs m ON m.month = c.month
+    WHERE c.in_month AND c.conflict IS NOT NULL"""
+VIEWS = (CALLS_VIEW, CONFLICTS_VIEW)
 
 TABLES |= {
     # Every execution's tenant lines, kept after the month is re-billed: `meter diff`.
@@ -176,29 +194,36 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         TABLES["run_lines"],
         TABLES["month_events"],
     ),
+    # (A migration spells out the tables and views as they were at its version.)
     3: (
-        TABLES["month_runs"],
+        "CREATE TABLE month_runs (month VARCHAR NOT NULL PRIMARY KEY, run_id VARCHAR NOT NULL)",
         "INSERT INTO month_runs SELECT DISTINCT month, run_id FROM calls",
         "ALTER TABLE calls RENAME TO call_rows",
         "ALTER TABLE call_rows DROP COLUMN run_id",
-        CALLS_VIEW,
+        CALLS_VIEW.removesuffix("\n    WHERE c.billed"),
     ),
     4: (
         *(
             f"ALTER TABLE bill_runs ADD COLUMN {c} BIGINT NOT NULL DEFAULT 0"
             for c in ADDED_COUNTERS
         ),
-        TABLES["conflicts"],
+        "ALTER TABLE call_rows ADD COLUMN error_code VARCHAR",
+        "ALTER TABLE call_rows ADD COLUMN conflict VARCHAR",
+        "ALTER TABLE call_rows ADD COLUMN in_month BOOLEAN DEFAULT true",
+        "ALTER TABLE call_rows ADD COLUMN billed BOOLEAN DEFAULT true",
+        "ALTER TABLE month_runs ADD COLUMN recipe VARCHAR",
+        TABLES["month_inputs"],
+        *VIEWS,
     ),
 }
 
-# Tables whose rows belong to one month and are replaced when it is billed again.
+# Tables whose rows belong to one month and are replaced when it is billed again (call_rows
+# apart: a re-bill may replace only some of its rows).
 MONTH_TABLES = (
-    "call_rows",
     "month_runs",
+    "month_inputs",
     "tenant_month",
     "tenant_day",
     "reconciliation",
     "quarantine",
-    "conflicts",
 )

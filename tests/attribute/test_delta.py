@@ -11,30 +11,39 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metering.attribute import delta, match
-from metering.schemas import EVENTS, RECORDS
+from metering.schemas import EVENTS, RECORDS, Relation, call_key
 from metering.store.engine import Engine
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 SCRATCH = Path(tempfile.mkdtemp(prefix="meter-test-delta-"))  # the engine's spill folder
+Event = tuple[str, str | None, int, str, str | None, str | None, str | None, str | None]
+Record = tuple[str, str, int, str, int, int, str | None]
 
 # Small key spaces, so that new rows often share event ids and request ids with old ones
 # (duplicate deliveries, a late record for an old event, an event id under two requests).
+# Every column a call is made of varies: which copy of a key wins depends on them all.
 events_strategy = st.lists(
     st.tuples(
-        st.sampled_from(["e1", "e2", "e3", "e4", "e5"]),
-        st.sampled_from(["r1", "r2", "r3", "r4", None]),
-        st.integers(0, 3),
-        st.sampled_from(["ExecuteStatement", "BeginTransaction"]),
-        st.sampled_from(["arn:a", "arn:b", None]),
+        st.sampled_from(["e1", "e2", "e3", "e4", "e5"]),  # event_id
+        st.sampled_from(["r1", "r2", "r3", "r4", None]),  # request_id
+        st.integers(0, 3),  # event_time
+        st.sampled_from(["ExecuteStatement", "BeginTransaction"]),  # operation
+        st.sampled_from([None, "BadRequestException"]),  # error_code
+        st.sampled_from(["arn:a", "arn:b", None]),  # user_arn, issuer_arn, source_identity
+        st.sampled_from(["arn:s1", None]),  # secret_arn
+        st.sampled_from(["arn:c1", "arn:c2", None]),  # resource_arn
     ),
     max_size=12,
 )
 records_strategy = st.lists(
     st.tuples(
-        st.sampled_from(["r1", "r2", "r3", "r4", "r5"]),
-        st.sampled_from(["t1", "t2"]),
-        st.integers(0, 3),
-        st.integers(0, 70000),
+        st.sampled_from(["r1", "r2", "r3", "r4", "r5"]),  # request_id
+        st.sampled_from(["t1", "t2"]),  # tenant_id
+        st.integers(0, 3),  # ts
+        st.sampled_from(["ExecuteStatement", "CommitTransaction"]),  # operation
+        st.integers(0, 70000),  # request_bytes
+        st.sampled_from([0, 40000]),  # response_bytes
+        st.sampled_from(["arn:c1", None]),  # resource_arn
     ),
     max_size=8,
 )
@@ -50,45 +59,64 @@ def _tables(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _insert(
-    con: duckdb.DuckDBPyConnection,
-    part: str,
-    events: list[tuple[str, str | None, int, str, str | None]],
-    records: list[tuple[str, str, int, int]],
+    con: duckdb.DuckDBPyConnection, part: str, events: list[Event], records: list[Record]
 ) -> None:
-    for event_id, request_id, second, operation, arn in events:
+    for event_id, request_id, second, operation, error, arn, secret, cluster in events:
         con.execute(
             f"INSERT INTO {part}_events (event_id, request_id, event_time, event_source, "
-            "operation, user_arn) VALUES (?, ?, ?, 'rdsdataapi.amazonaws.com', ?, ?)",
-            [event_id, request_id, START + timedelta(seconds=second), operation, arn],
+            "operation, error_code, user_arn, issuer_arn, source_identity, secret_arn, "
+            "resource_arn) VALUES (?, ?, ?, 'rdsdataapi.amazonaws.com', ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event_id,
+                request_id,
+                START + timedelta(seconds=second),
+                operation,
+                error,
+                arn,
+                arn,
+                arn,
+                secret,
+                cluster,
+            ),
         )
-    for request_id, tenant, second, size in records:
+    for request_id, tenant, second, operation, size, response, cluster in records:
         con.execute(
             f"INSERT INTO {part}_records (request_id, tenant_id, ts, operation, "
-            "request_bytes, response_bytes) VALUES (?, ?, ?, 'ExecuteStatement', ?, 0)",
-            [request_id, tenant, START + timedelta(seconds=second), size],
+            "request_bytes, response_bytes, resource_arn) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                request_id,
+                tenant,
+                START + timedelta(seconds=second),
+                operation,
+                size,
+                response,
+                cluster,
+            ),
         )
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[object, ...]]:
-    return sorted(con.execute(f"FROM ({sql})").fetchall(), key=repr)
+def _rows(con: duckdb.DuckDBPyConnection, relation: Relation | str) -> list[tuple[object, ...]]:
+    return sorted(con.execute(f"FROM {relation}").fetchall(), key=repr)
 
 
-def _keep(
-    con: duckdb.DuckDBPyConnection, name: str, rejoined: delta.Rejoined, before: str
-) -> delta.Patch:
-    """What ``rejoin`` made, kept as tables of their own (as the spool keeps a patch)."""
-    touched = delta.touched(rejoined.patch)
-    replaced = con.execute(f"SELECT count(*) FROM {before} WHERE {touched}").fetchall()
-    if not rejoined.patch.replaces:  # it may say so only when it is so
-        assert replaced == [(0,)]
-    kept = delta.Patch.named(name, rejoined.patch.replaces)
-    for table, made in zip(kept.relations(), rejoined.patch.relations(), strict=True):
-        con.execute(f"CREATE TABLE {table} AS FROM {made}")
-    return kept
+def _events(name: str) -> Relation:
+    return Relation(name, EVENTS)
 
 
-Events = list[tuple[str, str | None, int, str, str | None]]
-Records = list[tuple[str, str, int, int]]
+def _records(name: str) -> Relation:
+    return Relation(name, RECORDS)
+
+
+def _patched(before: str, rejoined: delta.Rejoined) -> str:
+    """SQL: the calls of ``before`` that ``rejoined`` does not replace, and its own."""
+    kept = f"SELECT * FROM {before}"
+    if rejoined.replacing is not None:
+        kept += f" WHERE {call_key()} NOT IN (SELECT key FROM {rejoined.replacing})"
+    return f"({kept} UNION ALL BY NAME FROM {rejoined.calls})"
+
+
+Events = list[Event]
+Records = list[Record]
 
 
 @settings(max_examples=80, deadline=None)
@@ -100,32 +128,44 @@ Records = list[tuple[str, str, int, int]]
 def test_rejoining_the_touched_calls_equals_a_full_join(
     old: tuple[Events, Records], new: tuple[Events, Records], newer: tuple[Events, Records]
 ) -> None:
-    """Two re-bills in a row, each adding rows: the first bill's calls and the two
-    patches over them are the calls of joining everything again."""
+    """Two re-bills in a row, each adding rows: the first bill's calls, with the calls each
+    re-bill joined again in place of those it replaces, are the calls of joining everything
+    again."""
     con = duckdb.connect()
     engine = Engine(con, SCRATCH)
     _tables(con)
     for part, (events, records) in (("old", old), ("new", new), ("newer", newer)):
         _insert(con, part, events, records)
-    con.execute(f"CREATE TABLE before AS {match.calls_in('old_events', 'old_records')}")
+    join = match.calls_in
+    con.execute(
+        f"CREATE TABLE before AS FROM {join(_events('old_events'), _records('old_records'))}"
+    )
 
     again = delta.rejoin(
-        engine, match.calls_in, ("old_events", "new_events"), ("old_records", "new_records")
+        engine,
+        join,
+        (_events("old_events"), _events("new_events")),
+        (_records("old_records"), _records("new_records")),
     )
-    first = _keep(con, "first", again, "before")
+    if again.replacing is None:  # it may say so only when it is so: nothing is replaced
+        assert con.execute(
+            f"SELECT count(*) FROM before, {again.calls} j "
+            f"WHERE {call_key('before')} = {call_key('j')}"
+        ).fetchall() == [(0,)]
     for name in ("events", "records"):
         con.execute(f"CREATE VIEW both_{name} AS FROM old_{name} UNION ALL FROM new_{name}")
         con.execute(f"CREATE VIEW all_{name} AS FROM both_{name} UNION ALL FROM newer_{name}")
-    full = match.calls_in("both_events", "both_records")
-    assert _rows(con, delta.rejoined("before", [first])) == _rows(con, full)
-    # Only what the new rows touch was joined again.
-    if not new[0] and not new[1]:
-        assert again.calls == 0 and not first.replaces
+    full = join(_events("both_events"), _records("both_records"))
+    assert _rows(con, _patched("before", again)) == _rows(con, full)
+    if not new[0] and not new[1]:  # only what the new rows touch was joined again
+        assert again.count == 0 and again.replacing is None
 
-    con.execute(f"CREATE TABLE after_first AS {delta.rejoined('before', [first])}")
+    con.execute(f"CREATE TABLE after_first AS FROM {_patched('before', again)}")
     again = delta.rejoin(
-        engine, match.calls_in, ("both_events", "newer_events"), ("both_records", "newer_records")
+        engine,
+        join,
+        (_events("both_events"), _events("newer_events")),
+        (_records("both_records"), _records("newer_records")),
     )
-    second = _keep(con, "second", again, "after_first")
-    full = match.calls_in("all_events", "all_records")
-    assert _rows(con, delta.rejoined("before", [first, second])) == _rows(con, full)
+    full = join(_events("all_events"), _records("all_records"))
+    assert _rows(con, _patched("after_first", again)) == _rows(con, full)

@@ -11,7 +11,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from metering import previous
 from metering.collect.cloudtrail import find_trail_files
 from metering.collect.exports import data_files_parts, find_data_files, read_exports
 from metering.collect.spool import Job, Spool
@@ -37,7 +36,7 @@ def _tables(path: str) -> dict[str, list[tuple[object, ...]]]:
             for t in ("calls", "tenant_month")
         } | {
             t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall()
-            for t in ("tenant_day", "reconciliation")
+            for t in ("tenant_day", "reconciliation", "call_rows")  # (every call joined)
         }
     finally:
         con.close()
@@ -122,13 +121,9 @@ def _add_late_files(config: Path) -> None:
         )
 
 
-@pytest.mark.parametrize("max_patches", [8, 1])
-def test_rebill_after_new_files_equals_a_full_reread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_patches: int
-) -> None:
-    """Two re-bills, each after a new file: each writes a patch over the joined calls it
-    started from, or (after ``max_patches`` of them) writes them all as one file again."""
-    monkeypatch.setattr(previous, "MAX_PATCHES", max_patches)
+def test_rebill_after_new_files_equals_a_full_reread(tmp_path: Path) -> None:
+    """Two re-bills, each after a new file: each joins again only the calls its file
+    touches, and the warehouse ends as one bill of everything would leave it."""
     incremental = _sample(tmp_path, "inc")
     config = load_config(incremental)
     bill(config, OCT)
@@ -141,15 +136,6 @@ def test_rebill_after_new_files_equals_a_full_reread(
     result = bill(config, OCT)
     assert result.decoded_files == 1 and result.reused_files > 300
     assert result.joined_again == 2  # only the calls the new file touches were joined
-    kept = spool_folder(config) / "joined" / "2026-10"
-    manifest = json.loads((kept / "manifest.json").read_text())
-    assert len(manifest["patches"]) == (2 if max_patches > 1 else 0)
-    named = {manifest["base"], *(p[f] for p in manifest["patches"] for f in previous.NAMES)}
-    # The first patch held new calls only; the second replaced two calls before it.
-    assert [patch["replaces"] for patch in manifest["patches"]] == [False, True][
-        : len(manifest["patches"])
-    ]
-    assert {p.name for p in kept.glob("*.parquet")} == named  # and no other file is left
 
     full = _sample(tmp_path, "full")
     _add_late_files(full)
@@ -160,12 +146,15 @@ def test_rebill_after_new_files_equals_a_full_reread(
     assert result.run_id == fresh.run_id  # the same inputs, wherever they were decoded
     con = duckdb.connect(config.warehouse.path, read_only=True)
     assert con.execute("SELECT DISTINCT run_id FROM calls").fetchall() == [(result.run_id,)]
+    # What the next bill starts from is in the warehouse: the spooled files read, as read.
+    spooled = len(list(spool_folder(config).glob("*/*.parquet")))
+    assert con.execute("SELECT count(*) FROM month_inputs").fetchall() == [(spooled,)]
     con.close()
 
 
-def test_new_files_that_touch_most_calls_are_not_kept_as_a_patch(tmp_path: Path) -> None:
+def test_new_files_that_touch_most_calls_join_them_again(tmp_path: Path) -> None:
     """A second full export of the metering table holds every record again: the re-bill
-    joins again every call that has a record, and keeps the month as one file again."""
+    joins again every call that has a record, and equals a bill of it all at once."""
     path = _sample(tmp_path, "inc")
     config = load_config(path)
     bill(config, OCT)
@@ -175,8 +164,6 @@ def test_new_files_that_touch_most_calls_are_not_kept_as_a_patch(tmp_path: Path)
     assert (
         result.joined_again is not None and result.joined_again > 0.9 * result.counters.calls_billed
     )
-    manifest = spool_folder(config) / "joined" / "2026-10" / "manifest.json"
-    assert json.loads(manifest.read_text())["patches"] == []
 
     full = _sample(tmp_path, "full")
     copied = next((full.parent / "dynamodb" / "AWSDynamoDB").iterdir())
@@ -189,31 +176,29 @@ def test_new_files_that_touch_most_calls_are_not_kept_as_a_patch(tmp_path: Path)
 def test_whole_month_is_joined_again_unless_only_files_were_added(tmp_path: Path) -> None:
     path = _sample(tmp_path)
     config = load_config(path)
-    first = bill(config, OCT)
-    assert first.joined_again is None  # nothing to start from
-    stale = spool_folder(config) / "joined" / "2026-10" / "joined.999.tmp"  # a killed bill's
-    stale.write_bytes(b"")
+    assert bill(config, OCT).joined_again is None  # nothing to start from
     assert bill(config, OCT).joined_again == 0  # nothing new
-    assert sorted(p.name for p in stale.parent.iterdir()) == [
-        f"{first.run_id}.parquet",
-        "manifest.json",
-    ]
-    manifest = stale.with_name("manifest.json")
-    kept = manifest.read_text()
-    another_meter = json.dumps(json.loads(kept) | {"recipe": "another meter's SQL"})
-    for broken in ("{", '{"joined": ""}', '{"joined": 3, "run_id": 1}', "[]", another_meter):
-        manifest.write_text(broken)
-        assert bill(config, OCT).joined_again is None  # unreadable, or not ours: none
-        manifest.write_text(kept)
     os.utime(_october_trail(path), ns=(1, 1))  # the same bytes, but a changed file
-    assert bill(config, OCT).joined_again is None
-    Path(config.warehouse.path).unlink()  # the warehouse lost the run the spool remembers
     assert bill(config, OCT).joined_again is None
     other = path.with_name("other.toml")
     other.write_text(path.read_text().replace('"platform"', '"share_pro_rata"'))
     assert bill(load_config(other), OCT).joined_again is None  # another config
-    assert bill(config, OCT).joined_again is None
+    assert bill(config, OCT).joined_again is None  # ... and back
     assert bill(config, OCT).joined_again == 0
+    assert bill(config, OCT, fresh=True).joined_again is None  # --fresh starts over
+
+    # The state is the warehouse's own: a warehouse restored from a backup goes on from
+    # what it holds, and a re-bill from it equals a bill of everything.
+    backup = tmp_path / "backup.duckdb"
+    shutil.copy(config.warehouse.path, backup)
+    _add_late_files(path)
+    bill(config, OCT)
+    shutil.copy(backup, config.warehouse.path)
+    assert bill(config, OCT).joined_again == 5
+    full = _sample(tmp_path, "full")
+    _add_late_files(full)
+    bill(load_config(full), OCT)
+    assert _tables(config.warehouse.path) == _tables(load_config(full).warehouse.path)
 
 
 def test_removed_file_is_noticed(tmp_path: Path) -> None:
