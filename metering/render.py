@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from metering.outputs import MonthReport
-from metering.pipeline import BillResult
+from metering.schemas import BillResult
 from metering.text import printable
 
 

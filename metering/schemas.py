@@ -9,12 +9,18 @@ store           -> the warehouse tables of SPEC section 6 (``calls``: the billed
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
+
+if TYPE_CHECKING:
+    from metering.month import Month
+    from metering.rate import Bill
 
 TS = pl.Datetime("ms", "UTC")
 Schema = dict[str, pl.DataType]
@@ -273,3 +279,36 @@ class Collected:
         self.parquet.extend(other.parquet)
         self.parquet_rows += other.parquet_rows
         self.reusable = self.reusable and other.reusable
+
+
+@dataclass(slots=True)
+class BillResult:
+    """What ``meter bill`` reports, and writes besides the calls."""
+
+    month: Month
+    run_id: str
+    warehouse: Path
+    bill: Bill
+    tenant_month: pl.DataFrame
+    counters: Counters
+    quarantine: list[QuarantineEntry]
+    unregistered: list[str] = field(default_factory=list)
+    reused_files: int = 0  # input files decoded by an earlier run and reused
+    decoded_files: int = 0
+    joined_again: int | None = None  # calls new files touched; None: the month was joined
+    conflicts: pl.DataFrame = field(default_factory=pl.DataFrame)  # request_id, event_id, reason
+    tenant_day: pl.DataFrame = field(default_factory=pl.DataFrame)
+    reconciliation: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+    @property
+    def exit_code(self) -> int:
+        """SPEC 5: 0 clean, 3 finished with quarantined input or copies that disagree."""
+        return 3 if self.quarantine or self.conflicts.height else 0
+
+
+def fingerprint(parts: list[tuple[str, str]]) -> str:
+    """SHA-256 of named values, whatever their order."""
+    digest = hashlib.sha256()
+    for name, value in sorted(parts):
+        digest.update(f"{name}\0{value}\n".encode())
+    return digest.hexdigest()

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from metering.month import Month
 from metering.outputs import MonthReport
-from metering.pipeline import BillResult
+from metering.schemas import BillResult
 from metering.rate import Bill
 from metering.render import bill_summary, month_report, run_diff
 from metering.schemas import Counters, QuarantineEntry

@@ -8,8 +8,11 @@ no look-arounds or back-references; meter says so when a pattern uses them).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from metering.config import PrincipalRule
+from metering.config import PrincipalRule, Rule
+from metering.errors import ConfigError
 from metering.sql import literal
 
 IDENTITY_COLUMNS = ("user_arn", "issuer_arn", "source_identity")
@@ -18,6 +21,20 @@ IDENTITY_COLUMNS = ("user_arn", "issuer_arn", "source_identity")
 def probe(rule: PrincipalRule) -> str:
     """A constant SQL expression that fails where the engine cannot run the pattern."""
     return f"regexp_extract('', {literal(rule.pattern)})"
+
+
+def check_patterns(
+    rules: Sequence[Rule], refusal: Callable[[str], str | None], config: Path | None
+) -> None:
+    """Refuse principal patterns the engine's regex dialect (RE2) cannot run (``refusal``
+    says why the engine cannot evaluate an expression)."""
+    for number, rule in enumerate(rules, start=1):
+        if isinstance(rule, PrincipalRule) and (why := refusal(probe(rule))):
+            raise ConfigError(
+                f"{config}: attribution rule {number} (principal): pattern {rule.pattern!r} "
+                f"uses regex syntax meter cannot run (look-arounds and back-references are "
+                f"not supported): {why}"
+            )
 
 
 def principal(rule: PrincipalRule) -> str:

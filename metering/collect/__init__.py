@@ -7,9 +7,11 @@ spread over processes. ``collect_month`` is the step: both sources of a month, a
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -18,7 +20,7 @@ from metering.collect.exports import read_exports
 from metering.collect.spool import Spool
 from metering.config import CloudTrailSource, Config, MeteringSource
 from metering.month import Month
-from metering.schemas import RECORDS, Collected, Counters, Progress, empty
+from metering.schemas import RECORDS, Collected, Counters, Progress, empty, fingerprint
 from metering.trace import trace
 
 __all__ = [
@@ -46,6 +48,21 @@ class Inputs:
             Collected(pl.DataFrame(), c.counters, c.quarantine, c.inputs)
             for c in (self.records, self.events)
         )
+
+    def identity(self, config: Config, month: Month) -> tuple[str, str]:
+        """The run's id (a fingerprint of month, config and inputs: the same inputs and
+        config bill as the same run) and the inputs' own fingerprint."""
+        registry = config.tenants.registry
+        digest = hashlib.sha256(Path(registry).read_bytes()).hexdigest() if registry else ""
+        files = [(f.name, f.digest) for f in self.both.inputs] + [("<registry>", digest)]
+        inputs = fingerprint(files)
+        run = fingerprint([("month", str(month)), ("config", config.sha256), ("inputs", inputs)])
+        return f"{month}-{run[:12]}", inputs
+
+    @property
+    def spooled(self) -> dict[str, list[Path]]:
+        """The spooled files they are in, per source."""
+        return {"events": self.events.parquet, "records": self.records.parquet}
 
     @property
     def rows(self) -> int:

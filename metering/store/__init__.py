@@ -18,7 +18,14 @@ import polars as pl
 from metering import __version__
 from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
 from metering.month import Month
-from metering.schemas import RATED, Progress, QuarantineEntry, Relation, call_key
+from metering.schemas import (
+    RATED,
+    BillResult,
+    Progress,
+    QuarantineEntry,
+    Relation,
+    call_key,
+)
 from metering.sql import literal
 from metering.store.frames import ArrowStream, polars
 from metering.store.schema import (
@@ -158,6 +165,41 @@ class RunRows:
     quarantine: Sequence[QuarantineEntry]
     recipe: str  # what the calls were joined and rated by (see ``LastBill``)
     inputs: dict[str, list[Path]]  # per source, the spooled files they were joined from
+
+    @classmethod
+    def of(
+        cls,
+        result: BillResult,
+        run: dict[str, object],
+        recipe: str,
+        inputs: dict[str, list[Path]],
+    ) -> RunRows:
+        """The rows of a bill's ``result``; ``run``: the bill_runs columns it does not hold
+        (when, who, the config's and inputs' fingerprints)."""
+        bill = result.bill
+        row = {
+            "run_id": result.run_id,
+            "month": str(result.month),
+            "status": "billed",
+            **run,
+            "total_calls": result.counters.calls_billed,
+            "total_units": bill.total_units,
+            "account_cost": bill.account_cost,
+            "amount": bill.amount,
+            "currency": bill.currency,
+            **result.counters.as_dict(),
+            "unregistered_tenants": result.unregistered,
+            "meter_version": __version__,
+        }
+        return cls(
+            row,
+            result.tenant_month,
+            result.tenant_day,
+            result.reconciliation,
+            result.quarantine,
+            recipe,
+            inputs,
+        )
 
 
 @dataclass(frozen=True, slots=True)
