@@ -1,7 +1,141 @@
-"""meter: per-tenant cost metering and chargeback for the RDS Data API."""
+"""meter: per-tenant cost metering and chargeback for the RDS Data API.
+
+The library's surface, what ``pipelines/``, ``notebooks/`` and users call::
+
+    import metering
+
+    config = metering.load_config("meter.toml")
+    month = metering.Month.parse("2026-10")
+    result = metering.bill(config, month)          # a BillResult
+    finance = metering.export(config, month, "finance")
+    metering.chart(config, month, Path("charts"))
+
+Names are loaded when first used, so ``import metering`` (and ``meter --help``) stays
+quick; deeper modules are meter's own business and may change.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+# Each public name, and the module it lives in.
+_HOMES = {
+    "Bill": "metering.rate",
+    "BillResult": "metering.schemas",
+    "Config": "metering.config",
+    "ConfigError": "metering.errors",
+    "EmptyMonthError": "metering.errors",
+    "InputError": "metering.errors",
+    "MeteringError": "metering.errors",
+    "Month": "metering.month",
+    "MonthClosedError": "metering.errors",
+    "MonthReport": "metering.outputs",
+    "UsageError": "metering.errors",
+    "WarehouseBusyError": "metering.errors",
+    "WarehouseError": "metering.errors",
+    "bill": "metering.pipeline",
+    "billed_months": "metering.outputs",
+    "call_rates": "metering.outputs",
+    "chart": "metering.outputs",
+    "close_month": "metering.period",
+    "diff": "metering.period",
+    "export": "metering.outputs",
+    "health": "metering.period",
+    "load_config": "metering.config",
+    "month_report": "metering.outputs",
+    "plot_cost_per_tenant": "metering.report.charts",
+    "plot_daily_calls": "metering.report.charts",
+    "plot_edge_savings": "metering.report.charts",
+    "plot_payload_sizes": "metering.report.charts",
+    "plot_trend": "metering.report.charts",
+    "reopen_month": "metering.period",
+    "tenant_days": "metering.outputs",
+    "tenant_operations": "metering.outputs",
+}
+
+__all__ = [
+    "Bill",
+    "BillResult",
+    "Config",
+    "ConfigError",
+    "EmptyMonthError",
+    "InputError",
+    "MeteringError",
+    "Month",
+    "MonthClosedError",
+    "MonthReport",
+    "UsageError",
+    "WarehouseBusyError",
+    "WarehouseError",
+    "__version__",
+    "bill",
+    "billed_months",
+    "call_rates",
+    "chart",
+    "close_month",
+    "diff",
+    "export",
+    "health",
+    "load_config",
+    "month_report",
+    "plot_cost_per_tenant",
+    "plot_daily_calls",
+    "plot_edge_savings",
+    "plot_payload_sizes",
+    "plot_trend",
+    "reopen_month",
+    "tenant_days",
+    "tenant_operations",
+]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'metering' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return list(__all__)
+
+
+if TYPE_CHECKING:
+    from metering.config import Config, load_config
+    from metering.errors import (
+        ConfigError,
+        EmptyMonthError,
+        InputError,
+        MeteringError,
+        MonthClosedError,
+        UsageError,
+        WarehouseBusyError,
+        WarehouseError,
+    )
+    from metering.month import Month
+    from metering.outputs import (
+        MonthReport,
+        billed_months,
+        call_rates,
+        chart,
+        export,
+        month_report,
+        tenant_days,
+        tenant_operations,
+    )
+    from metering.period import close_month, diff, health, reopen_month
+    from metering.pipeline import bill
+    from metering.rate import Bill
+    from metering.report.charts import (
+        plot_cost_per_tenant,
+        plot_daily_calls,
+        plot_edge_savings,
+        plot_payload_sizes,
+        plot_trend,
+    )
+    from metering.schemas import BillResult

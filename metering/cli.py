@@ -327,12 +327,12 @@ def report(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> Non
     and the biggest payload-edge savings (calls just past a 32 KiB block edge)."""
     with _errors():
         from metering.month import Month
-        from metering.outputs import report as run_report
+        from metering.outputs import month_report
 
-        result = run_report(_config(config), Month.parse(month))
-        from metering.render import month_report
+        result = month_report(_config(config), Month.parse(month))
+        from metering.render import report_table
 
-        month_report(result)
+        report_table(result)
 
 
 @app.command()

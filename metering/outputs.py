@@ -21,27 +21,17 @@ def export(config: Config, month: Month, format: str) -> bytes:
     """A billed month as export bytes (``finance`` CSV or FinOps ``focus`` CSV)."""
     from metering.errors import UsageError
     from metering.report import finance_csv
-    from metering.store import read_month
 
-    rows = read_month(config.warehouse.path, "tenant_month", str(month), "tenant_id")
-    if rows.is_empty():
-        raise UsageError(
-            f"{month} is not billed in {config.warehouse.path}; "
-            f"run `meter bill --month {month}` first"
-        )
+    if format not in ("finance", "focus"):
+        raise UsageError(f"--format {format!r}: choose finance or focus")
+    rows = _billed_lines(config, month)
     if format == "finance":
         return finance_csv(rows)
-    if format == "focus":
-        from metering.report import focus_csv
-        from metering.store.queries import tenant_attribution
+    from metering.report import focus_csv
+    from metering.store.queries import tenant_attribution
 
-        return focus_csv(
-            rows,
-            tenant_attribution(config.warehouse.path, str(month)),
-            (month.start, month.end),
-            config.pricing.block_bytes,
-        )
-    raise UsageError(f"--format {format!r}: choose finance or focus")
+    attribution = tenant_attribution(config.warehouse.path, month)
+    return focus_csv(rows, attribution, (month.start, month.end), config.pricing.block_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +93,7 @@ def _billed_lines(config: Config, month: Month) -> pl.DataFrame:
     from metering.errors import UsageError
     from metering.store import read_month
 
-    rows = read_month(config.warehouse.path, "tenant_month", str(month), "tenant_id")
+    rows = read_month(config.warehouse.path, "tenant_month", month, "tenant_id")
     if rows.is_empty():
         raise UsageError(
             f"{month} is not billed in {config.warehouse.path}; "
@@ -112,30 +102,23 @@ def _billed_lines(config: Config, month: Month) -> pl.DataFrame:
     return rows
 
 
-def report(config: Config, month: Month) -> MonthReport:
+def month_report(config: Config, month: Month) -> MonthReport:
     """A billed month's lines, totals, unattributed share and payload-edge savings."""
-    from fractions import Fraction
-
     from metering.rate.edges import default_margin, edge_savings
-    from metering.rate.money import round_half_up
+    from metering.rate.money import worth
     from metering.store.queries import billed_run, payload_sizes
 
     lines = _billed_lines(config, month)
     path = config.warehouse.path
-    run = billed_run(path, str(month)) or {}
+    run = billed_run(path, month) or {}
     pricing = config.pricing
     margin = default_margin(pricing.block_bytes)
     savings = edge_savings(
-        payload_sizes(path, str(month), measured_bytes(pricing.measure)),
-        pricing.block_bytes,
-        margin,
+        payload_sizes(path, month, measured_bytes(pricing.measure)), pricing.block_bytes, margin
     )
     total_units = int(str(run.get("total_units", 0)))
-    cost = Fraction(Decimal(str(run.get("account_cost", 0))))
-    saved_cost = [
-        round_half_up(cost * units / total_units if total_units else Fraction(0), 2)
-        for units in savings["units_saved"]
-    ]
+    cost = Decimal(str(run.get("account_cost", 0)))
+    saved_cost = [worth(units, cost, total_units) for units in savings["units_saved"]]
     savings = savings.join(
         lines.select("tenant_id", "tenant_name"), on="tenant_id", how="left", maintain_order="left"
     ).with_columns(cost_saved=decimal_column(saved_cost, 18, 2))
@@ -150,6 +133,7 @@ def chart(
     ``plotted``, when given, receives the data behind each chart (see ``render_charts``).
     """
     from metering.rate.edges import default_margin, edge_savings
+    from metering.rate.money import per_unit
     from metering.report.charts import ChartData, render_charts
     from metering.store.queries import billed_run, month_trend, payload_sizes, tenant_days
 
@@ -157,21 +141,52 @@ def chart(
     path = config.warehouse.path
     pricing = config.pricing
     margin = default_margin(pricing.block_bytes)
-    sizes = payload_sizes(path, str(month), measured_bytes(pricing.measure))
-    run = billed_run(path, str(month)) or {}
+    sizes = payload_sizes(path, month, measured_bytes(pricing.measure))
+    run = billed_run(path, month) or {}
     units = int(str(run.get("total_units", 0)))
-    unit_cost = float(Decimal(str(run.get("account_cost", 0)))) / units if units else None
+    unit_cost = per_unit(Decimal(str(run.get("account_cost", 0))), units) if units else None
     data = ChartData(
-        month=str(month),
+        month=str(month),  # (as the charts label it)
         currency=pricing.currency,
         tenant_month=lines,
-        tenant_days=tenant_days(path, str(month)),
+        tenant_days=tenant_days(path, month),
         payload_sizes=sizes,
         edge_savings=edge_savings(sizes, pricing.block_bytes, margin),
-        trend=month_trend(path, str(month)),
+        trend=month_trend(path, month),
         block_bytes=pricing.block_bytes,
         margin_bytes=margin,
         measure=pricing.measure.replace("+", " + "),
         unit_cost=unit_cost,
     )
     return render_charts(data, Path(out), plotted)
+
+
+# -- for analysts: small aggregates of a billed month, as notebooks read them -------------
+
+
+def billed_months(config: Config) -> list[Month]:
+    """The months the warehouse holds tenant lines of, oldest first."""
+    from metering.store.queries import billed_months as months
+
+    return months(config.warehouse.path)
+
+
+def tenant_days(config: Config, month: Month, tenant_id: str | None = None) -> pl.DataFrame:
+    """Calls, units and exact cost per tenant (one, or all) and day of ``month``."""
+    from metering.store.queries import tenant_days as days
+
+    return days(config.warehouse.path, month, tenant_id)
+
+
+def tenant_operations(config: Config, month: Month, tenant_id: str) -> pl.DataFrame:
+    """One tenant's calls of ``month`` by operation."""
+    from metering.store.queries import tenant_operations as operations
+
+    return operations(config.warehouse.path, month, tenant_id)
+
+
+def call_rates(config: Config, month: Month) -> pl.DataFrame:
+    """Calls per second per tenant in ``month`` (peak, p99, p95): a guide for rate limits."""
+    from metering.store.queries import call_rates as rates
+
+    return rates(config.warehouse.path, month)

@@ -25,14 +25,24 @@ def set_month_state(config: Config, month: Month, event: str, reason: str) -> Mo
     """Close or reopen ``month`` (``event`` = closed | reopened), recording who and why."""
     from metering.store import set_month_state as record
 
-    return record(config.warehouse.path, str(month), event, who(), reason)
+    return record(config.warehouse.path, month, event, who(), reason)
+
+
+def close_month(config: Config, month: Month, reason: str = "") -> MonthEvent:
+    """Freeze a billed month: a later bill of it is refused until it is reopened."""
+    return set_month_state(config, month, "closed", reason)
+
+
+def reopen_month(config: Config, month: Month, reason: str) -> MonthEvent:
+    """Reopen a closed month so it can be billed again (who, when and why are recorded)."""
+    return set_month_state(config, month, "reopened", reason)
 
 
 def diff(config: Config, month: Month) -> tuple[list[int], pl.DataFrame]:
     """The last two runs of ``month`` per tenant: (their run numbers, before/after rows)."""
     from metering.store import diff_runs
 
-    return diff_runs(config.warehouse.path, str(month))
+    return diff_runs(config.warehouse.path, month)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +80,9 @@ def health(config: Config, month: Month, tolerance: float) -> Health:
     from metering.store import read_month
 
     path = config.warehouse.path
-    quarantined = read_month(path, "quarantine", str(month), "source_uri").height
-    conflicts = read_month(path, "conflicts", str(month), "request_id, event_id").height
-    days = read_month(path, "reconciliation", str(month), "day")
+    quarantined = read_month(path, "quarantine", month, "source_uri").height
+    conflicts = read_month(path, "conflicts", month, "request_id, event_id").height
+    days = read_month(path, "reconciliation", month, "day")
     both = config.sources.cloudtrail is not None and config.sources.metering is not None
     totals = days.select(pl.col("matched", "cloudtrail_only", "metering_only").sum())
     matched, trail_only, records_only = totals.row(0) if days.height else (0, 0, 0)

@@ -66,7 +66,7 @@ def _bill(
     memory = memory_limit()  # checked before the warehouse is touched
     spool = Spool(spool_folder(config), fresh=fresh)
     with store.connect(config.warehouse.path) as con:
-        store.ensure_open(con, str(month))
+        store.ensure_open(con, month)
         inputs = collect_month(config, month, spool, progress)
         run_id, inputs_sha = inputs.identity(config, month)
         engine = Engine(con, spool_folder(config) / "scratch", memory)

@@ -131,7 +131,7 @@ def run_diff(
     console.print(f"{changed} of {frame.height} tenant line(s) changed")
 
 
-def month_report(report: MonthReport, console: Console | None = None, top: int = 5) -> None:
+def report_table(report: MonthReport, console: Console | None = None, top: int = 5) -> None:
     """What ``meter report`` prints: tenant lines, totals, unattributed share, edge savings."""
     console = console or Console()
     currency = report.currency

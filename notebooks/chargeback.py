@@ -37,11 +37,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import polars as pl
 
-from metering.config import load_config
-from metering.month import Month
-from metering.outputs import report
-from metering.report.charts import plot_cost_per_tenant, plot_daily_calls, plot_edge_savings
-from metering.store.queries import billed_months, call_rates, tenant_days, tenant_operations
+import metering
+from metering import Month
 
 try:  # in Jupyter, frames render as tables; as a script, they print
     from IPython.display import display
@@ -62,10 +59,10 @@ def _config_path() -> Path:
     raise SystemExit("set METER_CONFIG to your meter.toml")
 
 
-config = load_config(_config_path())
+config = metering.load_config(_config_path())
 warehouse = config.warehouse.path
-months = billed_months(warehouse)
-month = Month.parse(os.environ.get("METER_MONTH") or months[-1])
+months = metering.billed_months(config)
+month = Month.parse(os.environ["METER_MONTH"]) if os.environ.get("METER_MONTH") else months[-1]
 out = Path(os.environ["METER_NOTEBOOK_OUT"]) if os.environ.get("METER_NOTEBOOK_OUT") else None
 
 
@@ -76,7 +73,7 @@ def save(fig: plt.Figure, name: str) -> None:
         fig.savefig(out / f"{month}-{name}.png", dpi=100)
 
 
-print(f"warehouse {warehouse}: billed months {', '.join(months)}; looking at {month}")
+print(f"warehouse {warehouse}: billed months {', '.join(map(str, months))}; looking at {month}")
 
 # %% [markdown]
 # ## The month at a glance
@@ -85,7 +82,7 @@ print(f"warehouse {warehouse}: billed months {', '.join(months)}; looking at {mo
 # cent so that they add up exactly to the account total.
 
 # %%
-month_report = report(config, month)
+month_report = metering.month_report(config, month)
 lines = month_report.lines
 currency = month_report.currency
 print(
@@ -127,7 +124,7 @@ display(profiles)
 
 # %%
 fig, ax = plt.subplots(figsize=(10, max(3.5, 0.45 * lines.height + 1.5)), layout="constrained")
-plotted = plot_cost_per_tenant(ax, lines, currency)
+plotted = metering.plot_cost_per_tenant(ax, lines, currency)
 ax.set_title(f"Cost per tenant, {month}", loc="left", fontweight="bold")
 save(fig, "cost-per-tenant")
 print(f"cost per tenant: {plotted.height} bars, largest {plotted['label'][0]}")
@@ -144,8 +141,8 @@ tenant = os.environ.get("METER_TENANT") or str(profiles["tenant_id"][0])
 row = lines.filter(pl.col("tenant_id") == tenant)
 if row.is_empty():
     raise SystemExit(f"{tenant} has no line in {month}; choose one of {lines['tenant_id'].to_list()}")
-days = tenant_days(warehouse, str(month), tenant)
-operations = tenant_operations(warehouse, str(month), tenant)
+days = metering.tenant_days(config, month, tenant)
+operations = metering.tenant_operations(config, month, tenant)
 print(
     f"drill-down {tenant}: {int(row['calls'][0]):,} calls on {days.height} "
     f"day{'s' if days.height != 1 else ''}, "
@@ -162,7 +159,7 @@ display(
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 4), layout="constrained")
-plot_daily_calls(ax, days, dict(lines.select("tenant_id", "tenant_name").iter_rows()))
+metering.plot_daily_calls(ax, days, dict(lines.select("tenant_id", "tenant_name").iter_rows()))
 ax.set_title(f"Daily calls of {tenant}, {month}", loc="left", fontweight="bold")
 save(fig, f"daily-calls-{tenant}")
 
@@ -176,7 +173,7 @@ save(fig, f"daily-calls-{tenant}")
 # bursts, which a token bucket absorbs better than a flat limit.
 
 # %%
-rates = call_rates(warehouse, str(month)).with_columns(
+rates = metering.call_rates(config, month).with_columns(
     burst_ratio=(pl.col("peak_rps") / pl.col("p99_rps")).round(1)
 )
 display(rates)
@@ -198,7 +195,7 @@ savings = month_report.savings.filter(pl.col("units_saved") > 0)
 display(savings)
 if savings.height:
     fig, ax = plt.subplots(figsize=(10, max(3.0, 0.5 * savings.height + 1.5)), layout="constrained")
-    plot_edge_savings(ax, savings, dict(lines.select("tenant_id", "tenant_name").iter_rows()))
+    metering.plot_edge_savings(ax, savings, dict(lines.select("tenant_id", "tenant_name").iter_rows()))
     save(fig, "edge-savings")
 print(f"units saved by trimming: {int(savings['units_saved'].sum()):,} of {month_report.units:,}")
 

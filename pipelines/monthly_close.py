@@ -22,38 +22,34 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from metering.config import load_config
-from metering.errors import MeteringError, MonthClosedError
-from metering.month import Month
-from metering.outputs import chart, export
-from metering.period import health, set_month_state
-from metering.pipeline import bill
+import metering
+from metering import Month
 
 CLOSED, NEEDS_REVIEW, ALREADY_CLOSED, FAILED = 0, 3, 4, 1
 
 
 def run(config_path: Path, out: Path, month: Month, tolerance: float) -> int:
-    config = load_config(config_path)
+    config = metering.load_config(config_path)
     try:
-        result = bill(config, month)
-    except MonthClosedError as exc:
+        result = metering.bill(config, month)
+    except metering.MonthClosedError as exc:
         print(f"{month}: already closed, nothing to do ({exc})")
         return ALREADY_CLOSED
     folder = out / str(month)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"finance_{month}.csv").write_bytes(export(config, month, "finance"))
-    (folder / f"focus_{month}.csv").write_bytes(export(config, month, "focus"))
-    charts = chart(config, month, folder / "charts")
+    (folder / f"finance_{month}.csv").write_bytes(metering.export(config, month, "finance"))
+    (folder / f"focus_{month}.csv").write_bytes(metering.export(config, month, "focus"))
+    charts = metering.chart(config, month, folder / "charts")
     print(
         f"{month}: billed {result.bill.total_units:,} units, {result.bill.amount} "
         f"{result.bill.currency} (run {result.run_id}); wrote 2 exports and {len(charts)} charts "
         f"to {folder}"
     )
-    problems = health(config, month, tolerance).problems
+    problems = metering.health(config, month, tolerance).problems
     if problems:
         print(f"{month}: left open for review:\n  " + "\n  ".join(problems))
         return NEEDS_REVIEW
-    set_month_state(config, month, "closed", f"monthly close job, run {result.run_id}")
+    metering.close_month(config, month, f"monthly close job, run {result.run_id}")
     print(f"{month}: clean, closed")
     return CLOSED
 
@@ -74,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         now = datetime.now(UTC)
         month = Month.parse(args.month) if args.month else Month(now.year, now.month).previous()
         return run(args.config, args.out, month, args.tolerance)
-    except MeteringError as exc:
+    except metering.MeteringError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
 

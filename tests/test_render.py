@@ -12,10 +12,9 @@ from rich.console import Console
 
 from metering.month import Month
 from metering.outputs import MonthReport
-from metering.schemas import BillResult
 from metering.rate import Bill
-from metering.render import bill_summary, month_report, run_diff
-from metering.schemas import Counters, QuarantineEntry
+from metering.render import bill_summary, report_table, run_diff
+from metering.schemas import BillResult, Counters, QuarantineEntry
 from metering.text import printable
 
 OCT = Month(2026, 10)
@@ -89,7 +88,7 @@ def test_month_report_escapes_outside_text() -> None:
     )
     run: dict[str, object] = {"run_id": "r1", "currency": "USD", "account_cost": "2.75"}
     console, out = _terminal()
-    month_report(MonthReport(OCT, run, _lines(), savings, 32768, 3276), console)
+    report_table(MonthReport(OCT, run, _lines(), savings, 32768, 3276), console)
     shown = out.getvalue()
     _assert_escaped(shown)
     assert shown.count("t1\\x1b[2J") == 2  # its line, and its payload-edge savings

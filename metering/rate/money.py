@@ -71,3 +71,14 @@ def round_lines(exact: Mapping[str, Fraction], places: int) -> dict[str, Decimal
     for key in by_remainder[:missing]:
         floors[key] += 1
     return {key: Decimal(units).scaleb(-places) for key, units in floors.items()}
+
+
+def per_unit(cost: Decimal, units: int) -> Fraction:
+    """The exact average cost of one of ``units`` that cost ``cost`` (0 without units)."""
+    return Fraction(cost) / units if units else Fraction(0)
+
+
+def worth(units: int, cost: Decimal, total_units: int, places: int = 2) -> Decimal:
+    """What ``units`` of a month that cost ``cost`` for ``total_units`` are worth at its
+    average cost per unit, rounded half-up to ``places``."""
+    return round_half_up(per_unit(cost, total_units) * units, places)

@@ -13,6 +13,7 @@ import math
 import textwrap
 from dataclasses import dataclass
 from datetime import date, datetime
+from fractions import Fraction
 from pathlib import Path
 
 import polars as pl
@@ -342,7 +343,7 @@ def plot_edge_savings(
     ax: Axes,
     savings: pl.DataFrame,
     names: dict[str, str] | None = None,
-    unit_cost: float | None = None,
+    unit_cost: Fraction | float | None = None,
     currency: str = "USD",
     top: int = 10,
 ) -> pl.DataFrame:
@@ -364,7 +365,7 @@ def plot_edge_savings(
     for units, share in zip(saved, pct, strict=True):
         text = f"{units:,} units ({share:.1f} % of its units)"
         if unit_cost is not None:
-            text += f", worth {_about(units * unit_cost, currency)}"
+            text += f", worth {_about(float(units * unit_cost), currency)}"  # (for the eye)
         texts.append(text)
     positions = list(range(len(rows)))
     ax.set_title(
@@ -497,7 +498,7 @@ class ChartData:
     block_bytes: int
     margin_bytes: int
     measure: str
-    unit_cost: float | None  # blended cost of one unit, for "about N USD" labels
+    unit_cost: Fraction | None  # blended cost of one unit, for "about N USD" labels
 
 
 @dataclass(frozen=True, slots=True)

@@ -316,12 +316,13 @@ class MonthEvent:
     reason: str
 
 
-def month_state(con: duckdb.DuckDBPyConnection, month: str) -> MonthEvent | None:
+def month_state(con: duckdb.DuckDBPyConnection, month: Month) -> MonthEvent | None:
+    """The newest close/reopen event of ``month``, if any."""
     rows = con.execute(
         "SELECT event, make_timestamp(epoch_us(changed_at)) AS changed_at, changed_by, reason "
         "FROM month_events WHERE month = ? "
         "ORDER BY changed_at DESC LIMIT 1",
-        [month],
+        [str(month)],
     ).fetchall()
     if not rows:
         return None
@@ -329,15 +330,15 @@ def month_state(con: duckdb.DuckDBPyConnection, month: str) -> MonthEvent | None
     return MonthEvent(event, at.replace(tzinfo=UTC), by, reason)
 
 
-def latest_run(con: duckdb.DuckDBPyConnection, month: str) -> str | None:
+def latest_run(con: duckdb.DuckDBPyConnection, month: Month) -> str | None:
     """The run_id of ``month``'s newest bill, or None if it was never billed."""
     runs = con.execute(
-        "SELECT run_id FROM bill_runs WHERE month = ? ORDER BY run_seq DESC LIMIT 1", [month]
+        "SELECT run_id FROM bill_runs WHERE month = ? ORDER BY run_seq DESC LIMIT 1", [str(month)]
     ).fetchall()
     return str(runs[0][0]) if runs else None
 
 
-def ensure_open(con: duckdb.DuckDBPyConnection, month: str) -> None:
+def ensure_open(con: duckdb.DuckDBPyConnection, month: Month) -> None:
     """Refuse to touch a closed month, saying who closed it and how to reopen it."""
     state = month_state(con, month)
     if state is not None and state.event == "closed":
@@ -380,7 +381,7 @@ def write_run(
             pl.DataFrame({"month": [str(month)], "run_id": [run_id], "recipe": [rows.recipe]}),
         ),
     )
-    ensure_open(con, str(month))  # checked again inside the transaction
+    ensure_open(con, month)  # checked again inside the transaction
     seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
     with trace("  delete the month"):
         for table in MONTH_TABLES:
@@ -408,7 +409,7 @@ def write_run(
     return int(seq)
 
 
-def set_month_state(path: str | Path, month: str, event: str, by: str, reason: str) -> MonthEvent:
+def set_month_state(path: str | Path, month: Month, event: str, by: str, reason: str) -> MonthEvent:
     """Record a close or reopen of ``month``."""
     with connect(path) as con:
         state = month_state(con, month)
@@ -431,12 +432,12 @@ def set_month_state(path: str | Path, month: str, event: str, by: str, reason: s
         at = datetime.now(UTC)
         con.execute(
             "INSERT INTO month_events VALUES (?, ?, ?, ?, ?, ?)",
-            [month, event, at, by, reason, run_id],
+            [str(month), event, at, by, reason, run_id],
         )
         return MonthEvent(event, at, by, reason)
 
 
-def diff_runs(path: str | Path, month: str) -> tuple[list[int], pl.DataFrame]:
+def diff_runs(path: str | Path, month: Month) -> tuple[list[int], pl.DataFrame]:
     """Per tenant, the last two runs of ``month`` side by side; (their run_seqs, rows)."""
     with connect(path, read_only=True) as con:
         seqs = [
@@ -444,7 +445,7 @@ def diff_runs(path: str | Path, month: str) -> tuple[list[int], pl.DataFrame]:
             for row in con.execute(
                 "SELECT run_seq FROM bill_runs WHERE month = ? AND run_seq IS NOT NULL "
                 "ORDER BY run_seq DESC LIMIT 2",
-                [month],
+                [str(month)],
             ).fetchall()
         ]
         if len(seqs) < 2:
@@ -466,7 +467,7 @@ def diff_runs(path: str | Path, month: str) -> tuple[list[int], pl.DataFrame]:
         return [old, new], polars(lines)
 
 
-def read_month(path: str | Path, table: str, month: str, order_by: str) -> pl.DataFrame:
+def read_month(path: str | Path, table: str, month: Month, order_by: str) -> pl.DataFrame:
     """All of ``table``'s rows for ``month``; ``order_by`` is a column name from meter's
     own code, written into the SQL as it is."""
     if table not in TABLES and table not in ("calls", "conflicts"):
@@ -475,6 +476,6 @@ def read_month(path: str | Path, table: str, month: str, order_by: str) -> pl.Da
         return polars(
             con.sql(
                 f"SELECT * FROM {table} WHERE month = $month ORDER BY {order_by}",
-                params={"month": month},
+                params={"month": str(month)},
             )
         )

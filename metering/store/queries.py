@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from metering.month import Month
 from metering.store import connect
 from metering.store.frames import polars
 
@@ -32,13 +33,13 @@ def _frame(path: str | Path, sql: str, params: dict[str, Any]) -> pl.DataFrame:
         return polars(con.sql(sql, params=params))
 
 
-def billed_months(path: str | Path) -> list[str]:
+def billed_months(path: str | Path) -> list[Month]:
     """The months with tenant lines in the warehouse, oldest first."""
     frame = _frame(path, "SELECT DISTINCT month FROM tenant_month ORDER BY month", {})
-    return [str(m) for m in frame["month"]]
+    return [Month.parse(m) for m in frame["month"]]
 
 
-def billed_run(path: str | Path, month: str) -> dict[str, Any] | None:
+def billed_run(path: str | Path, month: Month) -> dict[str, Any] | None:
     """The ``bill_runs`` row of the run that wrote ``month``'s lines (the newest), or None.
 
     Read through Arrow: timestamps come back as timezone-aware datetimes without pytz.
@@ -46,12 +47,12 @@ def billed_run(path: str | Path, month: str) -> dict[str, Any] | None:
     frame = _frame(
         path,
         "SELECT * FROM bill_runs WHERE month = $month ORDER BY finished_at DESC LIMIT 1",
-        {"month": month},
+        {"month": str(month)},
     )
     return frame.to_dicts()[0] if frame.height else None
 
 
-def month_trend(path: str | Path, through: str, months: int = 12) -> pl.DataFrame:
+def month_trend(path: str | Path, through: Month, months: int = 12) -> pl.DataFrame:
     """Tenant lines of the ``months`` billed months up to ``through`` (YYYY-MM).
 
     Columns: month, tenant_id, tenant_name, calls, units, cost_exact, amount, currency;
@@ -68,11 +69,11 @@ def month_trend(path: str | Path, through: str, months: int = 12) -> pl.DataFram
         FROM tenant_month WHERE month IN (SELECT month FROM chosen)
         ORDER BY month, tenant_id
         """,
-        {"through": through, "months": months},
+        {"through": str(through), "months": months},
     )
 
 
-def tenant_days(path: str | Path, month: str, tenant_id: str | None = None) -> pl.DataFrame:
+def tenant_days(path: str | Path, month: Month, tenant_id: str | None = None) -> pl.DataFrame:
     """Daily calls, units and exact cost per tenant (one tenant, or all when None).
 
     Columns: day, tenant_id, calls, units, cost_exact; sorted by day and tenant.
@@ -84,11 +85,11 @@ def tenant_days(path: str | Path, month: str, tenant_id: str | None = None) -> p
         WHERE month = $month AND ($tenant IS NULL OR tenant_id = $tenant)
         ORDER BY day, tenant_id
         """,
-        {"month": month, "tenant": tenant_id},
+        {"month": str(month), "tenant": tenant_id},
     )
 
 
-def tenant_operations(path: str | Path, month: str, tenant_id: str) -> pl.DataFrame:
+def tenant_operations(path: str | Path, month: Month, tenant_id: str) -> pl.DataFrame:
     """One tenant's calls by operation.
 
     Columns: operation, calls, units, request_bytes, response_bytes (sums; unknown sizes
@@ -106,11 +107,11 @@ def tenant_operations(path: str | Path, month: str, tenant_id: str) -> pl.DataFr
         FROM calls WHERE month = $month AND tenant_id = $tenant
         GROUP BY operation ORDER BY units DESC, operation
         """,
-        {"month": month, "tenant": tenant_id},
+        {"month": str(month), "tenant": tenant_id},
     )
 
 
-def tenant_attribution(path: str | Path, month: str) -> pl.DataFrame:
+def tenant_attribution(path: str | Path, month: Month) -> pl.DataFrame:
     """How each tenant's calls were attributed: the winning rule's name and its calls.
 
     Columns: tenant_id, attribution, calls, units; sorted by tenant and rule.
@@ -122,11 +123,11 @@ def tenant_attribution(path: str | Path, month: str) -> pl.DataFrame:
         FROM calls WHERE month = $month
         GROUP BY tenant_id, attribution ORDER BY tenant_id, attribution
         """,
-        {"month": month},
+        {"month": str(month)},
     )
 
 
-def payload_sizes(path: str | Path, month: str, size: str) -> pl.DataFrame:
+def payload_sizes(path: str | Path, month: Month, size: str) -> pl.DataFrame:
     """How many calls of each tenant were billed on each exact size in bytes.
 
     Calls of unknown size (seen only in CloudTrail) are left out. Columns: tenant_id,
@@ -140,11 +141,11 @@ def payload_sizes(path: str | Path, month: str, size: str) -> pl.DataFrame:
         FROM calls WHERE month = $month AND ({size}) IS NOT NULL
         GROUP BY ALL ORDER BY tenant_id, bytes
         """,
-        {"month": month},
+        {"month": str(month)},
     )
 
 
-def call_rates(path: str | Path, month: str) -> pl.DataFrame:
+def call_rates(path: str | Path, month: Month) -> pl.DataFrame:
     """Calls per second per tenant, over the seconds in which the tenant made calls.
 
     A guide for API rate limits: ``peak_rps`` is the busiest second of the month,
@@ -175,5 +176,5 @@ def call_rates(path: str | Path, month: str) -> pl.DataFrame:
                max(second) FILTER (WHERE rank = 1) AS busiest_second
         FROM ranked GROUP BY tenant_id ORDER BY peak_rps DESC, tenant_id
         """,
-        {"month": month},
+        {"month": str(month)},
     )

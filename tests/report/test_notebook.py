@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from metering.config import Config
-from metering.outputs import report
+from metering.outputs import month_report
 from tests.conftest import REPO
 from tests.report.conftest import OCT
 
@@ -38,7 +38,7 @@ def _run(config: Config, out: Path, **env: str) -> str:
 
 def test_notebook_on_the_sample(sample: Config, tmp_path: Path) -> None:
     out = _run(sample, tmp_path / "figures", METER_MONTH="2026-10")
-    month = report(sample, OCT)
+    month = month_report(sample, OCT)
     top = month.lines.sort(["amount", "units", "tenant_id"], descending=[True, True, False])
     tenant = top["tenant_id"][0]
     assert (

@@ -13,7 +13,7 @@ from metering.cli import app
 from metering.config import Config
 from metering.errors import UsageError
 from metering.month import Month
-from metering.outputs import export, report
+from metering.outputs import export, month_report
 from tests.report.conftest import OCT
 
 runner = CliRunner()
@@ -40,7 +40,7 @@ def _warehouse_totals(config: Config, month: str) -> tuple[object, ...]:
 @pytest.mark.parametrize("name", ["small", "sample"])
 def test_report_totals_equal_the_warehouse(name: str, request: pytest.FixtureRequest) -> None:
     config: Config = request.getfixturevalue(name)
-    got = report(config, OCT)
+    got = month_report(config, OCT)
     calls, units, amount, lines, run_calls, run_units, run_amount, account_cost = _warehouse_totals(
         config, "2026-10"
     )
@@ -51,7 +51,7 @@ def test_report_totals_equal_the_warehouse(name: str, request: pytest.FixtureReq
 
 
 def test_small_report_numbers(small: Config) -> None:
-    got = report(small, OCT)
+    got = month_report(small, OCT)
     assert (got.calls, got.units, got.amount, got.account_cost) == (
         17,
         23,
@@ -149,4 +149,4 @@ def test_an_unbilled_month_says_what_to_do(small: Config, command: str) -> None:
     assert result.exit_code == 2
     assert "run `meter bill --month 2026-08` first" in result.output
     with pytest.raises(UsageError):
-        report(small, Month(2026, 8))
+        month_report(small, Month(2026, 8))
