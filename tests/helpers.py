@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,12 @@ from typing import Any
 import polars as pl
 
 from metering.sample.dynamodb import item_line, write_export
-from tests.conftest import SAMPLE
+from tests.conftest import REPO, SAMPLE
+
+# Golden files (``tests/golden``) follow the sample and the SQL meter writes:
+# ``METER_UPDATE_GOLDEN=1 pytest`` rewrites them; look at ``git diff tests/golden``, then
+# commit them with the change that made them.
+GOLDEN = REPO / "tests" / "golden"
 
 # What ``meter bill`` on the sample leaves beside it (README quick start, command 1): the
 # warehouse and the spool, both in .gitignore. Tests copy and compare the sample without.
@@ -107,3 +113,23 @@ def create_metering_table(client: Any, name: str) -> None:
 
 def dump(obj: object) -> str:
     return json.dumps(obj, separators=(",", ":"))
+
+
+def assert_golden(name: str, data: bytes) -> None:
+    """``data`` equals ``tests/golden/<name>`` byte for byte (or rewrites it when asked)."""
+    path: Path = GOLDEN / name
+    if os.environ.get("METER_UPDATE_GOLDEN") == "1":
+        path.write_bytes(data)
+        return
+    assert path.exists(), f"{path} is missing: run METER_UPDATE_GOLDEN=1 pytest to write it"
+    expected = path.read_bytes()
+    if data != expected:
+        got, want = data.decode().splitlines(), expected.decode().splitlines()
+        first = next(
+            (i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+            min(len(got), len(want)),
+        )
+        raise AssertionError(
+            f"{path} differs from line {first + 1}: got {got[first : first + 1]}, "
+            f"expected {want[first : first + 1]} (METER_UPDATE_GOLDEN=1 rewrites it)"
+        )

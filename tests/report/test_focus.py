@@ -15,8 +15,8 @@ from metering.config import Config
 from metering.outputs import export
 from metering.pipeline import bill
 from metering.report import FOCUS_COLUMNS, X_COLUMNS, focus_csv, neutralise
+from tests.helpers import assert_golden
 from tests.report.conftest import OCT, hostile_lines, read_back
-from tests.report.golden import assert_golden
 
 # FOCUS 1.0 columns whose feature level is "Mandatory" (FOCUS_Spec, specification/columns/*.md).
 FOCUS_1_0_MANDATORY = {

@@ -1,0 +1,1 @@
+(SELECT * EXCLUDE (month) FROM call_rows WHERE month = '2026-10')
