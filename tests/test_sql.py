@@ -56,9 +56,11 @@ def _rejoin() -> str:
 
 
 STEPS = {
-    "joined": lambda: attribute.joined(
-        Relation("events_in", EVENTS), Relation("records_in", RECORDS), CONFIG.attribution.rules
-    ).sql,
+    "joined": lambda: (
+        attribute.joined(
+            Relation("events_in", EVENTS), Relation("records_in", RECORDS), CONFIG.attribution.rules
+        ).sql
+    ),
     "rated": lambda: select.rated(Relation("joined", JOINED), CONFIG.pricing, OCT).sql,
     "month_calls": lambda: month_calls(OCT).sql,
     "counts": lambda: select.counts(CALLS, CONFIG.pricing.operations).sql,
