@@ -53,6 +53,12 @@ EVENT_KEYS = ("event_id", "request_id")
 RECORD_KEY = "request_id"
 
 
+def key_of(column: str, value: str) -> str:
+    """SQL: the call key of a call known by ``column`` (``request_id`` or ``event_id``) =
+    ``value`` (see ``call_key``)."""
+    return f"'{column[0]}:' || {value}"
+
+
 def call_key(alias: str = "") -> str:
     """SQL: a call's identity, over a relation with ``request_id`` and ``event_id``.
 
@@ -61,7 +67,8 @@ def call_key(alias: str = "") -> str:
     join's dedup, the re-bill's closure and the warehouse all know a call by this.
     """
     at = f"{alias}." if alias else ""
-    return f"coalesce('r:' || {at}request_id, 'e:' || {at}event_id)"
+    keys = (key_of(column, f"{at}{column}") for column in ("request_id", "event_id"))
+    return f"coalesce({', '.join(keys)})"
 
 
 # What the application recorded per call (SPEC 2.2); one row per record, before dedup.
@@ -127,21 +134,17 @@ RATED: dict[str, pl.DataType] = {
     "billed": pl.Boolean(),
 }
 
-# One row per billed call, as the warehouse's `calls` view shows it (SPEC 6).
+# One row per billed call, as the warehouse's `calls` view shows it (SPEC 6): the month, its
+# run, and what RATED says of the call but whether it erred, disagreed, was in the month
+# and billed (it is).
 CALLS: dict[str, pl.DataType] = {
     "month": pl.Utf8(),
     "run_id": pl.Utf8(),
-    "request_id": pl.Utf8(),
-    "event_id": pl.Utf8(),
-    "event_time": TS,
-    "tenant_id": pl.Utf8(),
-    "operation": pl.Utf8(),
-    "request_bytes": pl.Int64(),
-    "response_bytes": pl.Int64(),
-    "units": pl.Int64(),
-    "attribution": pl.Utf8(),
-    "source": pl.Utf8(),
-    "size_estimated": pl.Boolean(),
+    **{
+        name: dtype
+        for name, dtype in RATED.items()
+        if name not in ("error_code", "conflict", "in_month", "billed")
+    },
 }
 
 UNATTRIBUTED = "__unattributed__"

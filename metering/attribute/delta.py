@@ -24,7 +24,7 @@ from typing import Protocol
 
 import polars as pl
 
-from metering.schemas import EVENT_KEYS, Relation
+from metering.schemas import EVENT_KEYS, Relation, key_of
 
 KEYS: dict[str, pl.DataType] = {"key": pl.Utf8()}  # call keys (``schemas.call_key``)
 
@@ -104,8 +104,8 @@ def rejoin(
     if not touched + touched_records:
         return Rejoined(calls, count, None)
     keys = Relation.query(
-        f"SELECT 'e:' || {event_id} AS key FROM {touched_events} "
-        f"UNION ALL SELECT 'r:' || {request_id} FROM {touched_requests}",
+        f"SELECT {key_of(event_id, event_id)} AS key FROM {touched_events} "
+        f"UNION ALL SELECT {key_of(request_id, request_id)} FROM {touched_requests}",
         KEYS,
     )
     replacing, _ = run.table("_replacing", keys)

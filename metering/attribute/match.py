@@ -12,26 +12,17 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from metering.schemas import EVENT_KEYS, EVENTS, RECORD_KEY, RECORDS, TS, Relation
+from metering.schemas import EVENT_KEYS, EVENTS, JOINED, RECORD_KEY, RECORDS, Relation
 from metering.sql import literal
 
-# What ``calls_in`` gives: a call, and the evidence the attribution rules read.
+# What ``calls_in`` gives: a call (JOINED but its tenant), and the evidence the attribution
+# rules read in its place.
 MATCHED: dict[str, pl.DataType] = {
-    "request_id": pl.Utf8(),
-    "event_id": pl.Utf8(),
-    "call_time": TS,
-    "operation": pl.Utf8(),
-    "error_code": pl.Utf8(),
-    "user_arn": pl.Utf8(),
-    "issuer_arn": pl.Utf8(),
-    "source_identity": pl.Utf8(),
-    "secret_arn": pl.Utf8(),
-    "resource_arn": pl.Utf8(),
+    **{c: t for c, t in JOINED.items() if c not in ("tenant_id", "attribution")},
+    **dict.fromkeys(
+        ("user_arn", "issuer_arn", "source_identity", "secret_arn", "resource_arn"), pl.Utf8()
+    ),
     "record_tenant_id": pl.Utf8(),
-    "request_bytes": pl.Int64(),
-    "response_bytes": pl.Int64(),
-    "source": pl.Utf8(),
-    "conflict": pl.Utf8(),
 }
 
 
