@@ -17,6 +17,7 @@ a truncation, a junk tail, a record nested too deep or too big, are all still re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -173,12 +174,21 @@ def _whole(text: bytes | bytearray, uri: str) -> Decoded | None:
 # -- piece by piece ------------------------------------------------------------------------
 
 
-def _is_value(line: bytes | bytearray) -> bool:
-    """Is ``line`` one whole JSON object or array (the first line of JSON Lines)?"""
+_raw = msgspec.json.Decoder(msgspec.Raw)
+_SOMETHING = re.compile(rb"\S")
+
+
+def _is_value(line: bytes | bytearray | memoryview) -> bool:
+    """Is ``line`` one whole JSON object or array (the first line of JSON Lines)? (Checked
+    without building it, or copying it: the line may be a whole delivery body.)"""
+    first = _SOMETHING.search(line)
+    if first is None or first[0] not in (b"{", b"["):
+        return False
     try:
-        return isinstance(_any.decode(line), dict | list)
+        _raw.decode(line)
     except (msgspec.DecodeError, RecursionError):
         return False
+    return True
 
 
 def _expanded(doc: Record | Any, where: str) -> list[tuple[str, Item]]:
@@ -305,10 +315,13 @@ def decode_trail(text: Text, uri: str) -> Iterator[Decoded]:
     pieces = text.pieces()
     whole = bytearray()  # (grown in place: no second copy of the text when it is joined)
     more = False
+    lines: bool | None = None  # JSON Lines? (None: not known yet)
     for piece in pieces:
         whole += piece
-        if len(whole) > limits.WHOLE_FILE_BYTES:
-            more = True
+        if lines is None:
+            lines = _json_lines(whole)
+        if lines or len(whole) > limits.WHOLE_FILE_BYTES:
+            more = True  # JSON Lines is read a block of lines at a time, never whole
             break
     if not more and text.damage is None:
         decoded = _whole(whole, uri)
@@ -316,11 +329,22 @@ def decode_trail(text: Text, uri: str) -> Iterator[Decoded]:
             yield decoded
             return
     rest = _chain(whole, pieces)
-    first_end = whole.find(b"\n")
-    if first_end >= 0 and whole[first_end + 1 :].strip() and _is_value(whole[:first_end]):
+    if lines:
         yield from _lines(rest, text, uri)
     else:
         yield from _scanned(rest, text, uri)
+
+
+def _json_lines(text: bytearray) -> bool | None:
+    """Is ``text`` (a file's first bytes) JSON Lines: a first line that is a whole object or
+    array, and more after it? None: its first bytes cannot tell yet."""
+    first_end = text.find(b"\n")
+    if first_end < 0:
+        return None
+    with memoryview(text) as view:
+        if not _is_value(view[:first_end]):
+            return False
+    return True if _SOMETHING.search(text, first_end + 1) else None
 
 
 def _chain(first: bytearray, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -765,10 +765,15 @@ EXPORT_PAST = (limits.WHOLE_FILE_BYTES // EXPORT_PIECE + 1) * EXPORT_PIECE
         ]),
         ("zeros", "exports", 0, [("after line 0", _bomb(EXPORT_PAST))]),
         ("whitespace", "cloudtrail", 0, [("file", _bomb(TRAIL_PAST))]),
-        ("whitespace", "exports", 0, [("after line 1152", _bomb(EXPORT_PAST))]),  # 64 KiB lines
+        # (lines of 64 KiB, then of 1 MiB: the guard trips after the lines it let through)
+        ("whitespace", "exports", 0, [(f"after line {EXPORT_PAST // 65536}", _bomb(EXPORT_PAST))]),
         # Lines of a valid record and 1 MiB of blanks: each is billed until the guard trips.
-        ("json-lines", "cloudtrail", 80, [("after line 80", _bomb(TRAIL_PAST))]),
-        ("json-lines", "exports", 72, [("after line 72", _bomb(EXPORT_PAST))]),
+        ("json-lines", "cloudtrail", TRAIL_PAST // MIB, [
+            (f"after line {TRAIL_PAST // MIB}", _bomb(TRAIL_PAST))
+        ]),
+        ("json-lines", "exports", EXPORT_PAST // MIB, [
+            (f"after line {EXPORT_PAST // MIB}", _bomb(EXPORT_PAST))
+        ]),
     ],
 )  # fmt: skip
 def test_a_gzip_bomb_is_quarantined_in_bounded_memory(
