@@ -163,6 +163,7 @@ def _counters(
     counters.duplicates = inputs.rows - decided.pop("unique_events") - decided.pop("unique_records")
     for name, value in decided.items():
         setattr(counters, name, int(value))
+    counters.withheld_units = select.withheld_units(inputs.both.quarantine, config.pricing, month)
     return counters
 
 

@@ -75,6 +75,14 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
         )
     if result.quarantine:
         console.print(f"[yellow]quarantined {len(result.quarantine)} input(s):[/]")
+        withheld = sum(q.withheld is not None for q in result.quarantine)
+        if withheld:
+            console.print(
+                f"  {withheld:,} of them: metering records whose size is past its bound; "
+                f"billed, this month's would add {result.counters.withheld_units:,} units "
+                "(withheld_units)",
+                highlight=False,
+            )
         for entry in result.quarantine[:10]:
             console.print(
                 _outside(f"  {entry.source_uri} {entry.locator}: {entry.reason}"),

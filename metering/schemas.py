@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import Context, Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -81,6 +81,7 @@ RECORDS: dict[str, pl.DataType] = {
     "response_bytes": pl.Int64(),
     "resource_arn": pl.Utf8(),
     "principal_arn": pl.Utf8(),
+    "error_code": pl.Utf8(),  # the call's error as the application saw it; null: success
 }
 
 # What AWS saw (SPEC 2.1): Data API events only, one row per record, before dedup.
@@ -105,7 +106,8 @@ JOINED: dict[str, pl.DataType] = {
     "event_id": pl.Utf8(),
     "call_time": TS,
     "operation": pl.Utf8(),
-    "error_code": pl.Utf8(),
+    "error_code": pl.Utf8(),  # CloudTrail's errorCode, else the record's error_code
+    "error_seen_by": pl.Utf8(),  # cloudtrail | metering | both; null: no error
     "request_bytes": pl.Int64(),
     "response_bytes": pl.Int64(),
     "source": pl.Utf8(),
@@ -123,6 +125,7 @@ RATED: dict[str, pl.DataType] = {
     "tenant_id": pl.Utf8(),
     "operation": pl.Utf8(),
     "error_code": pl.Utf8(),
+    "error_seen_by": pl.Utf8(),
     "request_bytes": pl.Int64(),
     "response_bytes": pl.Int64(),
     "units": pl.Int64(),
@@ -143,7 +146,7 @@ CALLS: dict[str, pl.DataType] = {
     **{
         name: dtype
         for name, dtype in RATED.items()
-        if name not in ("error_code", "conflict", "in_month", "billed")
+        if name not in ("error_code", "error_seen_by", "conflict", "in_month", "billed")
     },
 }
 
@@ -179,12 +182,38 @@ def decimal_column(values: Sequence[Decimal], precision: int, scale: int) -> pl.
 
 
 @dataclass(frozen=True, slots=True)
+class Withheld:
+    """A metering record quarantined only for a size past its bound (SPEC 2.2): what it
+    would have been billed on, so the bill can say how many units the quarantine holds
+    back."""
+
+    ts: str  # as the record holds it (UTC ISO-8601 with milliseconds)
+    operation: str
+    request_bytes: int
+    response_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class QuarantineEntry:
     """One piece of input that could not be billed, and why."""
 
     source_uri: str
     locator: str
     reason: str
+    withheld: Withheld | None = None
+
+    def as_list(self) -> list[object]:
+        """As a spool entry keeps it (JSON); ``of`` reads it back."""
+        listed: list[object] = [self.source_uri, self.locator, self.reason]
+        if self.withheld is not None:
+            w = self.withheld
+            listed.append([w.ts, w.operation, w.request_bytes, w.response_bytes])
+        return listed
+
+    @classmethod
+    def of(cls, listed: list[Any]) -> QuarantineEntry:
+        withheld = Withheld(*listed[3]) if len(listed) > 3 else None
+        return cls(listed[0], listed[1], listed[2], withheld)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +247,15 @@ class Counters:
     quarantined: int = 0
     joined: int = 0
     aws_retries: int = 0  # not records: AWS calls retried (throttling, 5xx), for the report
-    # Not records either: export data files that their export's manifests do not list, and
-    # calls whose copies (same eventID or request id) disagree.
+    # Not records either: export data files that their export's manifests do not list,
+    # calls whose copies (same eventID or request id) disagree, and calls in both sources
+    # that only one of them saw fail.
     unlisted_files: int = 0
     conflicting_duplicates: int = 0
+    error_disagreements: int = 0
+    # Not records: units the month's records quarantined for a size past its bound would
+    # have billed (rate.select.withheld_units).
+    withheld_units: int = 0
 
     def add(self, other: Counters) -> None:
         for f in fields(self):

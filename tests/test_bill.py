@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -154,6 +155,23 @@ def test_bounds_and_bad_values_are_quarantined(tmp_path: Path) -> None:
     assert sorted(q.locator for q in result.quarantine) == ["line 2", "line 4", "line 5", "line 6"]
     assert result.counters.calls_billed == 3
     assert result.bill.total_units == 1 + 129 + 512
+    # What the two records past a bound would have billed (request+response, 32 KiB blocks);
+    # the negative size and the bad time say nothing of units.
+    assert [q.locator for q in result.quarantine if q.withheld] == ["line 2", "line 5"]
+    assert (
+        result.counters.withheld_units
+        == (4 * 1024 * 1024 + 1 + 100 + 32767) // 32768
+        + (16 * 1024 * 1024 + 1 + 100 + 32767) // 32768
+    )
+    # A record of another month, or of an operation not billed, withholds nothing.
+    rows = [
+        record("sep", "acme", "2026-09-30T23:59:59.999Z", resp=17 * 1024 * 1024),
+        record("op", "acme", "2026-10-02T00:00:00.000Z", resp=17 * 1024 * 1024, op="Other"),
+        record("oct", "acme", "2026-10-02T00:00:00.000Z", req=0, resp=17 * 1024 * 1024),
+    ]
+    write_data_file(tmp_path / "dynamodb" / "data" / "a.json.gz", lines_of(rows))
+    result = bill(load_config(write_config(tmp_path)), OCT, allow_empty=True)
+    assert result.counters.withheld_units == 17 * 32
 
 
 def test_duplicate_request_ids_count_once(tmp_path: Path) -> None:
@@ -287,3 +305,59 @@ def test_days_are_utc_days_whatever_the_machine_time_zone(tmp_path: Path) -> Non
         assert days.fetchall() == [("2026-10-01", "2026-10-31")], zone
         con.close()
     assert found["America/New_York"] == found["UTC"]
+
+
+def test_an_error_either_source_saw_is_one_rule(tmp_path: Path) -> None:
+    """SPEC 1.1: a call erred when CloudTrail's errorCode or the record's error_code says so;
+    ``bill_errors`` decides for both; a call the two sources see fail and succeed is
+    counted and listed in reconciliation."""
+    from tests.collect.test_cloudtrail import event, key, put, trail_config
+
+    at = "2026-10-05T12:00:0{}.000Z"
+    records = [
+        record("ok", "acme", at.format(0)),  # both sources: success
+        record("rec-err", "acme", at.format(1)) | {"error_code": "BadRequestException"},
+        record("ct-err", "acme", at.format(2)),  # the trail says it failed
+        record("both-err", "acme", at.format(3)) | {"error_code": "StatementTimeoutException"},
+        record("only-rec-err", "globex", at.format(4)) | {"error_code": "503"},  # metering only
+        record("only-rec-ok", "globex", at.format(5)),
+    ]
+    events = [
+        event("e-ok", at.format(0).replace(".000", ""), request_id="ok"),
+        event("e-rec", at.format(1).replace(".000", ""), request_id="rec-err"),
+        event("e-ct", at.format(2).replace(".000", ""), request_id="ct-err", error="Forbidden"),
+        event(
+            "e-both",
+            at.format(3).replace(".000", ""),
+            request_id="both-err",
+            error="StatementTimeoutException",
+        ),
+    ]
+    for bill_errors, billed in ((False, ["ok", "only-rec-ok"]), (True, None)):
+        folder = tmp_path / str(bill_errors)
+        put(folder / "trail", key("2026-10-05", "a"), events)
+        write_data_file(folder / "dynamodb" / "data" / "a.json.gz", lines_of(records))
+        pricing = f"\n[pricing]\nbill_errors = {str(bill_errors).lower()}\n"
+        result = bill(load_config(trail_config(folder, pricing, metering=True)), OCT)
+        c = result.counters
+        assert c.errored_calls == 4  # rec-err, ct-err, both-err, only-rec-err
+        assert c.error_disagreements == 2  # rec-err (only metering), ct-err (only CloudTrail)
+        assert c.calls_billed == (2 if not bill_errors else 6)
+        con = duckdb.connect(str(folder / "meter.duckdb"), read_only=True)
+        got = [r for (r,) in con.execute("SELECT request_id FROM calls ORDER BY 1").fetchall()]
+        assert got == sorted(billed or [r["request_id"] for r in records])  # type: ignore[type-var]
+        assert con.execute(
+            "SELECT day, matched, cloudtrail_only, metering_only, error_disagreements "
+            "FROM reconciliation"
+        ).fetchall() == [(date(2026, 10, 5), 4, 0, 2, 2)]
+        codes = con.execute(
+            "SELECT request_id, error_code, error_seen_by FROM call_rows "
+            "WHERE error_code IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        assert codes == [
+            ("both-err", "StatementTimeoutException", "both"),
+            ("ct-err", "Forbidden", "cloudtrail"),
+            ("only-rec-err", "503", "metering"),
+            ("rec-err", "BadRequestException", "metering"),
+        ]
+        con.close()

@@ -102,6 +102,10 @@ def calls_in(events: Relation, records: Relation) -> Relation:
     """One row per distinct call, from either source or both (MATCHED): ``call_time``,
     ``source``, and the evidence the attribution rules read.
 
+    A call erred when either source says so (SPEC 1.1): its ``error_code`` is CloudTrail's,
+    else its record's, and ``error_seen_by`` says which sources saw an error (a call in both
+    sources that only one of them saw fail is an outcome the sources disagree on).
+
     Events are unique by ``eventID``, then by non-null ``requestID``; records by
     ``request_id`` (``schemas.EVENT_KEYS``, ``RECORD_KEY``). A matched call's time is AWS's
     ``eventTime``; its tenant and sizes come from its record.
@@ -121,7 +125,10 @@ def calls_in(events: Relation, records: Relation) -> Relation:
             e.event_id,
             coalesce(e.event_time, r.ts) AS call_time,
             coalesce(e.operation, r.operation) AS operation,
-            e.error_code,
+            coalesce(e.error_code, r.error_code) AS error_code,
+            CASE WHEN e.error_code IS NOT NULL AND r.error_code IS NOT NULL THEN 'both'
+                 WHEN e.error_code IS NOT NULL THEN 'cloudtrail'
+                 WHEN r.error_code IS NOT NULL THEN 'metering' END AS error_seen_by,
             e.user_arn, e.issuer_arn, e.source_identity, e.secret_arn,
             coalesce(e.resource_arn, r.resource_arn) AS resource_arn,
             r.tenant_id AS record_tenant_id,

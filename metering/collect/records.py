@@ -20,7 +20,7 @@ import polars as pl
 from metering import limits
 from metering.collect.checks import kept_strings, shown
 from metering.collect.text import lines_of
-from metering.schemas import RECORDS, QuarantineEntry
+from metering.schemas import RECORDS, QuarantineEntry, Withheld
 
 TOO_DEEP = "nested too deeply for meter to decode (thousands of levels)"
 TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
@@ -49,6 +49,7 @@ class Item(msgspec.Struct, gc=False):
     response_bytes: N
     resource_arn: OptionalS | None = None
     principal_arn: OptionalS | None = None
+    error_code: OptionalS | None = None
 
 
 _Item = Item
@@ -198,12 +199,13 @@ def items_frame(items: Sequence[Item], numbers: Sequence[int]) -> pl.DataFrame:
             "response_bytes": [i.response_bytes.N for i in items],
             "resource_arn": optional(i.resource_arn for i in items),
             "principal_arn": optional(i.principal_arn for i in items),
+            "error_code": optional(i.error_code for i in items),
         },
         schema={"locator": pl.Int64, **{name: pl.Utf8 for name in RECORDS}},
     )
 
 
-_KEPT = ("tenant_id", "request_id", "operation", "resource_arn", "principal_arn")
+_KEPT = ("tenant_id", "request_id", "operation", "resource_arn", "principal_arn", "error_code")
 
 
 def _size_check(column: str, limit: int) -> pl.Expr:
@@ -241,10 +243,32 @@ def validate(
             *kept_strings({name: name for name in _KEPT}),
         )
     )
-    bad = checked.filter(pl.col("_reason").is_not_null())
+    bad = checked.filter(pl.col("_reason").is_not_null()).with_columns(
+        # Only a size past its bound: the units the record would bill are known.
+        _withheld=pl.col("_ts").is_not_null()
+        & (pl.col("_request_bytes") >= 0)
+        & (pl.col("_response_bytes") >= 0)
+        & (
+            (pl.col("_request_bytes") > limits.MAX_REQUEST_BYTES)
+            | (pl.col("_response_bytes") > limits.MAX_RESPONSE_BYTES)
+        )
+    )
     quarantine = [
-        QuarantineEntry(uri, f"{locator} {number}", reason)
-        for number, reason in bad.select("locator", "_reason").iter_rows()
+        QuarantineEntry(
+            uri,
+            f"{locator} {number}",
+            reason,
+            Withheld(ts, operation, request_bytes, response_bytes) if withheld else None,
+        )
+        for number, reason, withheld, ts, operation, request_bytes, response_bytes in bad.select(
+            "locator",
+            "_reason",
+            "_withheld",
+            "ts",
+            "operation",
+            "_request_bytes",
+            "_response_bytes",
+        ).iter_rows()
     ]
     good = checked.filter(pl.col("_reason").is_null()).select(
         pl.col("request_id"),
@@ -255,5 +279,7 @@ def validate(
         pl.col("_response_bytes").alias("response_bytes"),
         pl.col("resource_arn"),
         pl.col("principal_arn"),
+        # absent on success (SPEC 2.2); an empty code says no more than an absent one
+        pl.col("error_code").str.strip_chars().replace("", None),
     )
     return good.cast(RECORDS), quarantine  # type: ignore[arg-type]

@@ -39,7 +39,7 @@ from metering import limits
 from metering.collect.files import InputObject
 from metering.schemas import Collected, Counters, InputFile, Progress, QuarantineEntry
 
-DECODER_VERSION = "4"  # bump when what a spool entry holds for the same bytes changes
+DECODER_VERSION = "5"  # bump when what a spool entry holds for the same bytes changes
 IN_PROCESS_BYTES = 32 * 1024 * 1024  # below this much input, worker processes cost more
 GROUP_BYTES = 64 * 1024 * 1024  # input bytes of a group, at most (but one file)
 PART_BYTES = 64 * 1024 * 1024  # decoded rows a worker holds before it writes them
@@ -141,7 +141,7 @@ def _save(base: Path, members: dict[str, str], parts: Iterable[Collected]) -> Co
                 "rows": rows,
                 "parts": len(written),
                 "counters": collected.counters.as_dict(),
-                "quarantine": [[q.source_uri, q.locator, q.reason] for q in collected.quarantine],
+                "quarantine": [q.as_list() for q in collected.quarantine],
                 "inputs": [[i.uri, i.name, i.digest, i.size] for i in collected.inputs],
             }
             tmp.write_text(json.dumps(meta))
@@ -157,7 +157,7 @@ def _from_meta(meta: dict[str, Any], base: Path) -> Collected:
     return Collected(
         pl.DataFrame(),
         Counters(**meta["counters"]),
-        [QuarantineEntry(*q) for q in meta["quarantine"]],
+        [QuarantineEntry.of(q) for q in meta["quarantine"]],
         [InputFile(uri, name, digest, int(size)) for uri, name, digest, size in meta["inputs"]],
         [_part(base, number) for number in range(int(meta["parts"]))],
         int(meta["rows"]),

@@ -224,6 +224,7 @@ class MeteredDataApi:
             response_bytes=exchange.response_bytes,
             resource_arn=self.resource_arn,
             principal_arn=self.principal_arn,
+            error_code=exchange.error_code,
         )
         self._writer.add(record.item(self.shards))
 

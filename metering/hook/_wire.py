@@ -38,6 +38,7 @@ class Exchange:
     response_bytes: int
     request_id: str
     status: int
+    error_code: str | None = None  # the Data API error code (or HTTP status); None: success
 
 
 def body_length(body: object) -> int:
@@ -68,6 +69,15 @@ def _response_bytes(response_dict: dict[str, Any]) -> int:
     if length is None:
         raise TypeError(f"cannot measure a streamed response body ({type(body).__name__})")
     return int(length)
+
+
+def error_code(status: int, parsed: dict[str, Any] | None) -> str | None:
+    """The call's outcome as SPEC 2.2 records it: None for a success, else the Data API's
+    error code (``BadRequestException``), else the HTTP status (``"503"``)."""
+    code = (parsed or {}).get("Error", {}).get("Code")
+    if code:
+        return str(code)
+    return str(status) if status >= 300 else None
 
 
 def _request_id(response_dict: dict[str, Any], parsed: dict[str, Any] | None) -> str | None:
@@ -179,8 +189,8 @@ class Wiretap:
                 self._on_unmeasured(operation, reason)
                 return
             request_id = _request_id(response_dict, parsed_response)
+            status = int(response_dict.get("status_code", 0) or 0)
             if request_id is None:
-                status = response_dict.get("status_code")
                 self._on_unmeasured(operation, f"HTTP {status} response without a RequestId")
                 return
             self._on_exchange(
@@ -191,7 +201,8 @@ class Wiretap:
                     request_bytes=sent.request_bytes,
                     response_bytes=_response_bytes(response_dict),
                     request_id=request_id,
-                    status=int(response_dict.get("status_code", 0)),
+                    status=status,
+                    error_code=error_code(status, parsed_response),
                 )
             )
         except Exception:  # a handler must never break the caller's call

@@ -42,6 +42,7 @@ def spec_item(
     response_bytes: int,
     resource_arn: str | None = None,
     principal_arn: str | None = None,
+    error_code: str | None = None,
     shards: int = SHARDS,
 ) -> Item:
     """The DynamoDB item of SPEC 2.2 (typed attributes); ``ts`` as ``ts_text`` writes it."""
@@ -59,6 +60,8 @@ def spec_item(
         item["resource_arn"] = {"S": resource_arn}
     if principal_arn:
         item["principal_arn"] = {"S": principal_arn}
+    if error_code:
+        item["error_code"] = {"S": error_code}
     return item
 
 
@@ -74,6 +77,7 @@ class CallRecord:
     response_bytes: int
     resource_arn: str | None = None
     principal_arn: str | None = None
+    error_code: str | None = None  # the call failed: its Data API error code (or HTTP status)
 
     def item(self, shards: int = SHARDS) -> Item:
         """The DynamoDB item of SPEC 2.2 (typed attributes)."""
@@ -86,6 +90,7 @@ class CallRecord:
             response_bytes=self.response_bytes,
             resource_arn=self.resource_arn,
             principal_arn=self.principal_arn,
+            error_code=self.error_code,
             shards=shards,
         )
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 import polars as pl
 
 from metering.rate import Bill
+from metering.rate.select import DISAGREE
 from metering.schemas import UNATTRIBUTED, Relation, decimal_column
 from metering.sql import utc_day, utc_second
 
@@ -55,16 +56,18 @@ def tenant_days(calls: Relation) -> Relation:
 
 
 def reconciliation(calls: Relation) -> Relation:
-    """Per day of the month: calls in both sources, only in CloudTrail, only in records."""
+    """Per day of the month: calls in both sources, only in CloudTrail, only in records,
+    and calls in both that only one source saw fail (``select.DISAGREE``)."""
     sql = f"""
         SELECT {utc_day("event_time")} AS day,
                count(*) FILTER (WHERE source = 'both') AS matched,
                count(*) FILTER (WHERE source = 'cloudtrail') AS cloudtrail_only,
-               count(*) FILTER (WHERE source = 'metering') AS metering_only
+               count(*) FILTER (WHERE source = 'metering') AS metering_only,
+               count(*) FILTER (WHERE {DISAGREE}) AS error_disagreements
         FROM {calls} WHERE in_month
         GROUP BY day ORDER BY day
     """
-    counts = ("matched", "cloudtrail_only", "metering_only")
+    counts = ("matched", "cloudtrail_only", "metering_only", "error_disagreements")
     return Relation.query(sql, {"day": pl.Date(), **{c: pl.Int64() for c in counts}})
 
 

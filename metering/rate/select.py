@@ -2,7 +2,8 @@
 
 ``rated`` is the step: every joined call with its units and whether it is in the month
 (its ``eventTime``, or its record's ``ts``, in UTC) and billed (in the month, a billable
-operation, and not rejected by AWS unless ``bill_errors``). ``counts`` gives the counters
+operation, and not rejected by AWS unless ``bill_errors``: a call erred when either source
+says so, whichever saw it). ``counts`` gives the counters
 of SPEC 5 that the join and this selection decide.
 """
 
@@ -14,8 +15,8 @@ import polars as pl
 
 from metering.config import PricingConfig
 from metering.month import Month
-from metering.rate.units import call_units
-from metering.schemas import RATED, Relation
+from metering.rate.units import call_units, measured_of, units_of
+from metering.schemas import RATED, QuarantineEntry, Relation
 from metering.sql import literal, timestamp
 
 # What ``counts`` gives.
@@ -29,9 +30,14 @@ COUNTS: dict[str, pl.DataType] = {
         "skipped_operations",
         "errored_calls",
         "conflicting_duplicates",
+        "error_disagreements",
         "in_month",
     )
 }
+
+
+# SQL condition: a call both sources saw, only one of them failing (SPEC 1.1: it erred).
+DISAGREE = "source = 'both' AND error_seen_by IN ('cloudtrail', 'metering')"
 
 
 def _billable(operations: Collection[str]) -> str:
@@ -48,7 +54,8 @@ def rated(joined: Relation, pricing: PricingConfig, month: Month) -> Relation:
         billed += " AND error_code IS NULL"
     sql = f"""
         SELECT request_id, event_id, call_time AS event_time, tenant_id, operation,
-               error_code, request_bytes, response_bytes, {units} AS units, attribution,
+               error_code, error_seen_by, request_bytes, response_bytes, {units} AS units,
+               attribution,
                source, source = 'cloudtrail' AS size_estimated, conflict,
                {in_month} AS in_month, {billed} AS billed
         FROM {joined}
@@ -70,6 +77,7 @@ def counts(calls: Relation, operations: Collection[str]) -> Relation:
             count(*) FILTER (WHERE in_month AND {ok} AND error_code IS NOT NULL)
                 AS errored_calls,
             count(*) FILTER (WHERE in_month AND conflict IS NOT NULL) AS conflicting_duplicates,
+            count(*) FILTER (WHERE in_month AND {DISAGREE}) AS error_disagreements,
             count(*) FILTER (WHERE in_month) AS in_month
         FROM {calls}
     """
@@ -84,4 +92,19 @@ def conflicts(calls: Relation) -> Relation:
     """
     return Relation.query(
         sql, {"request_id": pl.Utf8(), "event_id": pl.Utf8(), "reason": pl.Utf8()}
+    )
+
+
+def withheld_units(
+    quarantine: Collection[QuarantineEntry], pricing: PricingConfig, month: Month
+) -> int:
+    """Units the month's metering records quarantined for a size past its bound would
+    have billed (of those the quarantine lists: ``limits.MAX_LISTED_PER_FILE`` per file)."""
+    billable = set(pricing.operations)
+    return sum(
+        units_of(
+            measured_of(pricing.measure, w.request_bytes, w.response_bytes), pricing.block_bytes
+        )
+        for q in quarantine
+        if (w := q.withheld) is not None and w.ts[:7] == str(month) and w.operation in billable
     )

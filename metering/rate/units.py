@@ -36,3 +36,13 @@ def call_units(measure: Measure, block_bytes: int, unknown_size_units: int) -> s
 def units_of(nbytes: int, block_bytes: int) -> int:
     """The same rule for one size."""
     return max(1, -(-nbytes // block_bytes))
+
+
+def measured_of(measure: Measure, request_bytes: int, response_bytes: int) -> int:
+    """``measured_bytes`` for one call."""
+    return {
+        "request": request_bytes,
+        "response": response_bytes,
+        "request+response": request_bytes + response_bytes,
+        "max": max(request_bytes, response_bytes),
+    }[measure]

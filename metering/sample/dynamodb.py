@@ -15,7 +15,7 @@ from metering.hook.records import shard_of, spec_item
 from metering.sample._files import Jobs, write_gzip
 
 CHUNK_ROWS = 50_000  # lines rendered at a time
-OPTIONAL = ("resource_arn", "principal_arn")  # written when present and not empty
+OPTIONAL = ("resource_arn", "principal_arn", "error_code")  # written when present and not empty
 TEXT = ("tenant_id", "request_id", "operation")
 SIZES = ("request_bytes", "response_bytes")
 # Printable ASCII except the quote and the backslash: text JSON writes unchanged.
@@ -33,6 +33,7 @@ def item_line(row: dict[str, object]) -> str:
         response_bytes=int(str(row["response_bytes"])),
         resource_arn=str(row.get("resource_arn") or "") or None,
         principal_arn=str(row.get("principal_arn") or "") or None,
+        error_code=str(row.get("error_code") or "") or None,
     )
     return json.dumps({"Item": item}, separators=(",", ":"))
 

@@ -6,10 +6,15 @@ DOUBLE. Every table carries ``month`` so re-billing a month replaces exactly its
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Counters added since the first schema: new warehouses have them last, as migrated ones do.
-ADDED_COUNTERS = ("unlisted_files", "conflicting_duplicates")
+ADDED_COUNTERS = (
+    "unlisted_files",
+    "conflicting_duplicates",
+    "error_disagreements",
+    "withheld_units",
+)
 COUNTER_COLUMNS = (
     "files_read",
     "records_seen",
@@ -73,7 +78,8 @@ TABLES = {
             error_code VARCHAR,
             conflict VARCHAR,
             in_month BOOLEAN NOT NULL DEFAULT true,
-            billed BOOLEAN NOT NULL DEFAULT true
+            billed BOOLEAN NOT NULL DEFAULT true,
+            error_seen_by VARCHAR
         )""",
     # The run whose calls a month holds, and the recipe they were joined and rated by (a
     # fingerprint of the config and meter's SQL: the next bill reuses them only under the
@@ -131,6 +137,7 @@ TABLES = {
             matched BIGINT NOT NULL,
             cloudtrail_only BIGINT NOT NULL,
             metering_only BIGINT NOT NULL,
+            error_disagreements BIGINT NOT NULL DEFAULT 0,
             PRIMARY KEY (month, day)
         )""",
     "quarantine": """
@@ -205,7 +212,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: (
         *(
             f"ALTER TABLE bill_runs ADD COLUMN {c} BIGINT NOT NULL DEFAULT 0"
-            for c in ADDED_COUNTERS
+            for c in ("unlisted_files", "conflicting_duplicates")
         ),
         "ALTER TABLE call_rows ADD COLUMN error_code VARCHAR",
         "ALTER TABLE call_rows ADD COLUMN conflict VARCHAR",
@@ -214,6 +221,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE month_runs ADD COLUMN recipe VARCHAR",
         TABLES["month_inputs"],
         *VIEWS,
+    ),
+    5: (
+        "ALTER TABLE bill_runs ADD COLUMN error_disagreements BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE bill_runs ADD COLUMN withheld_units BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE call_rows ADD COLUMN error_seen_by VARCHAR",
+        "ALTER TABLE reconciliation ADD COLUMN error_disagreements BIGINT NOT NULL DEFAULT 0",
     ),
 }
 

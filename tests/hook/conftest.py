@@ -54,6 +54,7 @@ class Seen:
     status: int
     request: dict[str, Any]
     response: dict[str, Any]
+    error_type: str | None = None  # the x-amzn-ErrorType header of an error answer
 
 
 @dataclass
@@ -127,7 +128,7 @@ class Tap(ThreadingHTTPServer):
     ) -> tuple[int, list[tuple[str, str]], bytes]:
         headers = [("Content-Type", "application/json"), ("x-amzn-RequestId", str(uuid.uuid4()))]
         if error:
-            headers.append(("x-amzn-ErrorType", error))
+            headers.append(("x-amzn-ErrorType", f"{error}:http://internal.amazon.com/coral/"))
         return status, headers, json.dumps(document).encode()
 
     def _data_api(
@@ -227,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
         service = "dynamodb" if target.startswith("DynamoDB_") else "rds-data"
         operation = target.split(".")[-1] if target else DATA_API_PATHS.get(self.path, self.path)
         request_id = next((v for k, v in response_headers if k.lower() == "x-amzn-requestid"), None)
+        error_type = next((v for k, v in response_headers if k.lower() == "x-amzn-errortype"), None)
         try:
             response = json.loads(payload) if payload else {}
         except ValueError:
@@ -240,6 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
             status=status,
             request=json.loads(body) if body else {},
             response=response if isinstance(response, dict) else {},
+            error_type=error_type,
         )
         with self.server.lock:
             self.server.state.seen.append(seen)

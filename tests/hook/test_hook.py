@@ -79,7 +79,10 @@ def assert_matches_wire(
         ts = attr(item, "ts")
         shard = int(hashlib.blake2b(seen.request_id.encode(), digest_size=2).hexdigest(), 16) % 16
         assert TS.match(ts)
+        errored = {"error_code": {"S": seen.error_type.split(":")[0]}} if seen.error_type else {}
+        assert seen.status < 300 or errored  # every error answer here names its code
         assert item == {
+            **errored,
             "pk": {"S": f"METER#{ts[:10]}#{shard:02d}"},
             "sk": {"S": f"{ts}#{seen.request_id}"},
             "tenant_id": {"S": tenant},
@@ -697,3 +700,20 @@ assert api.stats.buffered == 4
 
     assert_matches_wire(scan(table), tap.seen("rds-data"), "77")
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("status", "parsed", "recorded"),
+    [
+        (200, {"ResponseMetadata": {"RequestId": "r"}}, None),
+        (400, {"Error": {"Code": "BadRequestException", "Message": "no"}}, "BadRequestException"),
+        (502, {"Error": {"Code": "", "Message": "Bad Gateway"}}, "502"),  # no code: the status
+        (503, None, "503"),
+    ],
+)
+def test_the_error_code_recorded(status: int, parsed: Any, recorded: str | None) -> None:
+    """SPEC 2.2: the Data API error code, the HTTP status for an error without one, nothing
+    on success."""
+    from metering.hook._wire import error_code
+
+    assert error_code(status, parsed) == recorded

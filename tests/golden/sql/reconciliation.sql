@@ -2,7 +2,8 @@
         SELECT (DATE '1970-01-01' + (epoch_ms(event_time) // 86400000)::INTEGER) AS day,
                count(*) FILTER (WHERE source = 'both') AS matched,
                count(*) FILTER (WHERE source = 'cloudtrail') AS cloudtrail_only,
-               count(*) FILTER (WHERE source = 'metering') AS metering_only
+               count(*) FILTER (WHERE source = 'metering') AS metering_only,
+               count(*) FILTER (WHERE source = 'both' AND error_seen_by IN ('cloudtrail', 'metering')) AS error_disagreements
         FROM calls WHERE in_month
         GROUP BY day ORDER BY day
     )
