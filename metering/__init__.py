@@ -33,6 +33,9 @@ _HOMES = {
     "Month": "metering.month",
     "MonthClosedError": "metering.errors",
     "MonthReport": "metering.outputs",
+    "PublishBusyError": "metering.errors",
+    "PublishError": "metering.errors",
+    "Published": "metering.publish",
     "UsageError": "metering.errors",
     "WarehouseBusyError": "metering.errors",
     "WarehouseError": "metering.errors",
@@ -51,6 +54,7 @@ _HOMES = {
     "plot_edge_savings": "metering.report.charts",
     "plot_payload_sizes": "metering.report.charts",
     "plot_trend": "metering.report.charts",
+    "publish_month": "metering.period",
     "reopen_month": "metering.period",
     "tenant_days": "metering.outputs",
     "tenant_operations": "metering.outputs",
@@ -67,6 +71,9 @@ __all__ = [
     "Month",
     "MonthClosedError",
     "MonthReport",
+    "PublishBusyError",
+    "PublishError",
+    "Published",
     "UsageError",
     "WarehouseBusyError",
     "WarehouseError",
@@ -86,6 +93,7 @@ __all__ = [
     "plot_edge_savings",
     "plot_payload_sizes",
     "plot_trend",
+    "publish_month",
     "reopen_month",
     "tenant_days",
     "tenant_operations",
@@ -113,6 +121,8 @@ if TYPE_CHECKING:
         InputError,
         MeteringError,
         MonthClosedError,
+        PublishBusyError,
+        PublishError,
         UsageError,
         WarehouseBusyError,
         WarehouseError,
@@ -128,8 +138,9 @@ if TYPE_CHECKING:
         tenant_days,
         tenant_operations,
     )
-    from metering.period import close_month, diff, health, reopen_month
+    from metering.period import close_month, diff, health, publish_month, reopen_month
     from metering.pipeline import bill
+    from metering.publish import Published
     from metering.rate import Bill
     from metering.report.charts import (
         plot_cost_per_tenant,

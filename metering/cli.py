@@ -223,6 +223,51 @@ def reopen(
 
 
 @app.command()
+def publish(
+    month: MonthOption,
+    dsn: Annotated[
+        str | None,
+        typer.Option(
+            "--dsn",
+            help="PostgreSQL to publish to (else [publish] dsn, else METER_PUBLISH_DSN).",
+            show_default=False,
+        ),
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="The application's role, given read access (default: app)."),
+    ] = None,
+    config: ConfigOption = Path("meter.toml"),
+) -> None:
+    """Publish a billed month's per-tenant usage to PostgreSQL, behind row-level security.
+
+    Each tenant then reads its own rows (month totals, days, operations) with app.tenant_id
+    set, as the metering hook sets it; one transaction per month; publishing the same run
+    again changes nothing.
+    """
+    with _errors():
+        from metering.month import Month
+        from metering.period import publish_month
+
+        done = publish_month(_config(config), Month.parse(month), dsn, role)
+        where = f"{done.schema} ({done.tenants:,} tenants, run {done.run_id})"
+        mark = ", provisional: the month is not closed" if done.provisional else ", closed"
+        if done.status == "unchanged":
+            typer.echo(f"{month}: already published to {where}{mark}; nothing changed")
+        elif done.status == "published":
+            typer.echo(f"{month}: published to {where}{mark}")
+        else:
+            before = (
+                f"replaced run {done.previous_run_id}"
+                if done.status == "replaced"
+                else "same run, its provisional mark changed"
+            )
+            changed = ", ".join(done.changed) or "none"
+            said = f"{month}: published to {where}{mark}; {before}; tenants changed: {changed}"
+            typer.echo(printable(said))  # tenant ids come from the input
+
+
+@app.command()
 def diff(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> None:
     """Show what changed per tenant (calls, units, amount) between the last two runs of a month."""
     with _errors():

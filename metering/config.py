@@ -218,12 +218,33 @@ class AttributionConfig(_Strict):
     )
 
 
+class PublishConfig(_Strict):
+    """``meter publish``: where tenants' usage goes (README "Tenant-facing usage")."""
+
+    dsn: StrictStr | None = None  # else METER_PUBLISH_DSN, else --dsn
+    schema_name: StrictStr = Field(default="meter_usage", alias="schema")
+    role: StrictStr = "app"
+
+    @model_validator(mode="after")
+    def _names(self) -> PublishConfig:
+        from metering.errors import UsageError
+        from metering.rls import quote_ident
+
+        for what, name in (("schema", self.schema_name), ("role", self.role)):
+            try:
+                quote_ident(name, what)
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+
 class Config(_Strict):
     warehouse: WarehouseConfig = WarehouseConfig()
     pricing: PricingConfig = PricingConfig()
     sources: SourcesConfig = SourcesConfig()
     tenants: TenantsConfig = TenantsConfig()
     attribution: AttributionConfig = AttributionConfig()
+    publish: PublishConfig = PublishConfig()
 
     _path: Path | None = PrivateAttr(default=None)
     _sha256: str = PrivateAttr(default="")

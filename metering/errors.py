@@ -10,6 +10,8 @@ Library code raises only these; the CLI turns them into one red line and an exit
     ├── WarehouseError             the DuckDB warehouse cannot be used          (exit 1)
     │   ├── WarehouseBusyError     another process holds the warehouse
     │   └── MonthClosedError       the month is closed; reopen it first
+    ├── PublishError               the PostgreSQL to publish to cannot be written (exit 1)
+    │   └── PublishBusyError       another meter publish is writing the same schema
     └── UsageError                 a command was called with bad arguments      (exit 2)
 
 Bad *records* are not errors: they are quarantined (``metering.collect.Quarantine``) and
@@ -49,6 +51,14 @@ class WarehouseBusyError(WarehouseError):
 
 class MonthClosedError(WarehouseError):
     """The month is closed and may not be re-billed until it is reopened."""
+
+
+class PublishError(MeteringError):
+    """The PostgreSQL database usage is published to cannot be reached or written."""
+
+
+class PublishBusyError(PublishError):
+    """Another ``meter publish`` is writing the same schema of the same database."""
 
 
 class UsageError(MeteringError):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from metering.config import Config
 from metering.month import Month
 from metering.store import MonthEvent
+
+if TYPE_CHECKING:
+    from metering.publish import Published
 
 
 def who() -> str:
@@ -88,3 +92,26 @@ def health(config: Config, month: Month, tolerance: float) -> Health:
     matched, trail_only, records_only = totals.row(0) if days.height else (0, 0, 0)
     unmatched = int(trail_only) + int(records_only) if both else 0
     return Health(quarantined, conflicts, int(matched), unmatched, tolerance)
+
+
+def publish_month(
+    config: Config, month: Month, dsn: str | None = None, role: str | None = None
+) -> Published:
+    """Publish ``month``'s per-tenant usage to PostgreSQL behind row-level security
+    (``metering.publish``): to ``dsn``, else ``[publish] dsn``, else METER_PUBLISH_DSN."""
+    import os
+
+    from metering.errors import UsageError
+    from metering.publish import publish
+    from metering.store.queries import month_usage
+
+    target = dsn or config.publish.dsn or os.environ.get("METER_PUBLISH_DSN")
+    if not target:
+        raise UsageError(
+            "no database to publish to: give --dsn postgresql://..., set METER_PUBLISH_DSN, "
+            "or dsn in meter.toml's [publish] section"
+        )
+    usage = month_usage(config.warehouse.path, month)
+    if usage is None:
+        raise UsageError(f"{month} was never billed: run `meter bill --month {month}` first")
+    return publish(target, usage, config.publish.schema_name, role or config.publish.role)

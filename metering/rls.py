@@ -125,6 +125,32 @@ def tenant_expression(column_type: str = "bigint") -> str:
     return f"NULLIF(current_setting('{SETTING}', true), '')::{_column_type(column_type)}"
 
 
+def rls_statements(
+    table: str, column: str = "tenant_id", role: str = "app", column_type: str = "bigint"
+) -> list[tuple[str, str]]:
+    """The statements that isolate tenants in ``table`` by ``column``, each with the comment
+    that explains it ("" for none), to run inside a transaction as the table's owner."""
+    target = qualified_name(table)
+    tenant_column = quote_ident(column, "column name")
+    current = tenant_expression(column_type)
+    policy = quote_ident(POLICY)
+    return [
+        ("", f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY"),
+        (
+            "FORCE: the table owner is bound by the policy too.",
+            f"ALTER TABLE {target} FORCE ROW LEVEL SECURITY",
+        ),
+        ("", f"DROP POLICY IF EXISTS {policy} ON {target}"),
+        (
+            "No tenant set: the setting is NULL (or '' once used): no row is visible or writable.",
+            f"CREATE POLICY {policy} ON {target} AS PERMISSIVE FOR ALL TO PUBLIC\n"
+            f"    USING ({tenant_column} = {current})\n"
+            f"    WITH CHECK ({tenant_column} = {current})",
+        ),
+        ("TRUNCATE ignores row-level security.", f"REVOKE TRUNCATE ON {target} FROM {_role(role)}"),
+    ]
+
+
 def rls_ddl(
     table: str, column: str = "tenant_id", role: str = "app", column_type: str = "bigint"
 ) -> str:
@@ -132,26 +158,15 @@ def rls_ddl(
 
     Idempotent (the policy is dropped and made again) and atomic (one transaction).
     """
-    target = qualified_name(table)
-    tenant_column = quote_ident(column, "column name")
-    current = tenant_expression(column_type)
-    policy = quote_ident(POLICY)
-    return (
-        "-- Tenant isolation by row-level security (meter rls). Run as the table owner.\n"
-        f"-- The application sets {SETTING} in each transaction with set_config(..., true).\n"
-        "BEGIN;\n"
-        f"ALTER TABLE {target} ENABLE ROW LEVEL SECURITY;\n"
-        "-- FORCE: the table owner is bound by the policy too.\n"
-        f"ALTER TABLE {target} FORCE ROW LEVEL SECURITY;\n"
-        f"DROP POLICY IF EXISTS {policy} ON {target};\n"
-        "-- No tenant set: the setting is NULL (or '' once used): no row is visible or writable.\n"
-        f"CREATE POLICY {policy} ON {target} AS PERMISSIVE FOR ALL TO PUBLIC\n"
-        f"    USING ({tenant_column} = {current})\n"
-        f"    WITH CHECK ({tenant_column} = {current});\n"
-        "-- TRUNCATE ignores row-level security.\n"
-        f"REVOKE TRUNCATE ON {target} FROM {_role(role)};\n"
-        "COMMIT;\n"
-    )
+    lines = [
+        "-- Tenant isolation by row-level security (meter rls). Run as the table owner.",
+        f"-- The application sets {SETTING} in each transaction with set_config(..., true).",
+        "BEGIN;",
+    ]
+    for comment, statement in rls_statements(table, column, role, column_type):
+        lines += [f"-- {comment}"] if comment else []
+        lines.append(f"{statement};")
+    return "\n".join([*lines, "COMMIT;", ""])
 
 
 @dataclass(frozen=True, slots=True)

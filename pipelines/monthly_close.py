@@ -3,7 +3,9 @@
 Bills the previous month (or ``--month``), writes the finance CSV, the FOCUS export and the
 charts into ``<out>/<month>/``, and closes the month only when the run was clean: no
 quarantined input, no copies of a call that disagree, and reconciliation within
-``--tolerance``. Composes library functions
+``--tolerance``. Once closed, the month's per-tenant usage is published to PostgreSQL for
+tenants to see when a DSN is configured (``[publish] dsn`` or METER_PUBLISH_DSN). Composes
+library functions
 only; its exit status tells the scheduler what happened:
 
     0  billed, exported and closed
@@ -18,6 +20,7 @@ only; its exit status tells the scheduler what happened:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +54,9 @@ def run(config_path: Path, out: Path, month: Month, tolerance: float) -> int:
         return NEEDS_REVIEW
     metering.close_month(config, month, f"monthly close job, run {result.run_id}")
     print(f"{month}: clean, closed")
+    if config.publish.dsn or os.environ.get("METER_PUBLISH_DSN"):
+        done = metering.publish_month(config, month)
+        print(f"{month}: published to {done.schema} for {done.tenants:,} tenants ({done.status})")
     return CLOSED
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import uuid
@@ -129,6 +130,20 @@ class TenantTransaction:
             call["parameters"] = sql_parameters(parameters)
         response: dict[str, Any] = self._api.client.execute_statement(**call)
         return response
+
+    def usage(self, month: str | None = None, schema: str = "meter_usage") -> list[dict[str, Any]]:
+        """This tenant's usage as ``meter publish`` left it (every month, or ``month``),
+        one dict per month: row-level security lets no other tenant's rows through, and
+        none at all when no tenant is set. ``amount`` is text (exact decimals)."""
+        from metering.publish import usage_sql
+
+        response = self.execute(
+            usage_sql(schema, month=month is not None),
+            {"month": month} if month is not None else None,
+            formatRecordsAs="JSON",
+        )
+        rows: list[dict[str, Any]] = json.loads(response.get("formattedRecords") or "[]")
+        return rows
 
     def batch_execute(
         self, sql: str, parameter_sets: Sequence[SqlParameters], **options: Any

@@ -7,20 +7,23 @@ calls are aggregated in DuckDB first, so a month of 10^8 calls stays cheap to lo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from metering.month import Month
-from metering.store import connect
+from metering.store import connect, month_state
 from metering.store.frames import polars
 
 __all__ = [
+    "MonthUsage",
     "billed_months",
     "billed_run",
     "call_rates",
     "month_trend",
+    "month_usage",
     "payload_sizes",
     "tenant_attribution",
     "tenant_days",
@@ -178,3 +181,59 @@ def call_rates(path: str | Path, month: Month) -> pl.DataFrame:
         """,
         {"month": str(month)},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MonthUsage:
+    """A billed month's per-tenant usage, as tenants may see it (``metering.publish``).
+
+    ``tenants``: tenant_id, tenant_name, calls, units, request_bytes, response_bytes, amount,
+    currency, share, peak_rps; ``days``: day, tenant_id, calls, units, cost_exact;
+    ``operations``: tenant_id, operation, calls, units. ``closed``: the month is closed (else
+    its figures are provisional: a later bill may change them).
+    """
+
+    month: Month
+    run_id: str
+    closed: bool
+    tenants: pl.DataFrame
+    days: pl.DataFrame
+    operations: pl.DataFrame
+
+
+def month_usage(path: str | Path, month: Month) -> MonthUsage | None:
+    """``month``'s usage per tenant from its newest bill, or None if it was never billed."""
+    params = {"month": str(month)}
+    with connect(path, read_only=True) as con:
+        tenants = polars(
+            con.sql(
+                """
+                SELECT tenant_id, tenant_name, calls, units, request_bytes, response_bytes,
+                       amount, currency, share, peak_rps, run_id
+                FROM tenant_month WHERE month = $month ORDER BY tenant_id
+                """,
+                params=params,
+            )
+        )
+        if not tenants.height:
+            return None
+        days = polars(
+            con.sql(
+                "SELECT day, tenant_id, calls, units, cost_exact FROM tenant_day "
+                "WHERE month = $month ORDER BY day, tenant_id",
+                params=params,
+            )
+        )
+        operations = polars(
+            con.sql(
+                """
+                SELECT tenant_id, operation, count(*) AS calls, sum(units)::BIGINT AS units
+                FROM calls WHERE month = $month GROUP BY ALL ORDER BY tenant_id, operation
+                """,
+                params=params,
+            )
+        )
+        state = month_state(con, month)
+    run_id = str(tenants["run_id"][0])
+    closed = state is not None and state.event == "closed"
+    return MonthUsage(month, run_id, closed, tenants.drop("run_id"), days, operations)

@@ -717,3 +717,20 @@ def test_the_error_code_recorded(status: int, parsed: Any, recorded: str | None)
     from metering.hook._wire import error_code
 
     assert error_code(status, parsed) == recorded
+
+
+def test_a_tenant_reads_its_usage_in_its_own_transaction(api: Any, tap: Any) -> None:
+    """``usage()`` sends the statement ``meter publish``'s tables answer (tested against
+    PostgreSQL in test_publish), with the tenant set first and the month bound."""
+    from metering.publish import usage_sql
+
+    with api.tenant("42") as t:
+        assert t.usage("2026-10") == []  # moto's canned answer holds no records
+    begin, set_tenant, statement, _ = tap.seen("rds-data")
+    assert set_tenant.request["sql"] == SET_TENANT_SQL
+    assert statement.request["sql"] == usage_sql("meter_usage", month=True)
+    assert statement.request["parameters"] == [
+        {"name": "month", "value": {"stringValue": "2026-10"}}
+    ]
+    assert statement.request["formatRecordsAs"] == "JSON"
+    assert statement.request["transactionId"] == begin.response["transactionId"]
