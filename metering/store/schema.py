@@ -6,7 +6,7 @@ DOUBLE. Every table carries ``month`` so re-billing a month replaces exactly its
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Counters added since the first schema: new warehouses have them last, as migrated ones do.
 ADDED_COUNTERS = ("unlisted_files", "conflicting_duplicates")
@@ -24,6 +24,16 @@ COUNTER_COLUMNS = (
     "aws_retries",
     *ADDED_COUNTERS,
 )
+
+# What the month's own evidence cost, estimated (metering.overhead): CloudTrail data events
+# and DynamoDB writes counted, and their exact cost at [overhead]'s prices. NULL: that
+# source was not configured (or the run predates schema 5).
+OVERHEAD_COLUMNS = {
+    "overhead_data_events": "BIGINT",
+    "overhead_writes": "BIGINT",
+    "overhead_cloudtrail_cost": "DECIMAL(38, 12)",
+    "overhead_dynamodb_cost": "DECIMAL(38, 12)",
+}
 
 TABLES = {
     "meter_meta": """
@@ -50,7 +60,8 @@ TABLES = {
             meter_version VARCHAR NOT NULL,
             run_seq BIGINT,
             executed_by VARCHAR,
-            {", ".join(f"{c} BIGINT NOT NULL DEFAULT 0" for c in ADDED_COUNTERS)}
+            {", ".join(f"{c} BIGINT NOT NULL DEFAULT 0" for c in ADDED_COUNTERS)},
+            {", ".join(f"{c} {t}" for c, t in OVERHEAD_COLUMNS.items())}
         )""",
     # Every call the month's bill joined (its edges in the months either side, errored and
     # unbilled ones too), rated, without the run_id: the next bill of the month starts from
@@ -215,6 +226,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         TABLES["month_inputs"],
         *VIEWS,
     ),
+    5: (*(f"ALTER TABLE bill_runs ADD COLUMN {c} {t}" for c, t in OVERHEAD_COLUMNS.items()),),
 }
 
 # Tables whose rows belong to one month and are replaced when it is billed again (call_rows
