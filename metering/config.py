@@ -27,6 +27,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -68,6 +69,39 @@ class WarehouseConfig(_Strict):
     path: StrictStr = "meter.duckdb"
 
 
+def _decimal(value: object, what: str, example: str) -> Decimal:
+    """A price as an exact ``Decimal``: a TOML string, integer or float (turned into its
+    shortest decimal text, never a binary fraction); a bool, an int in Python, is refused."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            pass
+    raise ValueError(
+        f"{what} {_toml(value)} is not a number; write it as a decimal string, e.g. {example}"
+    )
+
+
+def _price(value: Decimal, what: str, kept: str = "a unit's cost") -> Decimal:
+    """``value`` if it is a price from 0 to MAX_PER_MILLION with at most PRICE_PLACES
+    decimals (so ``kept``, the price of one, is exact in 12), else ValueError naming
+    ``what``."""
+    if not value.is_finite() or not 0 <= value <= MAX_PER_MILLION:
+        raise ValueError(f"{what} must be a number from 0 to {MAX_PER_MILLION}, not {value}")
+    if value != value.quantize(Decimal(1).scaleb(-PRICE_PLACES)):
+        raise ValueError(
+            f"{what} {value} has more than {PRICE_PLACES} decimal places; "
+            f"round it to {PRICE_PLACES} ({kept} is kept to 12 decimals)"
+        )
+    return value
+
+
 class Tier(_Strict):
     up_to: StrictInt | None = Field(default=None, ge=1, le=MAX_UP_TO)
     per_million: Decimal
@@ -75,37 +109,12 @@ class Tier(_Strict):
     @field_validator("per_million", mode="before")
     @classmethod
     def _exact(cls, value: object) -> Decimal:
-        # A bool is an int in Python, and is refused. TOML floats are turned into their
-        # shortest decimal text, never binary fractions.
-        if isinstance(value, Decimal):
-            return value
-        if isinstance(value, int) and not isinstance(value, bool):
-            return Decimal(value)
-        if isinstance(value, float):
-            return Decimal(repr(value))
-        if isinstance(value, str):
-            try:
-                return Decimal(value)
-            except InvalidOperation:
-                pass
-        raise ValueError(
-            f"price per million {_toml(value)} is not a number; write it as a decimal "
-            'string, e.g. per_million = "0.35"'
-        )
+        return _decimal(value, "price per million", 'per_million = "0.35"')
 
     @field_validator("per_million")
     @classmethod
     def _in_range(cls, value: Decimal) -> Decimal:
-        if not value.is_finite() or not 0 <= value <= MAX_PER_MILLION:
-            raise ValueError(
-                f"price per million must be a number from 0 to {MAX_PER_MILLION}, not {value}"
-            )
-        if value != value.quantize(Decimal(1).scaleb(-PRICE_PLACES)):
-            raise ValueError(
-                f"price per million {value} has more than {PRICE_PLACES} decimal places; "
-                f"round it to {PRICE_PLACES} (a unit's cost is kept to 12 decimals)"
-            )
-        return value
+        return _price(value, "price per million")
 
 
 class PricingConfig(_Strict):
@@ -238,6 +247,27 @@ class PublishConfig(_Strict):
         return self
 
 
+class OverheadConfig(_Strict):
+    """What the metering itself costs, for the estimate ``meter bill`` and ``meter report``
+    show beside the bill (never allocated to tenants). Defaults: AWS's public prices in
+    us-east-1 (CloudTrail data events; DynamoDB on-demand writes since November 2024), in
+    the currency of ``[pricing]``."""
+
+    cloudtrail_per_100k_events: Decimal = Decimal("0.10")
+    dynamodb_per_million_writes: Decimal = Decimal("0.625")
+
+    @field_validator("cloudtrail_per_100k_events", "dynamodb_per_million_writes", mode="before")
+    @classmethod
+    def _exact(cls, value: object, info: ValidationInfo) -> Decimal:
+        default = cls.model_fields[str(info.field_name)].default
+        return _decimal(value, "price", f'{info.field_name} = "{default}"')
+
+    @field_validator("cloudtrail_per_100k_events", "dynamodb_per_million_writes")
+    @classmethod
+    def _in_range(cls, value: Decimal) -> Decimal:
+        return _price(value, "price", "the cost of one event or write")
+
+
 class Config(_Strict):
     warehouse: WarehouseConfig = WarehouseConfig()
     pricing: PricingConfig = PricingConfig()
@@ -245,6 +275,7 @@ class Config(_Strict):
     tenants: TenantsConfig = TenantsConfig()
     attribution: AttributionConfig = AttributionConfig()
     publish: PublishConfig = PublishConfig()
+    overhead: OverheadConfig = OverheadConfig()
 
     _path: Path | None = PrivateAttr(default=None)
     _sha256: str = PrivateAttr(default="")

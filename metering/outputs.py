@@ -13,6 +13,7 @@ import polars as pl
 
 from metering.config import Config
 from metering.month import Month
+from metering.overhead import Overhead
 from metering.rate import measured_bytes
 from metering.schemas import UNATTRIBUTED, decimal_column
 
@@ -65,6 +66,12 @@ class MonthReport:
     @property
     def account_cost(self) -> Decimal:
         return Decimal(str(self.run["account_cost"]))
+
+    @property
+    def overhead(self) -> Overhead | None:
+        """What the month's own evidence cost, as its bill estimated it (None: billed
+        before meter kept the estimate)."""
+        return Overhead.of_run(self.run)
 
     @property
     def unattributed(self) -> Unattributed:

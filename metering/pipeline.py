@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from metering import attribute, store
+from metering import attribute, overhead, store
 from metering.attribute import delta
 from metering.attribute.principal import check_patterns
 from metering.collect import Inputs, Spool, collect_month
@@ -147,6 +147,20 @@ def _rate(
         conflicts=engine.frame(select.conflicts(calls)),
         tenant_day=_of(days, month),
         reconciliation=_of(engine.frame(profile.reconciliation(calls)), month),
+        overhead=_overhead(engine, config, inputs, calls),
+    )
+
+
+def _overhead(engine: Engine, config: Config, inputs: Inputs, calls: Relation) -> overhead.Overhead:
+    """What the month's evidence cost: its CloudTrail data events and metering writes
+    (of the sources configured), at ``[overhead]``'s prices."""
+    events = engine.parquet("_events_all", inputs.spooled["events"], EVENTS)
+    counted = engine.frame(overhead.counts(calls, events)).row(0, named=True)
+    sources = config.sources
+    return overhead.Overhead.estimate(
+        config,
+        int(counted["data_events"]) if sources.cloudtrail is not None else None,
+        int(counted["writes"]) if sources.metering is not None else None,
     )
 
 

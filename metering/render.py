@@ -6,6 +6,7 @@ shown through ``_outside``: control characters as visible escapes, never as rich
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -14,6 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from metering.outputs import MonthReport
+from metering.overhead import Overhead
+from metering.rate.money import minor_units
 from metering.schemas import BillResult
 from metering.text import printable
 
@@ -58,6 +61,8 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
         "  ".join(f"{name} [bold]{value:,}[/]" for name, value in counters.items()), highlight=False
     )
     console.print(f"account cost (exact) {bill.account_cost} {bill.currency}", highlight=False)
+    if result.overhead is not None:
+        _print_overhead(console, result.overhead, bill.account_cost, bill.currency)
     if result.reused_files:
         again = result.joined_again
         kept = "" if again is None else f"; {again:,} calls joined again, the rest kept"
@@ -102,6 +107,50 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
         if conflicts.height > 10:
             console.print(f"  ... {conflicts.height - 10} more in the conflicts table")
     console.print(_outside(f"warehouse: {result.warehouse}"), soft_wrap=True)
+
+
+def _exact(amount: Decimal) -> str:
+    """An exact amount without the trailing zeros of its column (0.015994, not 0.0159940...)."""
+    return format(amount.normalize(), "f") if amount else "0"
+
+
+def overhead_lines(overhead: Overhead | None, account_cost: Decimal, currency: str) -> list[str]:
+    """What the month's own evidence cost, as ``meter bill`` and ``meter report`` print it:
+    the estimate rounded once to the minor unit beside the Data API cost, then each source."""
+    if overhead is None:
+        return [
+            "metering overhead: not estimated (the month was billed by an older meter; "
+            "bill it again to see it)"
+        ]
+    cloudtrail, dynamodb, total = overhead.rounded(currency)
+    places = minor_units(currency)
+    lines = [
+        f"metering overhead, estimated (never billed to tenants): {total:,.{places}f} {currency}"
+    ]
+    for name, count, what, amount in (
+        ("CloudTrail", overhead.data_events, "data events", cloudtrail),
+        ("DynamoDB", overhead.writes, "metering writes", dynamodb),
+    ):
+        if count is None:
+            lines.append(f"  {name}: not a configured source, not counted")
+        else:
+            lines.append(f"  {name}: {count:,} {what}, {amount:,.{places}f} {currency}")
+    ratio = overhead.ratio(account_cost)
+    exact = f"  exact {_exact(overhead.total)} {currency}"
+    lines.append(
+        f"{exact}: {ratio * 100:,.1f} % of the month's Data API cost, "
+        f"{_exact(account_cost)} {currency}"
+        if ratio is not None
+        else f"{exact}; the month's Data API cost is 0"
+    )
+    return lines
+
+
+def _print_overhead(
+    console: Console, overhead: Overhead | None, account_cost: Decimal, currency: str
+) -> None:
+    for line in overhead_lines(overhead, account_cost, currency):
+        console.print(line, highlight=False, markup=False)
 
 
 def run_diff(
@@ -174,6 +223,7 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
         f"{report.amount:,.2f} {currency}",
         highlight=False,
     )
+    _print_overhead(console, report.overhead, report.account_cost, currency)
     un = report.unattributed
     if un.calls:
         console.print(

@@ -20,6 +20,7 @@ import polars as pl
 
 if TYPE_CHECKING:
     from metering.month import Month
+    from metering.overhead import Overhead
     from metering.rate import Bill
 
 TS = pl.Datetime("ms", "UTC")
@@ -336,6 +337,7 @@ class BillResult:
     conflicts: pl.DataFrame = field(default_factory=pl.DataFrame)  # request_id, event_id, reason
     tenant_day: pl.DataFrame = field(default_factory=pl.DataFrame)
     reconciliation: pl.DataFrame = field(default_factory=pl.DataFrame)
+    overhead: Overhead | None = None  # what the month's evidence cost (an estimate)
 
     @property
     def exit_code(self) -> int:

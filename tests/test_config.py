@@ -266,3 +266,68 @@ def test_the_ranges_cannot_overflow() -> None:
         assert con.execute("SELECT ?::VARCHAR::DECIMAL(18, 2)", [str(amount)]).fetchone() == (
             amount,
         )
+
+
+def test_overhead_prices_default_to_aws_public_prices(tmp_path: Path) -> None:
+    overhead = _load(tmp_path, MINIMAL).overhead
+    assert overhead.cloudtrail_per_100k_events == Decimal("0.10")
+    assert overhead.dynamodb_per_million_writes == Decimal("0.625")
+
+
+def test_overhead_prices_load_exactly(tmp_path: Path) -> None:
+    text = "[overhead]\ncloudtrail_per_100k_events = 0.1\ndynamodb_per_million_writes = 1\n"
+    overhead = _load(tmp_path, MINIMAL + text).overhead
+    assert str(overhead.cloudtrail_per_100k_events) == "0.1"
+    assert str(overhead.dynamodb_per_million_writes) == "1"
+    text = (
+        '[overhead]\ncloudtrail_per_100k_events = "2.000001"\ndynamodb_per_million_writes = "0"\n'
+    )
+    overhead = _load(tmp_path, MINIMAL + text).overhead
+    assert (overhead.cloudtrail_per_100k_events, overhead.dynamodb_per_million_writes) == (
+        Decimal("2.000001"),
+        Decimal(0),
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "expected"),
+    [
+        ('cloudtrail_per_100k = "0.10"', "overhead.cloudtrail_per_100k", "unknown key"),
+        (
+            'cloudtrail_per_100k_events = "-0.10"',
+            "overhead.cloudtrail_per_100k_events",
+            "price must be a number from 0 to 1000000, not -0.10",
+        ),
+        (
+            'dynamodb_per_million_writes = "1000000.5"',
+            "overhead.dynamodb_per_million_writes",
+            "price must be a number from 0 to 1000000, not 1000000.5",
+        ),
+        (
+            'dynamodb_per_million_writes = "0.6251234"',
+            "overhead.dynamodb_per_million_writes",
+            "price 0.6251234 has more than 6 decimal places; round it to 6",
+        ),
+        (
+            "cloudtrail_per_100k_events = true",
+            "overhead.cloudtrail_per_100k_events",
+            "price true is not a number; write it as a decimal string, e.g. "
+            'cloudtrail_per_100k_events = "0.10"',
+        ),
+        (
+            'dynamodb_per_million_writes = "62.5 cents"',
+            "overhead.dynamodb_per_million_writes",
+            'price "62.5 cents" is not a number; write it as a decimal string, e.g. '
+            'dynamodb_per_million_writes = "0.625"',
+        ),
+        (
+            'cloudtrail_per_100k_events = "NaN"',
+            "overhead.cloudtrail_per_100k_events",
+            "Input should be a finite number",
+        ),
+    ],
+)
+def test_overhead_errors_name_the_key(tmp_path: Path, line: str, key: str, expected: str) -> None:
+    message = _error(tmp_path, f"{MINIMAL}[overhead]\n{line}\n")
+    assert f"{tmp_path / 'meter.toml'}: {key}: " in message
+    assert expected in message

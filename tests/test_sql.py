@@ -14,6 +14,7 @@ from metering import attribute
 from metering.attribute import delta
 from metering.config import load_config
 from metering.month import Month
+from metering.overhead import counts as overhead_counts
 from metering.rate import profile, select
 from metering.schemas import EVENTS, JOINED, RATED, RECORDS, Relation
 from metering.store import month_calls
@@ -68,6 +69,7 @@ STEPS = {
     "tenant_totals": lambda: profile.tenant_totals(CALLS).sql,
     "tenant_days": lambda: profile.tenant_days(CALLS).sql,
     "reconciliation": lambda: profile.reconciliation(CALLS).sql,
+    "overhead": lambda: overhead_counts(CALLS, Relation("events_in", EVENTS)).sql,
     "rejoin": _rejoin,
 }
 

@@ -190,6 +190,7 @@ class RunRows:
             **result.counters.as_dict(),
             "unregistered_tenants": result.unregistered,
             "meter_version": __version__,
+            **(result.overhead.columns() if result.overhead is not None else {}),
         }
         return cls(
             row,

@@ -30,6 +30,16 @@ COUNTER_COLUMNS = (
     *ADDED_COUNTERS,
 )
 
+# What the month's own evidence cost, estimated (metering.overhead): CloudTrail data events
+# and DynamoDB writes counted, and their exact cost at [overhead]'s prices. NULL: that
+# source was not configured (or the run predates schema 5).
+OVERHEAD_COLUMNS = {
+    "overhead_data_events": "BIGINT",
+    "overhead_writes": "BIGINT",
+    "overhead_cloudtrail_cost": "DECIMAL(38, 12)",
+    "overhead_dynamodb_cost": "DECIMAL(38, 12)",
+}
+
 TABLES = {
     "meter_meta": """
         CREATE TABLE IF NOT EXISTS meter_meta (
@@ -55,7 +65,8 @@ TABLES = {
             meter_version VARCHAR NOT NULL,
             run_seq BIGINT,
             executed_by VARCHAR,
-            {", ".join(f"{c} BIGINT NOT NULL DEFAULT 0" for c in ADDED_COUNTERS)}
+            {", ".join(f"{c} BIGINT NOT NULL DEFAULT 0" for c in ADDED_COUNTERS)},
+            {", ".join(f"{c} {t}" for c, t in OVERHEAD_COLUMNS.items())}
         )""",
     # Every call the month's bill joined (its edges in the months either side, errored and
     # unbilled ones too), rated, without the run_id: the next bill of the month starts from
@@ -225,6 +236,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: (
         "ALTER TABLE bill_runs ADD COLUMN error_disagreements BIGINT NOT NULL DEFAULT 0",
         "ALTER TABLE bill_runs ADD COLUMN withheld_units BIGINT NOT NULL DEFAULT 0",
+        *(f"ALTER TABLE bill_runs ADD COLUMN {c} {t}" for c, t in OVERHEAD_COLUMNS.items()),
         "ALTER TABLE call_rows ADD COLUMN error_seen_by VARCHAR",
         "ALTER TABLE reconciliation ADD COLUMN error_disagreements BIGINT NOT NULL DEFAULT 0",
     ),

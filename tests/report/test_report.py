@@ -150,3 +150,26 @@ def test_an_unbilled_month_says_what_to_do(small: Config, command: str) -> None:
     assert "run `meter bill --month 2026-08` first" in result.output
     with pytest.raises(UsageError):
         month_report(small, Month(2026, 8))
+
+
+def test_report_shows_what_a_past_month_s_evidence_cost(small_two_months: Config) -> None:
+    """September was billed before October: its estimate is the one its own bill kept."""
+    from metering.overhead import Overhead
+    from tests.report.conftest import SEP, small_records
+
+    writes = sum(str(r["ts"]).startswith("2026-09-") for r in small_records(with_september=True))
+    cost = Decimal(writes) * Decimal("0.625") / 10**6
+    assert month_report(small_two_months, SEP).overhead == Overhead(None, writes, None, cost)
+    result = runner.invoke(
+        app,
+        ["report", "--month", "2026-09", "--config", str(small_two_months.path)],
+        env={"COLUMNS": "120"},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = lines.index("metering overhead, estimated (never billed to tenants): 0.00 USD")
+    assert lines[start + 1 : start + 4] == [
+        "  CloudTrail: not a configured source, not counted",
+        f"  DynamoDB: {writes} metering writes, 0.00 USD",
+        f"  exact {cost.normalize():f} USD: 0.0 % of the month's Data API cost, 0.7 USD",
+    ]

@@ -23,6 +23,7 @@ from metering.period import diff, set_month_state
 from metering.pipeline import bill
 from metering.schemas import CALLS
 from metering.store import SCHEMA_VERSION, connect
+from metering.store.schema import OVERHEAD_COLUMNS
 from tests.conftest import REPO
 from tests.helpers import copy_sample, export_records, record, write_config
 
@@ -273,6 +274,7 @@ def test_older_warehouse_is_migrated_newer_refused(tmp_path: Path) -> None:
         assert migrated.execute("SELECT count(*) FROM quarantine").fetchall() == [(1,)]
         columns = {r[0] for r in migrated.execute("DESCRIBE bill_runs").fetchall()}
         assert {"run_seq", "executed_by", "unlisted_files", "conflicting_duplicates"} <= columns
+        assert set(OVERHEAD_COLUMNS) <= columns  # v5: NULL for runs billed before
         assert migrated.execute("SELECT count(*) FROM conflicts").fetchall() == [(0,)]  # v4
         # v3: calls became a view over call_rows and month_runs; it reads as before.
         assert [r[0] for r in migrated.execute("DESCRIBE calls").fetchall()] == list(CALLS)
