@@ -28,15 +28,28 @@ app = typer.Typer(
     name="meter",
     help="Per-tenant cost metering and chargeback for the RDS Data API.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # meter --install-completion
     pretty_exceptions_enable=False,  # --debug prints a plain traceback, never locals
     rich_markup_mode=None,
 )
 
 ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="meter.toml to use (finds the warehouse).")
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="meter.toml to use (finds the warehouse); default: $METER_CONFIG, else ./meter.toml.",
+        show_default=False,
+    ),
 ]
 MonthOption = Annotated[str, typer.Option("--month", "-m", help="Billing month, YYYY-MM (UTC).")]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON document on stdout (README: --json)."),
+]
+
+# Exit statuses, the same for every command (README "Exit statuses").
+OK, FAILED, USAGE, ATTENTION, NOTHING_TO_DO = 0, 1, 2, 3, 4
 
 _state = {"debug": False}
 
@@ -62,26 +75,43 @@ def _main(
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
-    """Turn library errors into one red line and their exit status."""
+def _errors(json_command: str | None = None) -> Iterator[None]:
+    """Turn library errors into one red line and their exit status (and, for a command
+    run with ``--json``, a JSON document saying so on stdout)."""
     try:
         yield
     except MeteringError as exc:
         if _state["debug"]:
             raise
         _red_line(str(exc))
+        _json_error(json_command, str(exc), exc.exit_code)
         raise typer.Exit(exc.exit_code) from None
     except (KeyboardInterrupt, typer.Exit):
         raise
     except Exception as exc:
         if _state["debug"]:
             raise
+        message = f"unexpected {type(exc).__name__}: {exc}"
         _red_line(
-            f"unexpected {type(exc).__name__}: {exc}",
+            message,
             "This is a bug in meter, not in your input; "
             "rerun with `meter --debug ...` for the traceback and report it.",
         )
-        raise typer.Exit(1) from None
+        _json_error(json_command, message, FAILED)
+        raise typer.Exit(FAILED) from None
+
+
+def _json_error(command: str | None, message: str, code: int) -> None:
+    if command is not None:
+        from metering import jsondoc
+
+        _print_json(jsondoc.error(command, message, code))
+
+
+def _print_json(document: dict[str, Any]) -> None:
+    from metering import jsondoc
+
+    typer.echo(jsondoc.dumps(document))
 
 
 def _red_line(message: str, hint: str = "") -> None:
@@ -95,7 +125,7 @@ def _red_line(message: str, hint: str = "") -> None:
         console.print(hint, markup=False)
 
 
-def _config(path: Path) -> Config:
+def _config(path: Path | None) -> Config:
     from metering.config import load_config
 
     return load_config(path)
@@ -104,7 +134,7 @@ def _config(path: Path) -> Config:
 @app.command()
 def bill(
     month: MonthOption,
-    config: ConfigOption = Path("meter.toml"),
+    config: ConfigOption = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Decode every input again (forget the spool).")
     ] = False,
@@ -115,6 +145,7 @@ def bill(
             help="Bill the month even when no source holds a record of it (else exit 1).",
         ),
     ] = False,
+    json: JsonOption = False,
 ) -> None:
     """Bill a month: read the sources, attribute and rate every call, write the warehouse.
 
@@ -122,7 +153,7 @@ def bill(
     disagree), 1 failed or no record of the month (nothing written), 2 usage or config
     error.
     """
-    with _errors():
+    with _errors("bill" if json else None):
         from metering.month import Month
         from metering.pipeline import bill as run_bill
 
@@ -130,9 +161,14 @@ def bill(
         cfg = _config(config)
         with _progress() as progress:
             result = run_bill(cfg, the_month, progress, fresh=fresh, allow_empty=allow_empty)
-        from metering.render import bill_summary
+        if json:
+            from metering import jsondoc
 
-        bill_summary(result)
+            _print_json(jsondoc.bill(result))
+        else:
+            from metering.render import bill_summary
+
+            bill_summary(result)
     raise typer.Exit(result.exit_code)
 
 
@@ -170,7 +206,7 @@ def export(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")
     ] = None,
-    config: ConfigOption = Path("meter.toml"),
+    config: ConfigOption = None,
 ) -> None:
     """Export a billed month: the finance CSV or FinOps FOCUS rows, one per tenant line."""
     with _errors():
@@ -191,15 +227,21 @@ def export(
 def close(
     month: MonthOption,
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded).")] = "",
-    config: ConfigOption = Path("meter.toml"),
+    config: ConfigOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Close a billed month: later `meter bill` runs of it are refused until it is reopened."""
-    with _errors():
+    with _errors("close" if json else None):
         from metering.month import Month
         from metering.period import set_month_state
 
         event = set_month_state(_config(config), Month.parse(month), "closed", reason)
-        typer.echo(f"{month} closed by {event.by} at {event.at:%Y-%m-%d %H:%M:%S} UTC")
+        if json:
+            from metering import jsondoc
+
+            _print_json(jsondoc.month_event("close", month, event))
+        else:
+            typer.echo(f"{month} closed by {event.by} at {event.at:%Y-%m-%d %H:%M:%S} UTC")
 
 
 @app.command()
@@ -208,10 +250,11 @@ def reopen(
     reason: Annotated[
         str, typer.Option("--reason", help="Why it must change (required, recorded).")
     ],
-    config: ConfigOption = Path("meter.toml"),
+    config: ConfigOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Reopen a closed month so it can be billed again; who, when and why are recorded."""
-    with _errors():
+    with _errors("reopen" if json else None):
         from metering.errors import UsageError
         from metering.month import Month
         from metering.period import set_month_state
@@ -219,7 +262,13 @@ def reopen(
         if not reason.strip():
             raise UsageError("--reason is required: say why the month must change")
         event = set_month_state(_config(config), Month.parse(month), "reopened", reason)
-        typer.echo(f"{month} reopened by {event.by} at {event.at:%Y-%m-%d %H:%M:%S} UTC: {reason}")
+        if json:
+            from metering import jsondoc
+
+            _print_json(jsondoc.month_event("reopen", month, event))
+        else:
+            said = f"{month} reopened by {event.by} at {event.at:%Y-%m-%d %H:%M:%S} UTC: {reason}"
+            typer.echo(printable(said))
 
 
 @app.command()
@@ -237,7 +286,8 @@ def publish(
         str | None,
         typer.Option("--role", help="The application's role, given read access (default: app)."),
     ] = None,
-    config: ConfigOption = Path("meter.toml"),
+    config: ConfigOption = None,
+    json: JsonOption = False,
 ) -> None:
     """Publish a billed month's per-tenant usage to PostgreSQL, behind row-level security.
 
@@ -245,11 +295,16 @@ def publish(
     set, as the metering hook sets it; one transaction per month; publishing the same run
     again changes nothing.
     """
-    with _errors():
+    with _errors("publish" if json else None):
         from metering.month import Month
         from metering.period import publish_month
 
         done = publish_month(_config(config), Month.parse(month), dsn, role)
+        if json:
+            from metering import jsondoc
+
+            _print_json(jsondoc.publish(done))
+            return
         where = f"{done.schema} ({done.tenants:,} tenants, run {done.run_id})"
         mark = ", provisional: the month is not closed" if done.provisional else ", closed"
         if done.status == "unchanged":
@@ -268,14 +323,26 @@ def publish(
 
 
 @app.command()
-def diff(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> None:
-    """Show what changed per tenant (calls, units, amount) between the last two runs of a month."""
-    with _errors():
+def diff(month: MonthOption, config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Show what changed per tenant (calls, units, amount) between the last two runs of a month.
+
+    Exit status 4 when the month has fewer than two runs: nothing to compare.
+    """
+    with _errors("diff" if json else None):
         from metering.month import Month
         from metering.period import diff as run_diff
-        from metering.render import run_diff as render_diff
 
-        render_diff(month, *run_diff(_config(config), Month.parse(month)))
+        runs, frame = run_diff(_config(config), Month.parse(month))
+        code = OK if len(runs) >= 2 else NOTHING_TO_DO
+        if json:
+            from metering import jsondoc
+
+            _print_json(jsondoc.diff(month, runs, frame, code))
+        else:
+            from metering.render import run_diff as render_diff
+
+            render_diff(month, runs, frame)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -296,22 +363,31 @@ def rls(
     check: Annotated[
         str | None, typer.Option("--check", help="DSN: report tables lacking isolation instead.")
     ] = None,
+    json: JsonOption = False,
 ) -> None:
     """Print PostgreSQL row-level-security DDL for a table, or --check a database for gaps.
 
     The DDL enables and forces RLS, adds a policy on
     NULLIF(current_setting('app.tenant_id', true), '') and revokes TRUNCATE from the app role.
     """
-    with _errors():
+    with _errors("rls" if json else None):
         from metering.errors import UsageError
         from metering.rls import rls_check, rls_ddl
 
         if check is not None:
             problems = rls_check(check, column=column, role=role)
-            for problem in problems:
-                typer.echo(printable(str(problem)))  # names come from the database
-            typer.echo(f"{len(problems)} problem(s) found", err=True)
-            raise typer.Exit(1 if problems else 0)
+            code = ATTENTION if problems else OK  # (a database that cannot be read: 1)
+            if json:
+                from metering import jsondoc
+
+                _print_json(jsondoc.rls_check(problems, code))
+            else:
+                for problem in problems:
+                    typer.echo(printable(str(problem)))  # names come from the database
+                typer.echo(f"{len(problems)} problem(s) found", err=True)
+            raise typer.Exit(code)
+        if json:
+            raise UsageError("--json goes with --check DSN; the DDL is printed as SQL")
         if table is None:
             raise UsageError("give --table TABLE for the DDL, or --check DSN to audit a database")
         typer.echo(rls_ddl(table, column=column, role=role, column_type=column_type))
@@ -346,16 +422,22 @@ def sample(
             max=1440,
         ),
     ] = 120,
+    json: JsonOption = False,
 ) -> None:
     """Generate a realistic sample month: CloudTrail files, a metering-record export, a
     tenants registry and a meter.toml (the same seed gives the same bytes)."""
-    with _errors():
+    with _errors("sample" if json else None):
         from metering.month import Month
         from metering.sample import generate
 
         summary = generate(
             out, Month.parse(month), tenants, calls, seed, noise_share, delivery_minutes
         )
+        if json:
+            from metering import jsondoc
+
+            _print_json(jsondoc.sample(summary))
+            return
         trail = summary.trail_data_api + summary.trail_noise
         typer.echo(
             f"wrote {summary.calls:,} calls of {summary.month} for {summary.tenants} tenants "
@@ -367,14 +449,19 @@ def sample(
 
 
 @app.command()
-def report(month: MonthOption, config: ConfigOption = Path("meter.toml")) -> None:
+def report(month: MonthOption, config: ConfigOption = None, json: JsonOption = False) -> None:
     """Print a billed month in the terminal: tenant lines, totals, the unattributed share
     and the biggest payload-edge savings (calls just past a 32 KiB block edge)."""
-    with _errors():
+    with _errors("report" if json else None):
         from metering.month import Month
         from metering.outputs import month_report
 
         result = month_report(_config(config), Month.parse(month))
+        if json:
+            from metering import jsondoc
+
+            _print_json(jsondoc.report(result))
+            return
         from metering.render import report_table
 
         report_table(result)
@@ -386,7 +473,7 @@ def chart(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder to write the PNG charts into.")
     ] = Path("charts"),
-    config: ConfigOption = Path("meter.toml"),
+    config: ConfigOption = None,
 ) -> None:
     """Write PNG charts of a billed month: cost per tenant, daily calls per tenant, payload
     sizes against the 32 KiB block edges, and the month-over-month trend (when the

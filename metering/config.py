@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shlex
 import tomllib
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -291,6 +293,13 @@ class Config(_Strict):
         """The file this config was read from."""
         return self._path
 
+    def command(self, text: str) -> str:
+        """A ``meter`` command to suggest, with ``--config`` when this config is not the one
+        ``meter`` finds by itself (``find_config``), so it can be pasted as it is."""
+        if self._path is None or self._path == find_config().resolve():
+            return text
+        return f"{text} --config {shlex.quote(str(self._path))}"
+
     @property
     def sha256(self) -> str:
         """SHA-256 of the config file's bytes (recorded in ``bill_runs``)."""
@@ -352,9 +361,22 @@ def _describe(error: ValidationError, path: Path) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: str | Path) -> Config:
-    """Read, validate and resolve ``meter.toml``."""
-    path = Path(path)
+CONFIG_ENV = "METER_CONFIG"
+DEFAULT_CONFIG = Path("meter.toml")
+
+
+def find_config(path: str | Path | None = None) -> Path:
+    """Which meter.toml to use: ``path`` when given, else $METER_CONFIG, else
+    ``./meter.toml`` (the CLI, ``pipelines/`` and the notebook all find it so)."""
+    if path is not None:
+        return Path(path)
+    from_env = os.environ.get(CONFIG_ENV)
+    return Path(from_env) if from_env else DEFAULT_CONFIG
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read, validate and resolve ``meter.toml`` (``find_config`` says which)."""
+    path = find_config(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -104,7 +104,7 @@ def _billed_lines(config: Config, month: Month) -> pl.DataFrame:
     if rows.is_empty():
         raise UsageError(
             f"{month} is not billed in {config.warehouse.path}; "
-            f"run `meter bill --month {month}` first"
+            f"run `{config.command(f'meter bill --month {month}')}` first"
         )
     return rows
 

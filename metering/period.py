@@ -113,5 +113,6 @@ def publish_month(
         )
     usage = month_usage(config.warehouse.path, month)
     if usage is None:
-        raise UsageError(f"{month} was never billed: run `meter bill --month {month}` first")
+        bill = config.command(f"meter bill --month {month}")
+        raise UsageError(f"{month} was never billed: run `{bill}` first")
     return publish(target, usage, config.publish.schema_name, role or config.publish.role)

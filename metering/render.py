@@ -57,9 +57,13 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     )  # fmt: skip
     console.print(table)
     counters = result.counters.as_dict()
-    console.print(
-        "  ".join(f"{name} [bold]{value:,}[/]" for name, value in counters.items()), highlight=False
+    console.print(  # (one line, never cut inside a pair: a log keeps it whole for grep)
+        "  ".join(f"{name} [bold]{value:,}[/]" for name, value in counters.items()),
+        highlight=False,
+        soft_wrap=True,
     )
+    for line in _why_calls(result):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     console.print(f"account cost (exact) {bill.account_cost} {bill.currency}", highlight=False)
     if result.overhead is not None:
         _print_overhead(console, result.overhead, bill.account_cost, bill.currency)
@@ -83,10 +87,11 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
         withheld = sum(q.withheld is not None for q in result.quarantine)
         if withheld:
             console.print(
-                f"  {withheld:,} of them: metering records whose size is past its bound; "
-                f"billed, this month's would add {result.counters.withheld_units:,} units "
-                "(withheld_units)",
+                f"  {withheld:,} of them: metering records whose size is past its bound; had "
+                f"they been billed, the month would have {result.counters.withheld_units:,} "
+                "more units (withheld_units)",
                 highlight=False,
+                soft_wrap=True,
             )
         for entry in result.quarantine[:10]:
             console.print(
@@ -151,6 +156,33 @@ def _print_overhead(
 ) -> None:
     for line in overhead_lines(overhead, account_cost, currency):
         console.print(line, highlight=False, markup=False)
+
+
+def _why_calls(result: BillResult) -> list[str]:
+    """What makes the calls billed differ from the metering records read, counter by
+    counter (only those that did)."""
+    c, days = result.counters, result.reconciliation
+    only = {
+        source: int(days[f"{source}_only"].sum()) if f"{source}_only" in days.columns else 0
+        for source in ("cloudtrail", "metering")
+    }
+    lines = [
+        (only["cloudtrail"], "calls only CloudTrail saw: billed unknown_size_units each "
+         "(their size is unknown: size_estimated)"),
+        (only["metering"], "calls only metering records saw (their CloudTrail event is late, "
+         "filtered out, or the trail does not select the cluster): billed from the record"),
+        (c.duplicates, "duplicate copies (same eventID or request id): counted once"),
+        (c.out_of_month, f"calls outside {result.month} (out_of_month): billed in their own "
+         "month"),
+        (c.errored_calls, "calls that failed (errored_calls): billed only with bill_errors"),
+        (c.skipped_operations, "calls of operations not billed (skipped_operations)"),
+        (c.quarantined, "records that could not be read (quarantined): not billed"),
+    ]  # fmt: skip
+    if not any(n for n, _ in lines):
+        return []
+    return ["why calls_billed differs from the records read:"] + [
+        f"  {n:,} {what}" for n, what in lines if n
+    ]
 
 
 def run_diff(

@@ -31,7 +31,7 @@ from metering import Month
 CLOSED, NEEDS_REVIEW, ALREADY_CLOSED, FAILED = 0, 3, 4, 1
 
 
-def run(config_path: Path, out: Path, month: Month, tolerance: float) -> int:
+def run(config_path: Path | None, out: Path, month: Month, tolerance: float) -> int:
     config = metering.load_config(config_path)
     try:
         result = metering.bill(config, month)
@@ -62,7 +62,9 @@ def run(config_path: Path, out: Path, month: Month, tolerance: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=Path("meter.toml"))
+    parser.add_argument(
+        "--config", type=Path, help="meter.toml (default: $METER_CONFIG, else ./meter.toml)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the dated outputs")
     parser.add_argument("--month", help="YYYY-MM (default: the previous month, UTC)")
     parser.add_argument(

@@ -192,7 +192,7 @@ def test_export_before_bill_says_what_to_do(tmp_path: Path) -> None:
     runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
     result = runner.invoke(app, ["export", "--month", "2026-09", "--config", str(config)])
     assert result.exit_code == 2
-    assert "run `meter bill --month 2026-09` first" in result.output
+    assert f"run `meter bill --month 2026-09 --config {config}` first" in result.output
 
 
 @pytest.mark.parametrize("fmt", ["pdf", "xlsx"])

@@ -7,7 +7,6 @@ spread over processes. ``collect_month`` is the step: both sources of a month, a
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import polars as pl
 
 from metering.collect.cloudtrail import read_cloudtrail
 from metering.collect.exports import read_exports
+from metering.collect.registry import registry_digest
 from metering.collect.spool import Spool
 from metering.config import CloudTrailSource, Config, MeteringSource
 from metering.month import Month
@@ -53,7 +53,7 @@ class Inputs:
         """The run's id (a fingerprint of month, config and inputs: the same inputs and
         config bill as the same run) and the inputs' own fingerprint."""
         registry = config.tenants.registry
-        digest = hashlib.sha256(Path(registry).read_bytes()).hexdigest() if registry else ""
+        digest = registry_digest(registry) if registry else ""
         files = [(f.name, f.digest) for f in self.both.inputs] + [("<registry>", digest)]
         inputs = fingerprint(files)
         run = fingerprint([("month", str(month)), ("config", config.sha256), ("inputs", inputs)])

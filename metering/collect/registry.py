@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import polars as pl
 
-from metering.errors import InputError
+from metering.errors import ConfigError
 from metering.text import CONTROL, codepoint
 
 REQUIRED = ("tenant_id", "tenant_name", "cost_center")
@@ -30,12 +31,12 @@ def read_registry(path: str | None) -> pl.DataFrame:
                     rows.append(dict(zip(header, cells, strict=False)))
                 line = reader.line_num + 1
     except FileNotFoundError:
-        raise InputError(f"{path}: no such tenants registry; fix [tenants] registry") from None
+        raise ConfigError(_MISSING.format(path=path)) from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{path}: cannot read the tenants registry: {exc}") from None
+        raise ConfigError(f"{path}: cannot read the tenants registry: {exc}") from None
     missing = [c for c in REQUIRED if c not in header]
     if missing:
-        raise InputError(
+        raise ConfigError(
             f"{path}: the registry needs the columns {', '.join(REQUIRED)}; missing: "
             f"{', '.join(missing)}"
         )
@@ -45,10 +46,23 @@ def read_registry(path: str | None) -> pl.DataFrame:
     )
     duplicated = frame.filter(pl.col("tenant_id").is_duplicated())["tenant_id"].unique().sort()
     if len(duplicated):
-        raise InputError(
+        raise ConfigError(
             f"{path}: tenant_id listed more than once: {', '.join(duplicated.to_list()[:5])}"
         )
     return frame
+
+
+_MISSING = "{path}: no such tenants registry; fix [tenants] registry"
+
+
+def registry_digest(path: str) -> str:
+    """SHA-256 of the registry's bytes (a run's identity depends on them)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise ConfigError(_MISSING.format(path=path)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the tenants registry: {exc}") from None
 
 
 def _refuse_controls(path: str, line: int, header: list[str], cells: list[str]) -> None:
@@ -61,7 +75,7 @@ def _refuse_controls(path: str, line: int, header: list[str], cells: list[str]) 
         found = CONTROL.search(cell)
         if found:
             column = header[index] if index < len(header) else f"#{index + 1}"
-            raise InputError(
+            raise ConfigError(
                 f"{path}: line {line}, column {column}: control character "
                 f"{codepoint(found.group())}; remove it from the tenants registry"
             )

@@ -16,7 +16,13 @@ import duckdb
 import polars as pl
 
 from metering import __version__
-from metering.errors import MonthClosedError, WarehouseBusyError, WarehouseError
+from metering.errors import (
+    ConfigError,
+    MonthClosedError,
+    UsageError,
+    WarehouseBusyError,
+    WarehouseError,
+)
 from metering.month import Month
 from metering.schemas import (
     RATED,
@@ -66,7 +72,13 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDB
     path = Path(path)
     created = not path.exists()
     if read_only and created:
-        raise WarehouseError(f"{path}: no warehouse yet; run `meter bill --month YYYY-MM` first")
+        raise UsageError(f"{path}: no warehouse yet; run `meter bill --month YYYY-MM` first")
+    if path.is_dir() or not path.parent.is_dir():
+        what = "is a folder" if path.is_dir() else f"is in {path.parent}, which is no folder"
+        raise ConfigError(
+            f"{path}: the warehouse {what}; fix [warehouse] path (a DuckDB file, made by the "
+            "first bill, in a folder that exists)"
+        )
     try:
         con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:

@@ -359,3 +359,27 @@ def test_rls_check_cannot_connect_without_showing_the_password() -> None:
         rls_check(dsn)
     assert "s3cret" not in str(caught.value)
     assert "port=1" in str(caught.value)
+
+
+def test_rls_check_from_the_command_line(connect: Any, postgres: Any, pg_db: str) -> None:
+    """Exit 3 when gaps are found (the check ran: look), 0 when none, 1 when it cannot run."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    def check() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "metering", "rls", "--check", postgres.dsn(pg_db)]
+        return subprocess.run([*command, "--json"], capture_output=True, text=True, cwd=REPO)
+
+    admin = connect(autocommit=True)
+    admin.execute("CREATE TABLE open_table (tenant_id bigint)")
+    found = check()
+    assert found.returncode == 3
+    doc = json.loads(found.stdout)
+    assert doc["exit_code"] == 3
+    assert [p["subject"] for p in doc["problems"]] == ["public.open_table"] * 3
+    admin.execute(rls_ddl("open_table"))
+    clean = check()
+    assert (clean.returncode, json.loads(clean.stdout)["problems"]) == (0, [])
