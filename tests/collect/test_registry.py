@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from metering.collect.registry import read_registry
-from metering.errors import InputError
+from metering.errors import ConfigError
 
 HEADER = "tenant_id,tenant_name,cost_center,plan\n"
 
@@ -55,7 +55,7 @@ def test_a_control_character_is_refused_naming_line_and_column(
     tmp_path: Path, body: str, where: str, char: str
 ) -> None:
     path = _registry(tmp_path, body)
-    with pytest.raises(InputError) as caught:
+    with pytest.raises(ConfigError) as caught:
         read_registry(path)
     assert str(caught.value) == (
         f"{path}: {where}: control character U+{char}; remove it from the tenants registry"
@@ -65,5 +65,5 @@ def test_a_control_character_is_refused_naming_line_and_column(
 def test_a_control_character_in_the_header_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "tenants.csv"
     path.write_text("tenant_id,tenant_name,cost_center,pl\x1ban\nacme,Acme,CC-1,pro\n")
-    with pytest.raises(InputError, match=r"line 1, column #4: control character U\+001B"):
+    with pytest.raises(ConfigError, match=r"line 1, column #4: control character U\+001B"):
         read_registry(str(path))

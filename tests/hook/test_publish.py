@@ -218,7 +218,8 @@ def test_the_dsn_comes_from_the_option_the_config_or_the_environment(tmp_path: P
     assert "secret" not in refused.stderr
     never = _cli(["publish", "--month", "2026-09", "--config", str(config)], "host=x")
     assert never.returncode == 2
-    assert "2026-09 was never billed: run `meter bill --month 2026-09` first" in never.stderr
+    pasted = f"meter bill --month 2026-09 --config {config}"  # the --config given, repeated
+    assert f"2026-09 was never billed: run `{pasted}` first" in never.stderr
 
 
 def test_the_monthly_close_publishes_the_closed_month(

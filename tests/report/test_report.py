@@ -147,7 +147,7 @@ def test_meter_export_focus(small: Config, tmp_path: Path) -> None:
 def test_an_unbilled_month_says_what_to_do(small: Config, command: str) -> None:
     result = runner.invoke(app, [command, "--month", "2026-08", "--config", str(small.path)])
     assert result.exit_code == 2
-    assert "run `meter bill --month 2026-08` first" in result.output
+    assert f"run `meter bill --month 2026-08 --config {small.path}` first" in result.output
     with pytest.raises(UsageError):
         month_report(small, Month(2026, 8))
 
