@@ -6,12 +6,19 @@ decoded into the same msgspec structs: the structs declare only the attributes m
 needs and their DynamoDB types, so msgspec checks types in C and skips the rest. Values
 are then checked in bulk with polars (whole numbers, bounds, timestamps) and bad rows go
 to quarantine with the attribute and the value that was wrong.
+
+Incremental exports write ``{"Metadata": {"WriteTimestampMicros": {"N": ...}}, "Keys":
+{...}, "NewImage": {...}, "OldImage": {...}}`` lines: a ``NewImage`` is a put or an update
+(a version of the item, written at ``WriteTimestampMicros``: the ``written_us`` column); a
+line with ``Keys`` and no ``NewImage`` (``OldImage`` or not) is a delete. Metering tables
+delete by TTL expiry, which never un-bills a call: deletes are counted, never quarantined.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -54,21 +61,47 @@ class Item(msgspec.Struct, gc=False):
 _Item = Item
 
 
+class Metadata(msgspec.Struct, gc=False):
+    """What an incremental export says of a change besides the item: when it was written."""
+
+    WriteTimestampMicros: N | None = None
+
+
+_Metadata = Metadata
+
+
 class ExportLine(msgspec.Struct, gc=False):
-    """A line of a DynamoDB export: full exports carry Item, incremental ones NewImage."""
+    """A line of a DynamoDB export: full exports carry Item; incremental ones Metadata,
+    Keys, and NewImage (a put or an update) or no NewImage (a delete). An OldImage says
+    nothing meter needs: it is skipped unread."""
 
     Item: _Item | None = None
     NewImage: _Item | None = None
-    OldImage: msgspec.Raw | None = None
+    Keys: dict[str, msgspec.Raw] | None = None
+    Metadata: _Metadata | None = None
 
 
 _lines_decoder = msgspec.json.Decoder(list[ExportLine])
 _line_decoder = msgspec.json.Decoder(ExportLine)
 
 
+@dataclass(slots=True)
+class Decoded:
+    """What a block of export lines held: the items (and their line numbers, and for an
+    incremental export's lines the WriteTimestampMicros text), the lines quarantined, and
+    how many lines were deletes (nothing to bill)."""
+
+    items: list[Item] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    written: list[str | None] = field(default_factory=list)
+    bad: list[QuarantineEntry] = field(default_factory=list)
+    deleted: int = 0
+
+
 _EXPECTED = {name: ("N" if name.endswith("_bytes") else "S") for name in Item.__struct_fields__}
+_EXPECTED["WriteTimestampMicros"] = "N"
 _AT = re.compile(
-    r"^(?P<what>.*) - at `\$(?:\.(?:Item|NewImage))?(?:\.(?P<attr>\w+))?(?P<rest>.*)`$"
+    r"^(?P<what>.*) - at `\$(?:\.(?:Item|NewImage|Metadata))?(?:\.(?P<attr>\w+))?(?P<rest>.*)`$"
 )
 
 
@@ -93,10 +126,8 @@ def _problem(exc: msgspec.DecodeError | msgspec.ValidationError) -> str:
     return f"{attr}: {what}"
 
 
-def decode_export_lines(
-    lines: Sequence[tuple[int, bytes]], uri: str
-) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
-    """Decode ``{"Item": ...}`` lines; (items, their line numbers, quarantined lines).
+def decode_export_lines(lines: Sequence[tuple[int, bytes]], uri: str) -> Decoded:
+    """Decode export lines (``{"Item": ...}``, or an incremental export's changes).
 
     The whole file is decoded in one call; only when that fails (or finds more values than
     lines: a line holding two) is it decoded line by line so the good lines are kept and
@@ -107,32 +138,38 @@ def decode_export_lines(
         decoded = _lines_decoder.decode(b"[" + b",\n".join(line for _, line in lines) + b"]")
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         decoded = []
-    pairs: Iterable[tuple[int, ExportLine | str]]
     if len(decoded) == len(lines):
-        pairs = zip((n for n, _ in lines), decoded, strict=True)
-    else:
-        pairs = [(number, _decode_one(line)) for number, line in lines]
-    items: list[Item] = []
-    numbers: list[int] = []
-    bad: list[QuarantineEntry] = []
+        return _sorted_out(zip((n for n, _ in lines), decoded, strict=True), uri)
+    return _sorted_out([(number, _decode_one(line)) for number, line in lines], uri)
+
+
+def _sorted_out(pairs: Iterable[tuple[int, ExportLine | str]], uri: str) -> Decoded:
+    """Decoded lines (or why a line could not be decoded) as items, deletes and
+    quarantine."""
+    got = Decoded()
     for number, line in pairs:
         if isinstance(line, str):
-            bad.append(QuarantineEntry(uri, f"line {number}", line))
+            got.bad.append(QuarantineEntry(uri, f"line {number}", line))
             continue
         item = line.Item or line.NewImage
         if item is None:
-            if line.OldImage is not None:  # an incremental export's delete: nothing to bill
+            if line.Keys is not None:  # an incremental export's delete: nothing to bill
+                got.deleted += 1
                 continue
-            bad.append(QuarantineEntry(uri, f"line {number}", "no Item in the line"))
+            got.bad.append(
+                QuarantineEntry(uri, f"line {number}", "no Item, NewImage or Keys in the line")
+            )
             continue
-        items.append(item)
-        numbers.append(number)
-    return items, numbers, bad
+        got.items.append(item)
+        got.numbers.append(number)
+        written = line.Metadata.WriteTimestampMicros if line.Metadata is not None else None
+        got.written.append(written.N if written is not None else None)
+    return got
 
 
 def decode_export_text(
     text: bytes, uri: str, first_line: int = 1, lines: int | None = None
-) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
+) -> Decoded:
     """``decode_export_lines`` for a whole file's text (of ``lines`` lines, when known),
     without splitting it in Python when every line is good (the common case): one
     ``decode_lines`` call in C. (It skips blank lines and reads two values on one line,
@@ -146,9 +183,12 @@ def decode_export_text(
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             pass
         else:
-            if len(decoded) == lines and all(line.Item is not None for line in decoded):
-                items = [line.Item for line in decoded if line.Item is not None]
-                return items, list(range(first_line, first_line + len(items))), []
+            if len(decoded) == lines:
+                numbers = range(first_line, first_line + lines)
+                if all(line.Item is not None for line in decoded):  # a full export's items
+                    items = [line.Item for line in decoded if line.Item is not None]
+                    return Decoded(items, list(numbers), [None] * lines)
+                return _sorted_out(zip(numbers, decoded, strict=True), uri)
     return decode_export_lines(lines_of(text, first_line), uri)
 
 
@@ -181,8 +221,11 @@ def decode_table_items(
     return items, numbers, bad
 
 
-def items_frame(items: Sequence[Item], numbers: Sequence[int]) -> pl.DataFrame:
-    """Raw string columns of the decoded items, plus their locators."""
+def items_frame(
+    items: Sequence[Item], numbers: Sequence[int], written: Sequence[str | None] | None = None
+) -> pl.DataFrame:
+    """Raw string columns of the decoded items (``written``: their WriteTimestampMicros
+    text, when they come from an incremental export), plus their locators."""
 
     def optional(values: Iterable[OptionalS | None]) -> list[str | None]:
         return [v.S if v is not None else None for v in values]
@@ -198,6 +241,7 @@ def items_frame(items: Sequence[Item], numbers: Sequence[int]) -> pl.DataFrame:
             "response_bytes": [i.response_bytes.N for i in items],
             "resource_arn": optional(i.resource_arn for i in items),
             "principal_arn": optional(i.principal_arn for i in items),
+            "written_us": list(written) if written is not None else [None] * len(items),
         },
         schema={"locator": pl.Int64, **{name: pl.Utf8 for name in RECORDS}},
     )
@@ -225,6 +269,7 @@ def validate(
         _ts=pl.col("ts").str.to_datetime(TS_FORMAT, time_unit="ms", time_zone="UTC", strict=False),
         _request_bytes=pl.col("request_bytes").str.to_integer(strict=False),
         _response_bytes=pl.col("response_bytes").str.to_integer(strict=False),
+        _written_us=pl.col("written_us").str.to_integer(strict=False),
     ).with_columns(
         _reason=pl.coalesce(
             pl.when(pl.col("request_id").str.strip_chars() == "").then(
@@ -238,6 +283,14 @@ def validate(
             ),
             _size_check("request_bytes", limits.MAX_REQUEST_BYTES),
             _size_check("response_bytes", limits.MAX_RESPONSE_BYTES),
+            pl.when(
+                pl.col("written_us").is_not_null() & ~(pl.col("_written_us") >= 0).fill_null(False)
+            ).then(
+                pl.format(
+                    "Metadata.WriteTimestampMicros is not a whole number of microseconds: {}",
+                    shown("written_us"),
+                )
+            ),
             *kept_strings({name: name for name in _KEPT}),
         )
     )
@@ -255,5 +308,6 @@ def validate(
         pl.col("_response_bytes").alias("response_bytes"),
         pl.col("resource_arn"),
         pl.col("principal_arn"),
+        pl.col("_written_us").alias("written_us"),
     )
     return good.cast(RECORDS), quarantine  # type: ignore[arg-type]

@@ -6,10 +6,10 @@ DOUBLE. Every table carries ``month`` so re-billing a month replaces exactly its
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Counters added since the first schema: new warehouses have them last, as migrated ones do.
-ADDED_COUNTERS = ("unlisted_files", "conflicting_duplicates")
+ADDED_COUNTERS = ("unlisted_files", "conflicting_duplicates", "deleted_records")
 COUNTER_COLUMNS = (
     "files_read",
     "records_seen",
@@ -205,7 +205,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     4: (
         *(
             f"ALTER TABLE bill_runs ADD COLUMN {c} BIGINT NOT NULL DEFAULT 0"
-            for c in ADDED_COUNTERS
+            for c in ("unlisted_files", "conflicting_duplicates")
         ),
         "ALTER TABLE call_rows ADD COLUMN error_code VARCHAR",
         "ALTER TABLE call_rows ADD COLUMN conflict VARCHAR",
@@ -215,6 +215,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         TABLES["month_inputs"],
         *VIEWS,
     ),
+    # Deletes of incremental DynamoDB exports (TTL expiry), counted, never un-billing a call.
+    5: ("ALTER TABLE bill_runs ADD COLUMN deleted_records BIGINT NOT NULL DEFAULT 0",),
 }
 
 # Tables whose rows belong to one month and are replaced when it is billed again (call_rows
