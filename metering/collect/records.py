@@ -93,7 +93,7 @@ class Decoded:
 
     items: list[Item] = field(default_factory=list)
     numbers: list[int] = field(default_factory=list)
-    written: list[str | None] = field(default_factory=list)
+    written: list[str | None] | None = field(default_factory=list)  # None: a full export's
     bad: list[QuarantineEntry] = field(default_factory=list)
     deleted: int = 0
 
@@ -147,6 +147,7 @@ def _sorted_out(pairs: Iterable[tuple[int, ExportLine | str]], uri: str) -> Deco
     """Decoded lines (or why a line could not be decoded) as items, deletes and
     quarantine."""
     got = Decoded()
+    written: list[str | None] = []
     for number, line in pairs:
         if isinstance(line, str):
             got.bad.append(QuarantineEntry(uri, f"line {number}", line))
@@ -162,8 +163,9 @@ def _sorted_out(pairs: Iterable[tuple[int, ExportLine | str]], uri: str) -> Deco
             continue
         got.items.append(item)
         got.numbers.append(number)
-        written = line.Metadata.WriteTimestampMicros if line.Metadata is not None else None
-        got.written.append(written.N if written is not None else None)
+        stamp = line.Metadata.WriteTimestampMicros if line.Metadata is not None else None
+        written.append(stamp.N if stamp is not None else None)
+    got.written = written
     return got
 
 
@@ -187,7 +189,7 @@ def decode_export_text(
                 numbers = range(first_line, first_line + lines)
                 if all(line.Item is not None for line in decoded):  # a full export's items
                     items = [line.Item for line in decoded if line.Item is not None]
-                    return Decoded(items, list(numbers), [None] * lines)
+                    return Decoded(items, list(numbers), None)
                 return _sorted_out(zip(numbers, decoded, strict=True), uri)
     return decode_export_lines(lines_of(text, first_line), uri)
 
@@ -230,7 +232,7 @@ def items_frame(
     def optional(values: Iterable[OptionalS | None]) -> list[str | None]:
         return [v.S if v is not None else None for v in values]
 
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         {
             "locator": list(numbers),
             "request_id": [i.request_id.S for i in items],
@@ -241,10 +243,12 @@ def items_frame(
             "response_bytes": [i.response_bytes.N for i in items],
             "resource_arn": optional(i.resource_arn for i in items),
             "principal_arn": optional(i.principal_arn for i in items),
-            "written_us": list(written) if written is not None else [None] * len(items),
         },
-        schema={"locator": pl.Int64, **{name: pl.Utf8 for name in RECORDS}},
+        schema={"locator": pl.Int64, **{n: pl.Utf8 for n in RECORDS if n != "written_us"}},
     )
+    if written is None:  # (a column of nulls, not built value by value)
+        return frame.with_columns(written_us=pl.lit(None, pl.Utf8))
+    return frame.with_columns(written_us=pl.Series(written, dtype=pl.Utf8))
 
 
 _KEPT = ("tenant_id", "request_id", "operation", "resource_arn", "principal_arn")
