@@ -48,10 +48,11 @@ class Relation:
 
 
 # How the sources' rows become calls (SPEC 2): CloudTrail events are one per eventID, then
-# one per request id; metering records are one per request id; an event and a record of the
-# same request id are one call.
+# one per request id; metering records are one per request id (its newest version); an
+# event and a record of the same request id are one call.
 EVENT_KEYS = ("event_id", "request_id")
 RECORD_KEY = "request_id"
+RECORD_VERSION = "written_us"  # of a request_id's records, only the newest versions count
 
 
 def key_of(column: str, value: str) -> str:
@@ -83,6 +84,11 @@ RECORDS: dict[str, pl.DataType] = {
     "resource_arn": pl.Utf8(),
     "principal_arn": pl.Utf8(),
     "error_code": pl.Utf8(),  # the call's error as the application saw it; null: success
+    # When this version of the record was written, in microseconds since the epoch: an
+    # incremental export's WriteTimestampMicros, a full export's exportTime (its items are
+    # as of then); null when unknown (a live table, an export without a summary), which
+    # ranks below any known time. Of several versions of one request_id the newest counts.
+    "written_us": pl.Int64(),
 }
 
 # What AWS saw (SPEC 2.1): Data API events only, one row per record, before dedup.
@@ -233,8 +239,12 @@ class Counters:
 
     records_seen == quarantined + skipped_non_data_api + skipped_operations + duplicates
                     + out_of_month + errored_unbilled + calls_billed + joined
-    where ``joined`` counts the second record of each call seen in both sources and
-    ``errored_unbilled`` is ``errored_calls`` unless ``bill_errors`` is on.
+                    + deleted_records
+    where ``joined`` counts the second record of each call seen in both sources,
+    ``errored_unbilled`` is ``errored_calls`` unless ``bill_errors`` is on, and
+    ``deleted_records`` counts the deletes of incremental DynamoDB exports (a TTL expiry:
+    it never un-bills a call). Older versions of a record (an item updated, read from
+    several exports) are ``duplicates``: each request_id counts once, in its newest version.
     """
 
     files_read: int = 0
@@ -247,6 +257,7 @@ class Counters:
     out_of_month: int = 0
     quarantined: int = 0
     joined: int = 0
+    deleted_records: int = 0
     aws_retries: int = 0  # not records: AWS calls retried (throttling, 5xx), for the report
     # Not records either: export data files that their export's manifests do not list,
     # calls whose copies (same eventID or request id) disagree, and calls in both sources

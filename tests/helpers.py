@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import json
 import os
 import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +81,165 @@ def export_records(folder: Path, records: list[dict[str, object]], files: int = 
         pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms", time_zone="UTC")
     )
     return write_export(folder, frame, "01700000000000-test0001", files=files)
+
+
+TABLE_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/DataApiMetering"
+
+
+def _md5(body: bytes) -> bytes:
+    return hashlib.md5(body, usedforsecurity=False).digest()
+
+
+def _write_manifests(
+    folder: Path, summary: dict[str, object], entries: list[dict[str, object]]
+) -> None:
+    """An export's manifests as DynamoDB writes them: manifest-files.json (JSON Lines),
+    manifest-summary.json, a .checksum beside each (its MD5, hex) and ``_started``."""
+    files = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
+    text = (json.dumps(summary, indent=3) + "\n").encode()
+    for name, body in (("manifest-files", files), ("manifest-summary", text)):
+        (folder / f"{name}.json").write_bytes(body)
+        (folder / f"{name}.checksum").write_text(_md5(body).hex())
+    (folder / "_started").write_text("")
+
+
+def _key(s3_prefix: str, rest: str) -> str:
+    """A key in the bucket, as manifests give them: the export's S3 prefix and all."""
+    return f"{s3_prefix}/AWSDynamoDB/{rest}" if s3_prefix else f"AWSDynamoDB/{rest}"
+
+
+def _summary(export_id: str, s3_prefix: str, items: int) -> dict[str, object]:
+    return {
+        "exportArn": f"{TABLE_ARN}/export/{export_id}",
+        "startTime": "2026-11-01T06:00:00.000Z",
+        "endTime": "2026-11-01T06:11:42.517Z",
+        "tableArn": TABLE_ARN,
+        "tableId": "12345a12-abcd-123a-ab12-1234abc12345",
+        "s3Bucket": "exports",
+        "s3Prefix": s3_prefix or None,
+        "s3SseAlgorithm": "AES256",
+        "s3SseKmsKeyId": None,
+        "manifestFilesS3Key": _key(s3_prefix, f"{export_id}/manifest-files.json"),
+        "billedSizeBytes": 0,
+        "itemCount": items,
+        "outputFormat": "DYNAMODB_JSON",
+    }
+
+
+def full_export(
+    prefix: Path,
+    s3_prefix: str,
+    export_id: str,
+    records: list[dict[str, object]],
+    export_time: str | None,
+    files: int = 2,
+) -> Path:
+    """A full export of ``records`` in the layout DynamoDB writes under an S3 prefix
+    (``prefix`` mirrors ``s3://bucket/<s3_prefix>``): ``AWSDynamoDB/<export_id>/`` with its
+    manifests and ``data/``, keys in the bucket (``<s3_prefix>/AWSDynamoDB/...``), the
+    summary's ``exportTime`` (None: left out, as older tools do) and ``exportType``."""
+    frame = pl.DataFrame(records).with_columns(
+        pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms", time_zone="UTC")
+    )
+    folder = write_export(prefix, frame, export_id, files=files)
+    entries = [
+        json.loads(line) for line in (folder / "manifest-files.json").read_text().splitlines()
+    ]
+    for entry in entries:
+        entry["dataFileS3Key"] = _key(s3_prefix, str(entry["dataFileS3Key"]).split("/", 1)[1])
+    summary = {"version": "2020-06-30", **_summary(export_id, s3_prefix, len(records))}
+    if export_time is not None:
+        summary["exportTime"] = export_time
+    summary["exportType"] = "FULL_EXPORT"
+    _write_manifests(folder, summary, entries)
+    return folder
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change an incremental export holds: a put (``new``), an update (``new`` and
+    ``old``) or a delete (``old``) of a metering record, written at ``written`` (UTC,
+    microseconds: ``2026-10-11T08:00:00.000001Z``)."""
+
+    written: str
+    new: dict[str, object] | None = None
+    old: dict[str, object] | None = None
+
+
+def micros(when: str) -> int:
+    """``2026-10-11T08:00:00.000001Z`` in microseconds since the epoch."""
+    moment = datetime.strptime(when, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def change_line(change: Change, view: str = "NEW_AND_OLD_IMAGES") -> str:
+    """The line an incremental export writes for ``change``: Metadata, Keys, and NewImage
+    and (view NEW_AND_OLD_IMAGES) OldImage."""
+    new = json.loads(item_line(change.new))["Item"] if change.new else None
+    old = json.loads(item_line(change.old))["Item"] if change.old else None
+    image = new or old
+    assert image is not None, "a change has a new image, an old one, or both"
+    line: dict[str, object] = {
+        "Metadata": {"WriteTimestampMicros": {"N": str(micros(change.written))}},
+        "Keys": {"pk": image["pk"], "sk": image["sk"]},
+    }
+    if old is not None and view == "NEW_AND_OLD_IMAGES":
+        line["OldImage"] = old
+    if new is not None:
+        line["NewImage"] = new
+    return dump(line)
+
+
+def incremental_export(
+    prefix: Path,
+    s3_prefix: str,
+    export_id: str,
+    changes: list[Change],
+    window: tuple[str, str],
+    view: str = "NEW_AND_OLD_IMAGES",
+    files: int = 2,
+) -> Path:
+    """An incremental export of ``changes`` in the layout DynamoDB writes (``prefix``
+    mirrors ``s3://bucket/<s3_prefix>``): manifests in ``AWSDynamoDB/<export_id>/``, data
+    files in the shared ``AWSDynamoDB/data/`` folder, named in manifest-files.json by their
+    full keys; ``window`` is (exportFromTime, exportToTime). The changes are spread over
+    ``files`` data files, and one more is empty (a partition without changes)."""
+    folder = prefix / "AWSDynamoDB" / export_id
+    data = prefix / "AWSDynamoDB" / "data"
+    folder.mkdir(parents=True)
+    data.mkdir(exist_ok=True)
+    entries: list[dict[str, object]] = []
+    for index in range(files + 1):
+        lines = [change_line(c, view) for c in changes[index::files]] if index < files else []
+        name = f"{hashlib.sha256(f'{export_id}/{index}'.encode()).hexdigest()[:26]}.json.gz"
+        body = gzip.compress("".join(line + "\n" for line in lines).encode(), mtime=0)
+        (data / name).write_bytes(body)
+        entries.append(
+            {
+                "itemCount": len(lines),
+                "md5Checksum": base64.b64encode(_md5(body)).decode(),
+                "etag": _md5(body).hex(),
+                "dataFileS3Key": _key(s3_prefix, f"data/{name}"),
+            }
+        )
+    summary = {"version": "2023-08-01", **_summary(export_id, s3_prefix, len(changes))}
+    summary |= {"exportFromTime": window[0], "exportToTime": window[1]}
+    summary |= {"outputView": view, "exportType": "INCREMENTAL_EXPORT"}
+    _write_manifests(folder, summary, entries)
+    return folder
+
+
+def upload(folder: Path, bucket: str, prefix: str) -> None:
+    """Every file under ``folder`` to ``s3://bucket/prefix/`` (the local moto server)."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            key = path.relative_to(folder).as_posix()
+            s3.put_object(
+                Bucket=bucket, Key=f"{prefix}/{key}" if prefix else key, Body=path.read_bytes()
+            )
 
 
 def write_config(

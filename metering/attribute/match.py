@@ -2,8 +2,11 @@
 
 SQL run by the warehouse engine over the spooled inputs. A call counts once if either
 source has it: CloudTrail events are unique by ``eventID`` (duplicate deliveries) and by
-``requestID``; metering records by ``request_id``. Which duplicate survives never depends
-on input order (the smallest row wins), so shuffled or re-split inputs bill the same.
+``requestID``; metering records by ``request_id``, in their newest version (``written_us``:
+an item updated between incremental exports, or read from a full export and from a later
+incremental one, is the version written last; older versions are duplicates, never
+copies that disagree). Which duplicate survives never depends on input order (the
+smallest row wins), so shuffled or re-split inputs bill the same.
 """
 
 from __future__ import annotations
@@ -12,7 +15,15 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from metering.schemas import EVENT_KEYS, EVENTS, JOINED, RECORD_KEY, RECORDS, Relation
+from metering.schemas import (
+    EVENT_KEYS,
+    EVENTS,
+    JOINED,
+    RECORD_KEY,
+    RECORD_VERSION,
+    RECORDS,
+    Relation,
+)
 from metering.sql import literal
 
 # What ``calls_in`` gives: a call (JOINED but its tenant), and the evidence the attribution
@@ -43,14 +54,18 @@ def _seen_twice(key: str, twice: str) -> str:
     return f"({key} IS NOT NULL AND hash({key}) IN (FROM {twice}))"
 
 
-def _unique(table: str, key: str, columns: Sequence[str], what: str) -> str:
+def _unique(
+    table: str, key: str, columns: Sequence[str], what: str, newest: str | None = None
+) -> str:
     """One row per non-null ``key`` (rows with a NULL key are all kept), with ``conflict``.
 
     Only the few keys that may occur twice are grouped: every other row streams through.
-    Among a key's rows the smallest wins, whatever the input order; exact copies
-    (duplicate deliveries) are thereby one. When a key's rows differ, the winner's
-    ``conflict`` says so (``what`` names the rows, e.g. "records"), after what an earlier
-    step said of it; ``table`` must have a ``conflict`` column.
+    With ``newest`` (a column of ``table`` besides ``columns``: when a row's version was
+    written; NULL ranks below any value), only a key's newest rows are its copies; the
+    column is not in the result. Among a key's copies the smallest wins, whatever the input
+    order; exact copies (duplicate deliveries) are thereby one. When a key's copies differ,
+    the winner's ``conflict`` says so (``what`` names the rows, e.g. "records"), after what
+    an earlier step said of it; ``table`` must have a ``conflict`` column.
     """
     others = [c for c in columns if c != key]
     twice = _seen_twice(key, "twice")
@@ -63,16 +78,22 @@ def _unique(table: str, key: str, columns: Sequence[str], what: str) -> str:
         f"CASE WHEN {versions} > 1 THEN "
         f"format({template}, {versions}, {key}, concat_ws(', ', {differing})) END"
     )
+    copies = f"{table} WHERE {twice}"
+    passing = f"SELECT * FROM {table} WHERE NOT {twice}"
+    if newest is not None:
+        newest_only = f"{newest} IS NOT DISTINCT FROM max({newest}) OVER (PARTITION BY {key})"
+        copies = f"(SELECT * FROM {copies} QUALIFY {newest_only})"
+        passing = f"SELECT * EXCLUDE ({newest}) FROM {table} WHERE NOT {twice}"
     return f"""
         WITH twice AS MATERIALIZED ({_twice(table, key)})
-        SELECT * FROM {table} WHERE NOT {twice}
+        {passing}
         UNION ALL BY NAME
         SELECT {key}, {", ".join(f"smallest.{c} AS {c}" for c in others)},
             nullif(concat_ws('; ', smallest.conflict, said), '') AS conflict
         FROM (
             SELECT {key}, min(struct_pack({", ".join(others)}, conflict)) AS smallest,
                 {said} AS said
-            FROM {table} WHERE {twice} GROUP BY {key}
+            FROM {copies} GROUP BY {key}
         )
     """
 
@@ -107,16 +128,17 @@ def calls_in(events: Relation, records: Relation) -> Relation:
     sources that only one of them saw fail is an outcome the sources disagree on).
 
     Events are unique by ``eventID``, then by non-null ``requestID``; records by
-    ``request_id`` (``schemas.EVENT_KEYS``, ``RECORD_KEY``). A matched call's time is AWS's
+    ``request_id``, newest version first (``schemas.EVENT_KEYS``, ``RECORD_KEY``,
+    ``RECORD_VERSION``). A matched call's time is AWS's
     ``eventTime``; its tenant and sizes come from its record.
     """
     # Only the columns a call needs are carried (and compared when duplicates differ).
     event_columns = [c for c in EVENTS if c != "event_source"]
-    record_columns = [c for c in RECORDS if c != "principal_arn"]
+    record_columns = [c for c in RECORDS if c not in ("principal_arn", RECORD_VERSION)]
     fresh = "NULL::VARCHAR AS conflict"  # nothing said of a row yet
     event_rows = f"(SELECT {', '.join(event_columns)}, {fresh} FROM {events})"
-    record_rows = f"(SELECT {', '.join(record_columns)}, {fresh} FROM {records})"
-    by_request = _unique(record_rows, RECORD_KEY, record_columns, "records")
+    record_rows = f"(SELECT {', '.join(record_columns)}, {RECORD_VERSION}, {fresh} FROM {records})"
+    by_request = _unique(record_rows, RECORD_KEY, record_columns, "records", RECORD_VERSION)
     sql = f"""
         WITH e AS ({_unique_events(event_rows, event_columns)}),
         r AS ({by_request})

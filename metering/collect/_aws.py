@@ -75,6 +75,21 @@ def list_objects(root: str, keep: Callable[[str], bool]) -> list[InputObject]:
     return found
 
 
+def find_object(uri: str, name: str) -> InputObject | None:
+    """The S3 object ``uri`` (None when there is none), as ``list_objects`` would give it,
+    under ``name``."""
+    bucket, key = split_s3(uri)
+    try:
+        head = client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise _explain(uri, exc) from None
+    except BotoCoreError as exc:
+        raise _explain(uri, exc) from None
+    return InputObject(uri, name, int(head["ContentLength"]), str(head.get("ETag", "")).strip('"'))
+
+
 def object_pieces(uri: str, size: int) -> Iterator[bytes]:
     """The bytes of one S3 object, ``size`` bytes at a time (never all of it at once)."""
     bucket, key = split_s3(uri)

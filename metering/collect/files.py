@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import posixpath
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -88,6 +89,26 @@ def list_objects(root: str, keep: Callable[[str], bool] = lambda name: True) -> 
     listing = _walk(base, keep, (info.st_dev, info.st_ino))
     listing.objects.sort(key=lambda o: o.name)
     return listing
+
+
+def find_object(uri: str, root: str) -> InputObject | None:
+    """The one object at ``uri`` (a file or S3 object named outright, perhaps outside
+    ``root``, which its name is relative to), or None when there is none. What cannot be
+    read is found all the same: reading it says why."""
+    name = posixpath.relpath(uri, root)
+    if is_s3(uri):
+        from metering.collect import _aws
+
+        return _aws.find_object(uri, name)
+    try:
+        info = Path(uri).stat()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return InputObject(uri, name, 0)
+    if stat.S_ISDIR(info.st_mode):
+        return None
+    return InputObject(uri, name, info.st_size, mtime_ns=info.st_mtime_ns)
 
 
 def _walk(base: Path, keep: Callable[[str], bool], identity: tuple[int, int]) -> Listing:

@@ -6,12 +6,19 @@ decoded into the same msgspec structs: the structs declare only the attributes m
 needs and their DynamoDB types, so msgspec checks types in C and skips the rest. Values
 are then checked in bulk with polars (whole numbers, bounds, timestamps) and bad rows go
 to quarantine with the attribute and the value that was wrong.
+
+Incremental exports write ``{"Metadata": {"WriteTimestampMicros": {"N": ...}}, "Keys":
+{...}, "NewImage": {...}, "OldImage": {...}}`` lines: a ``NewImage`` is a put or an update
+(a version of the item, written at ``WriteTimestampMicros``: the ``written_us`` column); a
+line with ``Keys`` and no ``NewImage`` (``OldImage`` or not) is a delete. Metering tables
+delete by TTL expiry, which never un-bills a call: deletes are counted, never quarantined.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -55,21 +62,47 @@ class Item(msgspec.Struct, gc=False):
 _Item = Item
 
 
+class Metadata(msgspec.Struct, gc=False):
+    """What an incremental export says of a change besides the item: when it was written."""
+
+    WriteTimestampMicros: N | None = None
+
+
+_Metadata = Metadata
+
+
 class ExportLine(msgspec.Struct, gc=False):
-    """A line of a DynamoDB export: full exports carry Item, incremental ones NewImage."""
+    """A line of a DynamoDB export: full exports carry Item; incremental ones Metadata,
+    Keys, and NewImage (a put or an update) or no NewImage (a delete). An OldImage says
+    nothing meter needs: it is skipped unread."""
 
     Item: _Item | None = None
     NewImage: _Item | None = None
-    OldImage: msgspec.Raw | None = None
+    Keys: dict[str, msgspec.Raw] | None = None
+    Metadata: _Metadata | None = None
 
 
 _lines_decoder = msgspec.json.Decoder(list[ExportLine])
 _line_decoder = msgspec.json.Decoder(ExportLine)
 
 
+@dataclass(slots=True)
+class Decoded:
+    """What a block of export lines held: the items (and their line numbers, and for an
+    incremental export's lines the WriteTimestampMicros text), the lines quarantined, and
+    how many lines were deletes (nothing to bill)."""
+
+    items: list[Item] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    written: list[str | None] | None = field(default_factory=list)  # None: a full export's
+    bad: list[QuarantineEntry] = field(default_factory=list)
+    deleted: int = 0
+
+
 _EXPECTED = {name: ("N" if name.endswith("_bytes") else "S") for name in Item.__struct_fields__}
+_EXPECTED["WriteTimestampMicros"] = "N"
 _AT = re.compile(
-    r"^(?P<what>.*) - at `\$(?:\.(?:Item|NewImage))?(?:\.(?P<attr>\w+))?(?P<rest>.*)`$"
+    r"^(?P<what>.*) - at `\$(?:\.(?:Item|NewImage|Metadata))?(?:\.(?P<attr>\w+))?(?P<rest>.*)`$"
 )
 
 
@@ -94,10 +127,8 @@ def _problem(exc: msgspec.DecodeError | msgspec.ValidationError) -> str:
     return f"{attr}: {what}"
 
 
-def decode_export_lines(
-    lines: Sequence[tuple[int, bytes]], uri: str
-) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
-    """Decode ``{"Item": ...}`` lines; (items, their line numbers, quarantined lines).
+def decode_export_lines(lines: Sequence[tuple[int, bytes]], uri: str) -> Decoded:
+    """Decode export lines (``{"Item": ...}``, or an incremental export's changes).
 
     The whole file is decoded in one call; only when that fails (or finds more values than
     lines: a line holding two) is it decoded line by line so the good lines are kept and
@@ -108,32 +139,40 @@ def decode_export_lines(
         decoded = _lines_decoder.decode(b"[" + b",\n".join(line for _, line in lines) + b"]")
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         decoded = []
-    pairs: Iterable[tuple[int, ExportLine | str]]
     if len(decoded) == len(lines):
-        pairs = zip((n for n, _ in lines), decoded, strict=True)
-    else:
-        pairs = [(number, _decode_one(line)) for number, line in lines]
-    items: list[Item] = []
-    numbers: list[int] = []
-    bad: list[QuarantineEntry] = []
+        return _sorted_out(zip((n for n, _ in lines), decoded, strict=True), uri)
+    return _sorted_out([(number, _decode_one(line)) for number, line in lines], uri)
+
+
+def _sorted_out(pairs: Iterable[tuple[int, ExportLine | str]], uri: str) -> Decoded:
+    """Decoded lines (or why a line could not be decoded) as items, deletes and
+    quarantine."""
+    got = Decoded()
+    written: list[str | None] = []
     for number, line in pairs:
         if isinstance(line, str):
-            bad.append(QuarantineEntry(uri, f"line {number}", line))
+            got.bad.append(QuarantineEntry(uri, f"line {number}", line))
             continue
         item = line.Item or line.NewImage
         if item is None:
-            if line.OldImage is not None:  # an incremental export's delete: nothing to bill
+            if line.Keys is not None:  # an incremental export's delete: nothing to bill
+                got.deleted += 1
                 continue
-            bad.append(QuarantineEntry(uri, f"line {number}", "no Item in the line"))
+            got.bad.append(
+                QuarantineEntry(uri, f"line {number}", "no Item, NewImage or Keys in the line")
+            )
             continue
-        items.append(item)
-        numbers.append(number)
-    return items, numbers, bad
+        got.items.append(item)
+        got.numbers.append(number)
+        stamp = line.Metadata.WriteTimestampMicros if line.Metadata is not None else None
+        written.append(stamp.N if stamp is not None else None)
+    got.written = written
+    return got
 
 
 def decode_export_text(
     text: bytes, uri: str, first_line: int = 1, lines: int | None = None
-) -> tuple[list[Item], list[int], list[QuarantineEntry]]:
+) -> Decoded:
     """``decode_export_lines`` for a whole file's text (of ``lines`` lines, when known),
     without splitting it in Python when every line is good (the common case): one
     ``decode_lines`` call in C. (It skips blank lines and reads two values on one line,
@@ -147,9 +186,12 @@ def decode_export_text(
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             pass
         else:
-            if len(decoded) == lines and all(line.Item is not None for line in decoded):
-                items = [line.Item for line in decoded if line.Item is not None]
-                return items, list(range(first_line, first_line + len(items))), []
+            if len(decoded) == lines:
+                numbers = range(first_line, first_line + lines)
+                if all(line.Item is not None for line in decoded):  # a full export's items
+                    items = [line.Item for line in decoded if line.Item is not None]
+                    return Decoded(items, list(numbers), None)
+                return _sorted_out(zip(numbers, decoded, strict=True), uri)
     return decode_export_lines(lines_of(text, first_line), uri)
 
 
@@ -182,13 +224,16 @@ def decode_table_items(
     return items, numbers, bad
 
 
-def items_frame(items: Sequence[Item], numbers: Sequence[int]) -> pl.DataFrame:
-    """Raw string columns of the decoded items, plus their locators."""
+def items_frame(
+    items: Sequence[Item], numbers: Sequence[int], written: Sequence[str | None] | None = None
+) -> pl.DataFrame:
+    """Raw string columns of the decoded items (``written``: their WriteTimestampMicros
+    text, when they come from an incremental export), plus their locators."""
 
     def optional(values: Iterable[OptionalS | None]) -> list[str | None]:
         return [v.S if v is not None else None for v in values]
 
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         {
             "locator": list(numbers),
             "request_id": [i.request_id.S for i in items],
@@ -201,8 +246,11 @@ def items_frame(items: Sequence[Item], numbers: Sequence[int]) -> pl.DataFrame:
             "principal_arn": optional(i.principal_arn for i in items),
             "error_code": optional(i.error_code for i in items),
         },
-        schema={"locator": pl.Int64, **{name: pl.Utf8 for name in RECORDS}},
+        schema={"locator": pl.Int64, **{n: pl.Utf8 for n in RECORDS if n != "written_us"}},
     )
+    if written is None:  # (a column of nulls, not built value by value)
+        return frame.with_columns(written_us=pl.lit(None, pl.Utf8))
+    return frame.with_columns(written_us=pl.Series(written, dtype=pl.Utf8))
 
 
 _KEPT = ("tenant_id", "request_id", "operation", "resource_arn", "principal_arn", "error_code")
@@ -227,6 +275,7 @@ def validate(
         _ts=pl.col("ts").str.to_datetime(TS_FORMAT, time_unit="ms", time_zone="UTC", strict=False),
         _request_bytes=pl.col("request_bytes").str.to_integer(strict=False),
         _response_bytes=pl.col("response_bytes").str.to_integer(strict=False),
+        _written_us=pl.col("written_us").str.to_integer(strict=False),
     ).with_columns(
         _reason=pl.coalesce(
             pl.when(pl.col("request_id").str.strip_chars() == "").then(
@@ -240,6 +289,14 @@ def validate(
             ),
             _size_check("request_bytes", limits.MAX_REQUEST_BYTES),
             _size_check("response_bytes", limits.MAX_RESPONSE_BYTES),
+            pl.when(
+                pl.col("written_us").is_not_null() & ~(pl.col("_written_us") >= 0).fill_null(False)
+            ).then(
+                pl.format(
+                    "Metadata.WriteTimestampMicros is not a whole number of microseconds: {}",
+                    shown("written_us"),
+                )
+            ),
             *kept_strings({name: name for name in _KEPT}),
         )
     )
@@ -281,5 +338,6 @@ def validate(
         pl.col("principal_arn"),
         # absent on success (SPEC 2.2); an empty code says no more than an absent one
         pl.col("error_code").str.strip_chars().replace("", None),
+        pl.col("_written_us").alias("written_us"),
     )
     return good.cast(RECORDS), quarantine  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ ADDED_COUNTERS = (
     "conflicting_duplicates",
     "error_disagreements",
     "withheld_units",
+    "deleted_records",
 )
 COUNTER_COLUMNS = (
     "files_read",
@@ -236,6 +237,8 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     5: (
         "ALTER TABLE bill_runs ADD COLUMN error_disagreements BIGINT NOT NULL DEFAULT 0",
         "ALTER TABLE bill_runs ADD COLUMN withheld_units BIGINT NOT NULL DEFAULT 0",
+        # Deletes of incremental DynamoDB exports (TTL expiry), counted, never un-billing.
+        "ALTER TABLE bill_runs ADD COLUMN deleted_records BIGINT NOT NULL DEFAULT 0",
         *(f"ALTER TABLE bill_runs ADD COLUMN {c} {t}" for c, t in OVERHEAD_COLUMNS.items()),
         "ALTER TABLE call_rows ADD COLUMN error_seen_by VARCHAR",
         "ALTER TABLE reconciliation ADD COLUMN error_disagreements BIGINT NOT NULL DEFAULT 0",

@@ -17,7 +17,7 @@ from metering.store.engine import Engine
 START = datetime(2026, 10, 1, tzinfo=UTC)
 SCRATCH = Path(tempfile.mkdtemp(prefix="meter-test-delta-"))  # the engine's spill folder
 Event = tuple[str, str | None, int, str, str | None, str | None, str | None, str | None]
-Record = tuple[str, str, int, str, int, int, str | None]
+Record = tuple[str, str, int, str, int, int, str | None, int | None]
 
 # Small key spaces, so that new rows often share event ids and request ids with old ones
 # (duplicate deliveries, a late record for an old event, an event id under two requests).
@@ -44,13 +44,14 @@ records_strategy = st.lists(
         st.integers(0, 70000),  # request_bytes
         st.sampled_from([0, 40000]),  # response_bytes
         st.sampled_from(["arn:c1", None]),  # resource_arn
+        st.sampled_from([None, 1, 2]),  # written_us: versions of an item (None: unknown)
     ),
     max_size=8,
 )
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> None:
-    types = {"event_time": "TIMESTAMPTZ", "ts": "TIMESTAMPTZ"}
+    types = {"event_time": "TIMESTAMPTZ", "ts": "TIMESTAMPTZ", "written_us": "BIGINT"}
     for name, schema in (("events", EVENTS), ("records", RECORDS)):
         columns = ", ".join(f"{c} {types.get(c, 'VARCHAR')}" for c in schema)
         columns = columns.replace("_bytes VARCHAR", "_bytes BIGINT")
@@ -79,10 +80,11 @@ def _insert(
                 cluster,
             ),
         )
-    for request_id, tenant, second, operation, size, response, cluster in records:
+    for request_id, tenant, second, operation, size, response, cluster, written in records:
         con.execute(
             f"INSERT INTO {part}_records (request_id, tenant_id, ts, operation, "
-            "request_bytes, response_bytes, resource_arn) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "request_bytes, response_bytes, resource_arn, written_us) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 request_id,
                 tenant,
@@ -91,6 +93,7 @@ def _insert(
                 size,
                 response,
                 cluster,
+                written,
             ),
         )
 

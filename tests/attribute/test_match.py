@@ -85,3 +85,49 @@ def test_event_dedup_equals_the_naive_rule(rows: list[tuple[object, ...]]) -> No
     expected = {row[0] for row in got if row[0] in events_differ or row[1] in requests_differ}
     flagged = con.execute(f"SELECT event_id FROM ({fast}) WHERE conflict IS NOT NULL").fetchall()
     assert {e for (e,) in flagged} == expected
+
+
+record_rows_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["r1", "r2", "r3"]),  # request_id
+        st.sampled_from(["t1", "t2"]),  # tenant_id
+        st.sampled_from([100, 40000]),  # response_bytes
+        st.sampled_from([None, 1, 2, 3]),  # written_us (None: a version of unknown time)
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=record_rows_strategy)
+def test_record_dedup_keeps_the_newest_version(
+    rows: list[tuple[str, str, int, int | None]],
+) -> None:
+    """Of a request_id's records only those written last count (an unknown time ranks
+    below any known one); among them the smallest wins, and only they can disagree."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE records (request_id VARCHAR, tenant_id VARCHAR, response_bytes BIGINT, "
+        "written_us BIGINT, conflict VARCHAR)"
+    )
+    for row in rows:
+        con.execute("INSERT INTO records VALUES (?, ?, ?, ?, NULL)", list(row))
+    columns = ("request_id", "tenant_id", "response_bytes")
+    fast = match._unique("records", "request_id", columns, "records", "written_us")
+    got = sorted(
+        con.execute(
+            f"SELECT request_id, tenant_id, response_bytes, conflict FROM ({fast})"
+        ).fetchall()
+    )
+    expected = []
+    for request_id in sorted({r[0] for r in rows}):
+        versions = [r for r in rows if r[0] == request_id]
+        known = [r[3] for r in versions if r[3] is not None]
+        newest = [r[1:3] for r in versions if r[3] == (max(known) if known else None)]
+        winner = min(newest)
+        copies = len(set(newest))
+        expected.append((request_id, *winner, copies))
+    assert [(r, t, b, c is not None) for r, t, b, c in got] == [
+        (r, t, b, copies > 1) for r, t, b, copies in expected
+    ]
+    assert "written_us" not in [d[0] for d in con.execute(f"DESCRIBE ({fast})").fetchall()]

@@ -58,7 +58,7 @@ def _adds_up(result: object) -> None:
     c = result.counters  # type: ignore[attr-defined]
     assert c.records_seen == (
         c.quarantined + c.skipped_non_data_api + c.skipped_operations + c.duplicates
-        + c.out_of_month + c.errored_calls + c.calls_billed + c.joined
+        + c.out_of_month + c.errored_calls + c.calls_billed + c.joined + c.deleted_records
     )  # fmt: skip
 
 

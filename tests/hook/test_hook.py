@@ -411,9 +411,9 @@ def test_the_spill_file_is_an_export_meter_can_read(
     wire = tap.seen("rds-data")
 
     lines = list(enumerate(spill.read_bytes().splitlines(), start=1))
-    items, numbers, bad = decode_export_lines(lines, str(spill))
-    frame, invalid = validate(items_frame(items, numbers), str(spill))
-    assert bad == [] and invalid == []
+    decoded = decode_export_lines(lines, str(spill))
+    frame, invalid = validate(items_frame(decoded.items, decoded.numbers), str(spill))
+    assert decoded.bad == [] and invalid == []
     assert frame.height == len(wire) == 12
     assert frame.sort("request_id")["request_id"].to_list() == sorted(s.request_id for s in wire)
 
@@ -547,8 +547,8 @@ def test_records_that_cannot_be_spilled_are_logged_in_full(
     assert (api.stats.records_lost, api.stats.records_spilled) == (4, 0)
     logged = [line for line in caplog.text.splitlines() if line.startswith('{"Item"')]
     assert len(logged) == 4
-    items, _, bad = decode_export_lines(list(enumerate(map(str.encode, logged), 1)), "log")
-    assert bad == [] and len(items) == 4
+    decoded = decode_export_lines(list(enumerate(map(str.encode, logged), 1)), "log")
+    assert decoded.bad == [] and len(decoded.items) == 4
 
 
 def test_the_default_dynamodb_client_uses_the_data_api_region(
@@ -664,8 +664,8 @@ def test_frame_helpers_agree_with_records_module() -> None:
         10_000_000,
     )
     line = export_line(record.item()).encode()
-    items, numbers, _ = decode_export_lines([(1, line)], "x")
-    frame, invalid = validate(items_frame(items, numbers), "x")
+    decoded = decode_export_lines([(1, line)], "x")
+    frame, invalid = validate(items_frame(decoded.items, decoded.numbers), "x")
     assert invalid == []
     assert frame["ts"].to_list() == [datetime(2026, 10, 31, 23, 59, 59, 999000, tzinfo=UTC)]
     assert json.loads(line)["Item"]["pk"]["S"].startswith("METER#2026-10-31#")

@@ -75,15 +75,15 @@
     )
     ),
         r AS (
-        WITH twice AS MATERIALIZED (SELECT hash(request_id) AS h FROM (SELECT request_id, tenant_id, ts, operation, request_bytes, response_bytes, resource_arn, error_code, NULL::VARCHAR AS conflict FROM _records_again) WHERE request_id IS NOT NULL GROUP BY h HAVING count(*) > 1)
-        SELECT * FROM (SELECT request_id, tenant_id, ts, operation, request_bytes, response_bytes, resource_arn, error_code, NULL::VARCHAR AS conflict FROM _records_again) WHERE NOT (request_id IS NOT NULL AND hash(request_id) IN (FROM twice))
+        WITH twice AS MATERIALIZED (SELECT hash(request_id) AS h FROM (SELECT request_id, tenant_id, ts, operation, request_bytes, response_bytes, resource_arn, error_code, written_us, NULL::VARCHAR AS conflict FROM _records_again) WHERE request_id IS NOT NULL GROUP BY h HAVING count(*) > 1)
+        SELECT * EXCLUDE (written_us) FROM (SELECT request_id, tenant_id, ts, operation, request_bytes, response_bytes, resource_arn, error_code, written_us, NULL::VARCHAR AS conflict FROM _records_again) WHERE NOT (request_id IS NOT NULL AND hash(request_id) IN (FROM twice))
         UNION ALL BY NAME
         SELECT request_id, smallest.tenant_id AS tenant_id, smallest.ts AS ts, smallest.operation AS operation, smallest.request_bytes AS request_bytes, smallest.response_bytes AS response_bytes, smallest.resource_arn AS resource_arn, smallest.error_code AS error_code,
             nullif(concat_ws('; ', smallest.conflict, said), '') AS conflict
         FROM (
             SELECT request_id, min(struct_pack(tenant_id, ts, operation, request_bytes, response_bytes, resource_arn, error_code, conflict)) AS smallest,
                 CASE WHEN count(DISTINCT struct_pack(tenant_id, ts, operation, request_bytes, response_bytes, resource_arn, error_code)) > 1 THEN format('{} different records share request_id {} ({} differ)', count(DISTINCT struct_pack(tenant_id, ts, operation, request_bytes, response_bytes, resource_arn, error_code)), request_id, concat_ws(', ', CASE WHEN count(DISTINCT struct_pack(tenant_id)) > 1 THEN 'tenant_id' END, CASE WHEN count(DISTINCT struct_pack(ts)) > 1 THEN 'ts' END, CASE WHEN count(DISTINCT struct_pack(operation)) > 1 THEN 'operation' END, CASE WHEN count(DISTINCT struct_pack(request_bytes)) > 1 THEN 'request_bytes' END, CASE WHEN count(DISTINCT struct_pack(response_bytes)) > 1 THEN 'response_bytes' END, CASE WHEN count(DISTINCT struct_pack(resource_arn)) > 1 THEN 'resource_arn' END, CASE WHEN count(DISTINCT struct_pack(error_code)) > 1 THEN 'error_code' END)) END AS said
-            FROM (SELECT request_id, tenant_id, ts, operation, request_bytes, response_bytes, resource_arn, error_code, NULL::VARCHAR AS conflict FROM _records_again) WHERE (request_id IS NOT NULL AND hash(request_id) IN (FROM twice)) GROUP BY request_id
+            FROM (SELECT * FROM (SELECT request_id, tenant_id, ts, operation, request_bytes, response_bytes, resource_arn, error_code, written_us, NULL::VARCHAR AS conflict FROM _records_again) WHERE (request_id IS NOT NULL AND hash(request_id) IN (FROM twice)) QUALIFY written_us IS NOT DISTINCT FROM max(written_us) OVER (PARTITION BY request_id)) GROUP BY request_id
         )
     )
         SELECT
