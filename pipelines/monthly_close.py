@@ -2,9 +2,10 @@
 
 Bills the previous month (or ``--month``), writes the finance CSV, the FOCUS export and the
 charts into ``<out>/<month>/``, and closes the month only when the run was clean: no
-quarantined input, no copies of a call that disagree, and reconciliation within
-``--tolerance``. Composes library functions
-only; its exit status tells the scheduler what happened:
+quarantined input, no copies of a call that disagree, reconciliation within ``--tolerance``
+and, with ``[invoice]``, the month's units within ``[invoice] tolerance`` of the requests AWS
+invoiced. Composes library functions only; its exit status tells the scheduler what
+happened:
 
     0  billed, exported and closed
     3  billed and exported, left open: a human should look (the reasons are printed)
