@@ -285,7 +285,11 @@ def _lines(path: Path, obj: InputObject, format: Format, month: Month) -> pl.Dat
     with their ``locator`` (CSV line, Parquet row)."""
     parquet = obj.name.endswith(".parquet")
     try:
-        scan = pl.scan_parquet(path) if parquet else pl.scan_csv(path, infer_schema=False)
+        scan = (  # a local name may hold [ or *: never a glob
+            pl.scan_parquet(path, glob=False)
+            if parquet
+            else pl.scan_csv(path, infer_schema=False, glob=False)
+        )
         names = scan.collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as exc:
         kind = "a Parquet" if parquet else "a CSV"
