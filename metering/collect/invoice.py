@@ -245,7 +245,6 @@ def read_invoice(source: InvoiceConfig, month: Month, currency: str, scratch: Pa
                 lines = _lines(path, obj, source.format, month)
             except _Refused as exc:
                 _quarantine(accounting, [QuarantineEntry(obj.uri, "file", str(exc))])
-                accounting.reusable = False
                 continue
             accounting.counters.files_read += 1
             accounting.inputs.append(InputFile(obj.uri, f"invoice:{obj.name}", digest, obj.size))
