@@ -270,6 +270,68 @@ class OverheadConfig(_Strict):
         return _price(value, "price", "the cost of one event or write")
 
 
+# The usage types of RDS Data API requests in AWS's bills (SPEC 8), as LIKE patterns matched
+# without regard to case. AWS's documentation does not spell the Data API's usage type out
+# (its pricing pages say "Data API requests"), so the default covers the plausible
+# spellings after a region prefix: "DataAPI" in any case (USE1-Aurora:DataAPIRequests,
+# EUW2-RDS:DataAPIUsage) and "Data" and "API" with one separator between them
+# (USE1-Data-API-Requests). Look at your invoice's line_item_usage_type and set
+# data_api_usage_types when yours differs (README, "Tying out to the AWS invoice").
+DEFAULT_DATA_API_USAGE_TYPES = ("%DataAPI%", "%Data_API%")
+TOLERANCE_PLACES = 6
+
+
+class InvoiceConfig(_Strict):
+    """``[invoice]``: AWS Data Exports of the billed month, to tie out to and to allocate."""
+
+    uris: tuple[StrictStr, ...] = Field(min_length=1)
+    format: Literal["cur2", "focus"] = "cur2"
+    data_api_usage_types: tuple[StrictStr, ...] = Field(
+        default=DEFAULT_DATA_API_USAGE_TYPES, min_length=1
+    )
+    allocate: Literal["model", "invoice"] = "model"
+    include_tax: StrictBool = False
+    tolerance: Decimal = Decimal("0.01")
+
+    @field_validator("data_api_usage_types")
+    @classmethod
+    def _patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            if not pattern.strip("%_"):
+                raise ValueError(
+                    f"usage type pattern {pattern!r} matches every usage type; name the Data "
+                    'API\'s, e.g. "%DataAPI%"'
+                )
+        return patterns
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _exact_tolerance(cls, value: object) -> Decimal:
+        exact: Decimal | None = None
+        if isinstance(value, Decimal):
+            exact = value
+        elif isinstance(value, str):
+            try:
+                exact = Decimal(value)
+            except InvalidOperation:
+                exact = None
+        elif isinstance(value, float):
+            exact = Decimal(repr(value))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            exact = Decimal(value)
+        if exact is None or not exact.is_finite() or not 0 <= exact <= 1:
+            raise ValueError(
+                "tolerance must be a share of the invoiced requests from 0 to 1, not "
+                f'{_toml(value)}; e.g. tolerance = "0.01" (1 %)'
+            )
+        if exact != exact.quantize(Decimal(1).scaleb(-TOLERANCE_PLACES)):
+            raise ValueError(
+                f"tolerance {exact} has more than {TOLERANCE_PLACES} decimal places "
+                f"(a millionth of the requests is the finest)"
+            )
+        return exact
+
+
 class Config(_Strict):
     warehouse: WarehouseConfig = WarehouseConfig()
     pricing: PricingConfig = PricingConfig()
@@ -278,6 +340,7 @@ class Config(_Strict):
     attribution: AttributionConfig = AttributionConfig()
     publish: PublishConfig = PublishConfig()
     overhead: OverheadConfig = OverheadConfig()
+    invoice: InvoiceConfig | None = None
 
     _path: Path | None = PrivateAttr(default=None)
     _sha256: str = PrivateAttr(default="")
@@ -332,7 +395,12 @@ def _resolved(raw: dict[str, object], base: Path) -> dict[str, object]:
         node = table(*keys)
         if node and isinstance(value := node.get(field), str):
             node[field] = _resolve(base, value)
-    for keys, field in ((("sources", "cloudtrail"), "uris"), (("sources", "metering"), "exports")):
+    lists = (
+        (("sources", "cloudtrail"), "uris"),
+        (("sources", "metering"), "exports"),
+        (("invoice",), "uris"),
+    )
+    for keys, field in lists:
         node = table(*keys)
         if node and isinstance(values := node.get(field), list):
             node[field] = [_resolve(base, u) if isinstance(u, str) else u for u in values]

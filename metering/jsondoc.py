@@ -107,6 +107,7 @@ def bill(result: BillResult) -> dict[str, Any]:
             ("day", "matched", "cloudtrail_only", "metering_only", "error_disagreements"),
         ),
         "overhead": _overhead(result.overhead),
+        "invoice": _rows(result.invoice, tuple(result.invoice.columns)),
         "input_files": {
             "decoded": result.decoded_files,
             "reused": result.reused_files,
@@ -132,6 +133,7 @@ def report(result: MonthReport) -> dict[str, Any]:
         "lines": _rows(result.lines, LINE_COLUMNS),
         "edge_savings": _rows(result.savings, tuple(result.savings.columns)),
         "overhead": _overhead(result.overhead),
+        "invoice": _rows(result.invoice, tuple(result.invoice.columns)),
     }
 
 

@@ -5,7 +5,7 @@ Reads the warehouse and hands the rows to ``metering.report``; nothing here bill
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -45,6 +45,7 @@ class MonthReport:
     savings: pl.DataFrame  # edge_savings rows + tenant_name, cost_saved (most saved first)
     block_bytes: int
     margin_bytes: int
+    invoice: pl.DataFrame = field(default_factory=pl.DataFrame)  # the tie-out (no rows: none)
 
     @property
     def currency(self) -> str:
@@ -113,7 +114,7 @@ def month_report(config: Config, month: Month) -> MonthReport:
     """A billed month's lines, totals, unattributed share and payload-edge savings."""
     from metering.rate.edges import default_margin, edge_savings
     from metering.rate.money import worth
-    from metering.store.queries import billed_run, payload_sizes
+    from metering.store.queries import billed_run, invoice_rows, payload_sizes
 
     lines = _billed_lines(config, month)
     path = config.warehouse.path
@@ -129,7 +130,8 @@ def month_report(config: Config, month: Month) -> MonthReport:
     savings = savings.join(
         lines.select("tenant_id", "tenant_name"), on="tenant_id", how="left", maintain_order="left"
     ).with_columns(cost_saved=decimal_column(saved_cost, 18, 2))
-    return MonthReport(month, run, lines, savings, pricing.block_bytes, margin)
+    invoice = invoice_rows(path, month)
+    return MonthReport(month, run, lines, savings, pricing.block_bytes, margin, invoice)
 
 
 def chart(

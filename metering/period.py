@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import polars as pl
 
 from metering.config import Config
 from metering.month import Month
+from metering.schemas import MONTH_ROW
 from metering.store import MonthEvent
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class Health:
     matched: int
     unmatched: int  # calls seen in only one source (when both are configured)
     tolerance: float
+    invoice: pl.DataFrame = field(default_factory=pl.DataFrame)  # the tie-out's month row
 
     @property
     def unmatched_share(self) -> float:
@@ -76,12 +78,24 @@ class Health:
                 f"{self.unmatched_share:.2%} of calls are in only one source "
                 f"(tolerance {self.tolerance:.2%}; see the reconciliation table)"
             )
+        for row in self.invoice.iter_rows(named=True):
+            if row["within_tolerance"] is False:
+                pct = row["request_variance_pct"]
+                off = "" if pct is None else f" ({pct:+.2f} %)"
+                out.append(
+                    f"Data API requests: meter billed {row['meter_units']:,} units, AWS "
+                    f"invoiced {row['invoiced_requests'].normalize():,f}{off}, past the "
+                    f"[invoice] tolerance of {row['tolerance'] * 100:.2f} % (see the invoice "
+                    "table; calibrate [pricing] measure and block_bytes)"
+                )
         return out
 
 
 def health(config: Config, month: Month, tolerance: float) -> Health:
-    """Quarantine, conflicts and reconciliation of the month's newest run."""
+    """Quarantine, conflicts and reconciliation of the month's newest run, and its tie-out
+    with the AWS invoice (requests past ``[invoice] tolerance``)."""
     from metering.store import read_month
+    from metering.store.queries import invoice_rows
 
     path = config.warehouse.path
     quarantined = read_month(path, "quarantine", month, "source_uri").height
@@ -91,7 +105,10 @@ def health(config: Config, month: Month, tolerance: float) -> Health:
     totals = days.select(pl.col("matched", "cloudtrail_only", "metering_only").sum())
     matched, trail_only, records_only = totals.row(0) if days.height else (0, 0, 0)
     unmatched = int(trail_only) + int(records_only) if both else 0
-    return Health(quarantined, conflicts, int(matched), unmatched, tolerance)
+    invoice = invoice_rows(path, month)
+    if invoice.height:
+        invoice = invoice.filter(pl.col("region") == MONTH_ROW)
+    return Health(quarantined, conflicts, int(matched), unmatched, tolerance, invoice)
 
 
 def publish_month(

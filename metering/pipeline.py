@@ -7,6 +7,7 @@ the steps write their SQL, the engine runs it, and this module only orders them.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
@@ -21,8 +22,19 @@ from metering.config import Config
 from metering.errors import EmptyMonthError, WarehouseError
 from metering.month import Month
 from metering.period import who
-from metering.rate import price, profile, select
-from metering.schemas import EVENTS, RECORDS, BillResult, Counters, Progress, Relation, fingerprint
+from metering.rate import price, profile, select, tieout
+from metering.rate.money import account_cost, minor_units
+from metering.schemas import (
+    EVENTS,
+    INVOICE,
+    RECORDS,
+    BillResult,
+    Counters,
+    Progress,
+    Relation,
+    empty,
+    fingerprint,
+)
 from metering.store.engine import Engine, memory_limit
 from metering.trace import trace
 
@@ -130,7 +142,8 @@ def _rate(
     totals = engine.frame(profile.tenant_totals(calls))
     counters.calls_billed = int(totals["calls"].sum())
     units = dict(totals.select("tenant_id", "units").iter_rows())
-    the_bill = price(units, config.pricing, config.attribution.unattributed)
+    invoiced = _invoiced_cost(config, month, inputs)
+    the_bill = price(units, config.pricing, config.attribution.unattributed, invoiced)
     registry = read_registry(config.tenants.registry)
     lines, unregistered = profile.cost_profile(totals, the_bill, registry)
     days = profile.day_costs(engine.frame(profile.tenant_days(calls)), the_bill)
@@ -148,6 +161,7 @@ def _rate(
         tenant_day=_of(days, month),
         reconciliation=_of(engine.frame(profile.reconciliation(calls)), month),
         overhead=_overhead(engine, config, inputs, calls),
+        invoice=_tie_out(config, month, inputs, run_id, the_bill.total_units, the_bill.amount),
     )
 
 
@@ -162,6 +176,28 @@ def _overhead(engine: Engine, config: Config, inputs: Inputs, calls: Relation) -
         int(counted["data_events"]) if sources.cloudtrail is not None else None,
         int(counted["writes"]) if sources.metering is not None else None,
     )
+
+
+def _invoiced_cost(config: Config, month: Month, inputs: Inputs) -> Decimal | None:
+    """The account cost to split when ``[invoice] allocate = "invoice"`` (else None: the
+    tiers' price of the units)."""
+    source, invoice = config.invoice, inputs.invoice
+    if source is None or invoice is None or source.allocate != "invoice":
+        return None
+    places = minor_units(config.pricing.currency)
+    return tieout.allocated_cost(invoice, source, places, str(month))
+
+
+def _tie_out(
+    config: Config, month: Month, inputs: Inputs, run_id: str, units: int, allocated: Decimal
+) -> pl.DataFrame:
+    """The month's tie-out with the AWS invoice (no rows without ``[invoice]``)."""
+    source, invoice = config.invoice, inputs.invoice
+    if source is None or invoice is None:
+        return empty(INVOICE)
+    modelled = account_cost(units, config.pricing.tiers)
+    places = minor_units(config.pricing.currency)
+    return tieout.tie_out(invoice, source, str(month), run_id, units, modelled, allocated, places)
 
 
 def _counters(

@@ -17,7 +17,7 @@ from rich.text import Text
 from metering.outputs import MonthReport
 from metering.overhead import Overhead
 from metering.rate.money import minor_units
-from metering.schemas import BillResult
+from metering.schemas import MONTH_ROW, BillResult
 from metering.text import printable
 
 
@@ -67,6 +67,7 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     console.print(f"account cost (exact) {bill.account_cost} {bill.currency}", highlight=False)
     if result.overhead is not None:
         _print_overhead(console, result.overhead, bill.account_cost, bill.currency)
+    tie_out(result.invoice, console)
     if result.reused_files:
         again = result.joined_again
         kept = "" if again is None else f"; {again:,} calls joined again, the rest kept"
@@ -185,6 +186,88 @@ def _why_calls(result: BillResult) -> list[str]:
     ]
 
 
+def _quantity(value: Decimal) -> str:
+    """Requests as AWS metered them: whole numbers without decimals."""
+    return f"{value.normalize():,f}"
+
+
+def _signed(value: Decimal | int, pct: Decimal | None, money: bool = False) -> str:
+    """A variance and its percentage: ``+27 (+45.00 %)``."""
+    text = f"{value:+,.2f}" if money else f"{Decimal(value).normalize():+,f}"
+    return text if pct is None else f"{text} ({pct:+.2f} %)"
+
+
+def tie_out(frame: pl.DataFrame, console: Console) -> None:
+    """The month's tie-out with the AWS invoice (the ``invoice`` table's rows), when there
+    is one: requests and net cost, AWS's against meter's, per region when there are
+    several; what the net cost is made of, the tax, and what the tenant lines split."""
+    if frame.is_empty():
+        return
+    rows = frame.to_dicts()
+    month = next(row for row in rows if row["region"] == MONTH_ROW)
+    regions = [row for row in rows if row["region"] != MONTH_ROW]
+    currency = month["currency"]
+    title = f"tie-out with the AWS invoice, {month['month']} ({currency}; variance = meter - AWS)"
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    for name in ("AWS invoiced", "meter", "variance"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_row(
+        "Data API requests",
+        _quantity(month["invoiced_requests"]),
+        f"{month['meter_units']:,} units",
+        _signed(month["request_variance"], month["request_variance_pct"]),
+    )
+    table.add_row(
+        "net cost before tax",
+        f"{month['invoiced_net_cost']:,.2f}",
+        f"{month['modelled_cost']:,.2f}",
+        _signed(month["cost_variance"], month["cost_variance_pct"], money=True),
+    )
+    console.print(table)
+    if len(regions) > 1:
+        console.print(
+            Text("by region, as AWS invoiced: ").append_text(
+                _outside(
+                    "; ".join(
+                        f"{row['region'] or '(none)'} {_quantity(row['invoiced_requests'])} "
+                        f"requests, {row['invoiced_net_cost']:,.2f}"
+                        for row in regions
+                    )
+                )
+            ),
+            soft_wrap=True,
+        )
+    parts = (
+        ("usage", "usage_cost"),
+        ("Savings Plans", "savings_plan_negation"),
+        ("credits", "credits"),
+        ("refunds", "refunds"),
+        ("discounts", "discounts"),
+        ("other charges", "other_charges"),
+    )
+    made_of = ", ".join(f"{name} {month[key]:,.2f}" for name, key in parts if month[key])
+    tax = month["tax"] or Decimal(0)
+    console.print(
+        f"AWS net cost: {made_of or 'no charges'} ({month['lines']:,} Data API lines); tax "
+        f"{tax:,.2f}",
+        highlight=False,
+    )
+    if month["allocate"] == "invoice":
+        console.print(
+            f"tenant lines split what AWS invoiced: {month['allocated_total']:,.2f} "
+            f'{currency} (allocate = "invoice")',
+            highlight=False,
+        )
+    if month["within_tolerance"] is False:
+        console.print(
+            f"[yellow]requests differ from AWS's by more than the tolerance "
+            f"({month['tolerance'] * 100:.2f} %)[/]: calibrate \\[pricing] measure and "
+            'block_bytes against AWS\'s meter (README, "Tying out to the AWS invoice")',
+            highlight=False,
+        )
+
+
 def run_diff(
     month: str, runs: list[int], frame: pl.DataFrame, console: Console | None = None
 ) -> None:
@@ -271,6 +354,7 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
             f"[yellow]quarantined input[/]: {quarantined:,} (not billed; see the quarantine table)",
             highlight=False,
         )
+    tie_out(report.invoice, console)
     block_kib = f"{report.block_bytes / 1024:g} KiB"
     saving = report.savings.filter(report.savings["units_saved"] > 0).head(top)
     if saving.is_empty():

@@ -5,6 +5,9 @@ collect         -> RECORDS (metering records) and EVENTS (CloudTrail Data API ev
 attribute       -> JOINED: one row per call, either source or both, with its tenant
 rate            -> RATED: + units, whether it is in the month and billed
 store           -> the warehouse tables of SPEC section 6 (``calls``: the billed RATED rows)
+
+collect.invoice -> ``Invoice``: what AWS invoiced for the month's Data API requests (SPEC 8);
+rate.tieout     -> INVOICE: the tie-out of meter's bill with it (the ``invoice`` table)
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import Context, Decimal, InvalidOperation
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -330,6 +334,97 @@ class Collected:
         self.reusable = self.reusable and other.reusable
 
 
+# The tie-out of a month with the AWS invoice (rate.tieout, the `invoice` table): a row per
+# region of the invoice's Data API lines and one for the month (region "all"); meter's own
+# figures only on the month's row (calls carry no region). Variances are meter - AWS,
+# percentages of AWS's figure. Components are exact sums (12 places), the rest rounded.
+INVOICE: dict[str, pl.DataType] = {
+    "month": pl.Utf8(),
+    "region": pl.Utf8(),
+    "invoiced_requests": pl.Decimal(38, 6),
+    "meter_units": pl.Int64(),
+    "request_variance": pl.Decimal(38, 6),
+    "request_variance_pct": pl.Decimal(38, 4),
+    "invoiced_net_cost": pl.Decimal(18, 2),
+    "modelled_cost": pl.Decimal(18, 2),
+    "cost_variance": pl.Decimal(18, 2),
+    "cost_variance_pct": pl.Decimal(38, 4),
+    "usage_cost": pl.Decimal(38, 12),
+    "savings_plan_negation": pl.Decimal(38, 12),
+    "credits": pl.Decimal(38, 12),
+    "refunds": pl.Decimal(38, 12),
+    "discounts": pl.Decimal(38, 12),
+    "other_charges": pl.Decimal(38, 12),
+    "tax": pl.Decimal(38, 12),
+    "currency": pl.Utf8(),
+    "lines": pl.Int64(),
+    "allocate": pl.Utf8(),
+    "allocated_total": pl.Decimal(18, 2),
+    "tolerance": pl.Decimal(18, 6),
+    "within_tolerance": pl.Boolean(),
+    "run_id": pl.Utf8(),
+}
+MONTH_ROW = "all"  # the `invoice` table's region of a month's own row
+
+
+@dataclass(slots=True)
+class InvoiceRegion:
+    """What AWS invoiced for the Data API in one region of a month: exact sums of the lines
+    of each kind (README, "Tying out to the AWS invoice", says which line types are which)."""
+
+    requests: Decimal = Decimal(0)  # usage amount of the usage lines: requests as AWS metered
+    usage_cost: Decimal = Decimal(0)  # Usage, DiscountedUsage, SavingsPlanCoveredUsage
+    savings_plan_negation: Decimal = Decimal(0)
+    credits: Decimal = Decimal(0)
+    refunds: Decimal = Decimal(0)
+    discounts: Decimal = Decimal(0)  # EdpDiscount, BundledDiscount, PrivateRateDiscount, ...
+    other_charges: Decimal = Decimal(0)  # Fee, RIFee, Savings Plans fees, types new to meter
+    tax: Decimal = Decimal(0)  # Tax lines with a Data API usage type
+    lines: int = 0
+
+    @property
+    def net(self) -> Decimal:
+        """What is paid for it before tax: every line type but tax."""
+        return (
+            self.usage_cost
+            + self.savings_plan_negation
+            + self.credits
+            + self.refunds
+            + self.discounts
+            + self.other_charges
+        )
+
+
+@dataclass(slots=True)
+class Invoice:
+    """The month's AmazonRDS lines of AWS Data Exports, summed: the Data API's per region,
+    and what the Data API's share of the service's unitemised tax is reckoned from."""
+
+    currency: str
+    regions: dict[str, InvoiceRegion] = field(default_factory=dict)  # "" when unknown
+    rds_net: Decimal = Decimal(0)  # every AmazonRDS line of the month but tax
+    rds_tax: Decimal = Decimal(0)  # AmazonRDS tax lines without a usage type
+    accounting: Collected = field(default_factory=lambda: Collected(pl.DataFrame()))
+
+    @property
+    def requests(self) -> Decimal:
+        return sum((r.requests for r in self.regions.values()), Decimal(0))
+
+    @property
+    def net(self) -> Decimal:
+        """The Data API's net cost before tax, exact."""
+        return sum((r.net for r in self.regions.values()), Decimal(0))
+
+    @property
+    def tax(self) -> Fraction:
+        """The Data API's tax, exact: its own tax lines, and of the service's tax lines that
+        name no usage type its share of the service's net cost."""
+        own = Fraction(sum((r.tax for r in self.regions.values()), Decimal(0)))
+        if not self.rds_tax or not self.rds_net:
+            return own
+        return own + Fraction(self.rds_tax) * Fraction(self.net) / Fraction(self.rds_net)
+
+
 @dataclass(slots=True)
 class BillResult:
     """What ``meter bill`` reports, and writes besides the calls."""
@@ -349,6 +444,7 @@ class BillResult:
     tenant_day: pl.DataFrame = field(default_factory=pl.DataFrame)
     reconciliation: pl.DataFrame = field(default_factory=pl.DataFrame)
     overhead: Overhead | None = None  # what the month's evidence cost (an estimate)
+    invoice: pl.DataFrame = field(default_factory=lambda: empty(INVOICE))  # the tie-out
 
     @property
     def exit_code(self) -> int:

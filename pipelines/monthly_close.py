@@ -2,11 +2,11 @@
 
 Bills the previous month (or ``--month``), writes the finance CSV, the FOCUS export and the
 charts into ``<out>/<month>/``, and closes the month only when the run was clean: no
-quarantined input, no copies of a call that disagree, and reconciliation within
-``--tolerance``. Once closed, the month's per-tenant usage is published to PostgreSQL for
-tenants to see when a DSN is configured (``[publish] dsn`` or METER_PUBLISH_DSN). Composes
-library functions
-only; its exit status tells the scheduler what happened:
+quarantined input, no copies of a call that disagree, reconciliation within ``--tolerance``
+and, with ``[invoice]``, the month's units within ``[invoice] tolerance`` of the requests AWS
+invoiced. Once closed, the month's per-tenant usage is published to PostgreSQL for tenants
+to see when a DSN is configured (``[publish] dsn`` or METER_PUBLISH_DSN). Composes library
+functions only; its exit status tells the scheduler what happened:
 
     0  billed, exported and closed
     3  billed and exported, left open: a human should look (the reasons are printed)

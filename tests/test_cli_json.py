@@ -20,7 +20,7 @@ from tests.helpers import copy_sample, lines_of, record, write_config, write_dat
 BILL_KEYS = [
     "command", "exit_code", "month", "run_id", "warehouse", "currency", "account_cost",
     "amount", "total_units", "counters", "lines", "unregistered_tenants", "quarantine",
-    "conflicts", "reconciliation", "overhead", "input_files",
+    "conflicts", "reconciliation", "overhead", "invoice", "input_files",
 ]  # fmt: skip
 LINE_KEYS = [
     "tenant_id", "tenant_name", "cost_center", "calls", "units", "request_bytes",

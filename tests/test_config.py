@@ -331,3 +331,52 @@ def test_overhead_errors_name_the_key(tmp_path: Path, line: str, key: str, expec
     message = _error(tmp_path, f"{MINIMAL}[overhead]\n{line}\n")
     assert f"{tmp_path / 'meter.toml'}: {key}: " in message
     assert expected in message
+
+
+def test_invoice_defaults_and_resolved_uris(tmp_path: Path) -> None:
+    config = _load(tmp_path, MINIMAL + '[invoice]\nuris = ["cur", "s3://billing/cur2"]\n')
+    invoice = config.invoice
+    assert invoice is not None
+    assert invoice.uris == (str(tmp_path / "cur"), "s3://billing/cur2")
+    assert (invoice.format, invoice.allocate, invoice.include_tax) == ("cur2", "model", False)
+    assert invoice.data_api_usage_types == ("%DataAPI%", "%Data_API%")
+    assert invoice.tolerance == Decimal("0.01")
+    assert _load(tmp_path, MINIMAL).invoice is None
+    exact = _load(tmp_path, MINIMAL + '[invoice]\nuris = ["cur"]\ntolerance = 0.001\n').invoice
+    assert exact is not None and exact.tolerance == Decimal("0.001")
+
+
+INVOICE = MINIMAL + '[invoice]\nuris = ["cur"]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (INVOICE + 'format = "cur"\n', "invoice.format: Input should be 'cur2' or 'focus'"),
+        (INVOICE + 'allocate = "both"\n', "invoice.allocate: Input should be 'model' or 'invoice'"),
+        (INVOICE + 'include_tax = "yes"\n', "invoice.include_tax: Input should be a valid boolean"),
+        (
+            INVOICE + 'tolerance = "2"\n',
+            "invoice.tolerance: tolerance must be a share of the invoiced requests from 0 to 1, "
+            'not "2"; e.g. tolerance = "0.01" (1 %)',
+        ),
+        (INVOICE + 'tolerance = "1 %"\n', "invoice.tolerance: tolerance must be a share"),
+        (INVOICE + "tolerance = true\n", "invoice.tolerance: tolerance must be a share"),
+        (
+            INVOICE + 'tolerance = "0.0000001"\n',
+            "invoice.tolerance: tolerance 1E-7 has more than 6 decimal places",
+        ),
+        (
+            INVOICE + 'data_api_usage_types = ["%%"]\n',
+            "invoice.data_api_usage_types: usage type pattern '%%' matches every usage type",
+        ),
+        (INVOICE + "data_api_usage_types = []\n", "invoice.data_api_usage_types: Tuple should"),
+        (MINIMAL + "[invoice]\nuris = []\n", "invoice.uris: Tuple should have at least 1 item"),
+        (MINIMAL + "[invoice]\n", "invoice.uris: Field required"),
+        (INVOICE + 'uri = "x"\n', "invoice.uri: unknown key"),
+    ],
+)
+def test_invoice_errors_name_the_key(tmp_path: Path, text: str, expected: str) -> None:
+    message = _error(tmp_path, text)
+    assert expected in message
+    assert message.startswith(f"{tmp_path / 'meter.toml'}: invoice.")

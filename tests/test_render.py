@@ -107,3 +107,22 @@ def test_run_diff_escapes_outside_text() -> None:
     console, out = _terminal()
     run_diff("2026-10", [1, 2], frame, console)
     _assert_escaped(out.getvalue())
+
+
+def test_the_tie_out_shows_regions_from_the_invoice_escaped() -> None:
+    from metering.config import InvoiceConfig
+    from metering.rate.tieout import tie_out
+    from metering.schemas import Invoice, InvoiceRegion
+
+    regions = {EVIL: InvoiceRegion(requests=Decimal(7)), "us-east-1": InvoiceRegion()}
+    frame = tie_out(
+        Invoice("USD", regions), InvoiceConfig(uris=("x",)), "2026-10", "r1", 7, Decimal(0),
+        Decimal(0), 2,
+    )  # fmt: skip
+    bill = Bill("USD", 11, Decimal("2.75"), Decimal("2.75"), Fraction(1, 4), {})
+    result = BillResult(OCT, "r1", Path("w"), bill, _lines(), Counters(), [], invoice=frame)
+    console, out = _terminal()
+    bill_summary(result, console)
+    shown = out.getvalue()
+    _assert_escaped(shown)
+    assert "by region, as AWS invoiced: t1\\x1b[2J 7 requests, 0.00; us-east-1 0 requests" in shown

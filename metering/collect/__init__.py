@@ -7,6 +7,7 @@ spread over processes. ``collect_month`` is the step: both sources of a month, a
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,37 +17,44 @@ import polars as pl
 
 from metering.collect.cloudtrail import read_cloudtrail
 from metering.collect.exports import read_exports
+from metering.collect.invoice import read_invoice
 from metering.collect.registry import registry_digest
 from metering.collect.spool import Spool
-from metering.config import CloudTrailSource, Config, MeteringSource
+from metering.config import CloudTrailSource, Config, InvoiceConfig, MeteringSource
 from metering.month import Month
-from metering.schemas import RECORDS, Collected, Counters, Progress, empty, fingerprint
+from metering.schemas import RECORDS, Collected, Counters, Invoice, Progress, empty, fingerprint
 from metering.trace import trace
 
 __all__ = [
     "Inputs",
     "Spool",
     "collect_events",
+    "collect_invoice",
     "collect_month",
     "collect_records",
     "read_cloudtrail",
     "read_exports",
+    "read_invoice",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class Inputs:
-    """A month's inputs, spooled: CloudTrail events and metering records."""
+    """A month's inputs, spooled: CloudTrail events and metering records; and what AWS
+    invoiced, when ``[invoice]`` is configured."""
 
     events: Collected
     records: Collected
+    invoice: Invoice | None = None
 
     @property
     def both(self) -> Collected:
         """Their counters, quarantine and input files together (no rows)."""
+        parts = [self.records, self.events]
+        if self.invoice is not None:
+            parts.append(self.invoice.accounting)
         return Collected.merged(
-            Collected(pl.DataFrame(), c.counters, c.quarantine, c.inputs)
-            for c in (self.records, self.events)
+            Collected(pl.DataFrame(), c.counters, c.quarantine, c.inputs) for c in parts
         )
 
     def identity(self, config: Config, month: Month) -> tuple[str, str]:
@@ -111,7 +119,18 @@ def collect_month(
 
     with spool, ThreadPoolExecutor(len(jobs), thread_name_prefix="meter-collect") as threads:
         records, events = (job.result() for job in [threads.submit(run, *j) for j in jobs])
-    return Inputs(events, records)
+    invoice = None
+    if config.invoice is not None:
+        invoice = collect_invoice(config.invoice, month, config.pricing.currency, spool)
+    return Inputs(events, records, invoice)
+
+
+def collect_invoice(source: InvoiceConfig, month: Month, currency: str, spool: Spool) -> Invoice:
+    """What AWS invoiced for the month's Data API requests, from the configured exports
+    (files fetched or gunzipped in the spool's folder, and removed after)."""
+    scratch = spool.folder / "invoice" if spool.folder else Path(tempfile.gettempdir())
+    with trace("collect invoice"):
+        return read_invoice(source, month, currency, scratch)
 
 
 def collect_records(

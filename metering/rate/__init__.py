@@ -84,15 +84,19 @@ def price(
     tenant_units: Mapping[str, int],
     pricing: PricingConfig,
     unattributed: Literal["platform", "share_pro_rata"] = "platform",
+    cost: Decimal | None = None,
 ) -> Bill:
     """Price a month from each tenant's billed units.
 
     ``tenant_units`` may hold the ``__unattributed__`` line. Under ``share_pro_rata`` its
     cost is spread over the attributed tenants in proportion to their units (the line
     carries no cost); with no attributed tenant to carry it, it stays a line of its own.
+    The account cost is the tiers' price of the month's units, or ``cost`` when given (what
+    AWS invoiced, ``[invoice] allocate = "invoice"``): split by the same rule.
     """
     total = sum(tenant_units.values())
-    cost = account_cost(total, pricing.tiers)
+    if cost is None:
+        cost = account_cost(total, pricing.tiers)
     weights = {tenant: units for tenant, units in tenant_units.items() if units > 0}
     attributed = {t: u for t, u in weights.items() if t != UNATTRIBUTED}
     if unattributed == "share_pro_rata" and UNATTRIBUTED in weights and attributed:

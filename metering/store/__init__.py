@@ -177,6 +177,7 @@ class RunRows:
     quarantine: Sequence[QuarantineEntry]
     recipe: str  # what the calls were joined and rated by (see ``LastBill``)
     inputs: dict[str, list[Path]]  # per source, the spooled files they were joined from
+    invoice: pl.DataFrame | None = None  # the tie-out with the AWS invoice (schemas.INVOICE)
 
     @classmethod
     def of(
@@ -212,6 +213,7 @@ class RunRows:
             result.quarantine,
             recipe,
             inputs,
+            result.invoice,
         )
 
 
@@ -369,8 +371,8 @@ def write_run(
     rows: RunRows,
     progress: Progress | None = None,
 ) -> int:
-    """Replace ``month``'s lines, days, reconciliation and quarantine with ``rows``, and
-    record the run; returns its sequence number. Call it inside the run's ``transaction``,
+    """Replace ``month``'s lines, days, reconciliation, quarantine and tie-out with ``rows``,
+    and record the run; returns its sequence number. Call it inside the run's ``transaction``,
     after its calls."""
     run_id = rows.run["run_id"]
     quarantine = pl.DataFrame(
@@ -383,6 +385,7 @@ def write_run(
         },
         schema=dict.fromkeys(("run_id", "month", "source_uri", "locator", "reason"), pl.Utf8),
     )
+    invoice = rows.invoice if rows.invoice is not None else pl.DataFrame()
     tables = (
         ("tenant_month", rows.tenant_month),
         ("tenant_day", rows.tenant_day),
@@ -393,6 +396,7 @@ def write_run(
             "month_runs",
             pl.DataFrame({"month": [str(month)], "run_id": [run_id], "recipe": [rows.recipe]}),
         ),
+        *((("invoice", invoice),) if invoice.height else ()),
     )
     ensure_open(con, month)  # checked again inside the transaction
     seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]

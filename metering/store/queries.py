@@ -22,6 +22,7 @@ __all__ = [
     "billed_months",
     "billed_run",
     "call_rates",
+    "invoice_rows",
     "month_trend",
     "month_usage",
     "payload_sizes",
@@ -53,6 +54,22 @@ def billed_run(path: str | Path, month: Month) -> dict[str, Any] | None:
         {"month": str(month)},
     )
     return frame.to_dicts()[0] if frame.height else None
+
+
+def invoice_rows(path: str | Path, month: Month) -> pl.DataFrame:
+    """The month's tie-out with the AWS invoice (the ``invoice`` table: regions by name,
+    the month's own row last); no rows when it has none, or a warehouse older than the
+    table (a bill migrates it)."""
+    with connect(path, read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "invoice" not in tables:
+            return pl.DataFrame()
+        return polars(
+            con.sql(
+                "SELECT * FROM invoice WHERE month = $month ORDER BY region = 'all', region",
+                params={"month": str(month)},
+            )
+        )
 
 
 def month_trend(path: str | Path, through: Month, months: int = 12) -> pl.DataFrame:

@@ -6,7 +6,7 @@ DOUBLE. Every table carries ``month`` so re-billing a month replaces exactly its
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Counters added since the first schema: new warehouses have them last, as migrated ones do.
 ADDED_COUNTERS = (
@@ -204,6 +204,41 @@ TABLES |= {
         )""",
 }
 
+TABLES |= {
+    # The month's tie-out with the AWS invoice (SPEC 8, [invoice]): a row per region of the
+    # invoice's Data API lines and the month's own (region 'all'), which alone holds meter's
+    # figures, the variances, whether the requests are within tolerance, the tax and the
+    # total the tenant lines sum to.
+    "invoice": """
+        CREATE TABLE IF NOT EXISTS invoice (
+            month VARCHAR NOT NULL,
+            region VARCHAR NOT NULL,
+            invoiced_requests DECIMAL(38, 6) NOT NULL,
+            meter_units BIGINT,
+            request_variance DECIMAL(38, 6),
+            request_variance_pct DECIMAL(38, 4),
+            invoiced_net_cost DECIMAL(18, 2) NOT NULL,
+            modelled_cost DECIMAL(18, 2),
+            cost_variance DECIMAL(18, 2),
+            cost_variance_pct DECIMAL(38, 4),
+            usage_cost DECIMAL(38, 12) NOT NULL,
+            savings_plan_negation DECIMAL(38, 12) NOT NULL,
+            credits DECIMAL(38, 12) NOT NULL,
+            refunds DECIMAL(38, 12) NOT NULL,
+            discounts DECIMAL(38, 12) NOT NULL,
+            other_charges DECIMAL(38, 12) NOT NULL,
+            tax DECIMAL(38, 12),
+            currency VARCHAR NOT NULL,
+            lines BIGINT NOT NULL,
+            allocate VARCHAR NOT NULL,
+            allocated_total DECIMAL(18, 2),
+            tolerance DECIMAL(18, 6) NOT NULL,
+            within_tolerance BOOLEAN,
+            run_id VARCHAR NOT NULL,
+            PRIMARY KEY (month, region)
+        )""",
+}
+
 # How to bring an older warehouse up to SCHEMA_VERSION: the statements that take version
 # N-1 to N. Version 1 is the first released schema (tests/golden/warehouse_v1.sql).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -243,6 +278,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE call_rows ADD COLUMN error_seen_by VARCHAR",
         "ALTER TABLE reconciliation ADD COLUMN error_disagreements BIGINT NOT NULL DEFAULT 0",
     ),
+    6: (TABLES["invoice"],),
 }
 
 # Tables whose rows belong to one month and are replaced when it is billed again (call_rows
@@ -254,4 +290,5 @@ MONTH_TABLES = (
     "tenant_day",
     "reconciliation",
     "quarantine",
+    "invoice",
 )

@@ -10,6 +10,7 @@ import duckdb
 
 from tests.conftest import REPO
 from tests.helpers import copy_sample, export_records, record, write_config
+from tests.invoices import write_month
 
 JOB = REPO / "pipelines" / "monthly_close.py"
 
@@ -79,3 +80,26 @@ def test_bad_config_is_a_usage_error(tmp_path: Path) -> None:
     done = _run(tmp_path / "meter.toml", tmp_path / "out")
     assert done.returncode == 2
     assert "nope: unknown key" in done.stderr
+
+
+def test_a_month_that_ties_out_to_the_invoice_closes(tmp_path: Path) -> None:
+    config = write_month(tmp_path)  # 60 units billed, 60 requests invoiced
+    done = _run(config, tmp_path / "out")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _closed(config) == [("2026-10", "closed")]
+
+
+def test_requests_past_the_invoice_tolerance_need_review(tmp_path: Path) -> None:
+    config = write_month(tmp_path, extra_calls=2)  # 62 units billed, 60 requests invoiced
+    done = _run(config, tmp_path / "out")
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert done.stdout.endswith(
+        "2026-10: left open for review:\n  Data API requests: meter billed 62 units, AWS "
+        "invoiced 60 (+3.33 %), past the [invoice] tolerance of 1.00 % (see the invoice table; "
+        "calibrate [pricing] measure and block_bytes)\n"
+    )
+    assert _closed(config) == []
+    (tmp_path / "meter.toml").write_text(
+        config.read_text().replace('format = "cur2"', 'format = "cur2"\ntolerance = "0.05"')
+    )
+    assert _run(config, tmp_path / "out").returncode == 0

@@ -276,6 +276,7 @@ def test_older_warehouse_is_migrated_newer_refused(tmp_path: Path) -> None:
         assert {"run_seq", "executed_by", "unlisted_files", "conflicting_duplicates"} <= columns
         assert set(OVERHEAD_COLUMNS) <= columns  # v5: NULL for runs billed before
         assert migrated.execute("SELECT count(*) FROM conflicts").fetchall() == [(0,)]  # v4
+        assert migrated.execute("SELECT count(*) FROM invoice").fetchall() == [(0,)]  # v6
         # v3: calls became a view over call_rows and month_runs; it reads as before.
         assert [r[0] for r in migrated.execute("DESCRIBE calls").fetchall()] == list(CALLS)
         got = migrated.execute("SELECT * EXCLUDE (event_time) FROM calls").fetchall()
