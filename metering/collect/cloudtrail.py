@@ -32,7 +32,8 @@ from metering.collect.checks import kept_strings, shown
 from metering.collect.files import InputObject, Listing, list_objects
 from metering.collect.spool import Job, Spool
 from metering.collect.text import Text
-from metering.collect.trailbody import DATA_API_SOURCES, NOT_A_LOG, Decoded, Record, decode_trail
+from metering.collect.trailbody import NOT_A_LOG, decode_trail
+from metering.collect.trailrecord import DATA_API_SOURCES, Decoded, Record
 from metering.month import Month
 from metering.schemas import (
     EVENTS,
@@ -118,7 +119,7 @@ def _columns(records: Sequence[Record]) -> dict[str, list[str | None]]:
             for c, r in zip(contexts, records, strict=True)
         ],
         "secret_arn": [p.secretArn if p is not None else None for p in params],
-        "resource_arn": [p.resourceArn if p is not None else None for p in params],
+        "resource_arn": [r.cluster_arn() for r in records],
     }
 
 
@@ -149,7 +150,7 @@ FIELD_NAMES = {
     "issuer_arn": "userIdentity.sessionContext.sessionIssuer.arn",
     "source_identity": "sourceIdentity",
     "secret_arn": "requestParameters.secretArn",
-    "resource_arn": "requestParameters.resourceArn",
+    "resource_arn": "the cluster ARN (requestParameters.resourceArn or resources[].ARN)",
 }
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
@@ -28,81 +27,19 @@ import msgspec
 from metering import limits
 from metering.collect import jsonscan
 from metering.collect.text import Overlong, Text, line_blocks, lines_of
+from metering.collect.trailrecord import DATA_API_SOURCES, Decoded, Item, Record
 from metering.schemas import QuarantineEntry
 
-DATA_API_SOURCES = frozenset({"rdsdataapi.amazonaws.com", "rdsdata.amazonaws.com"})
 NOT_A_LOG = (
     "not a CloudTrail log file: neither a Records list nor a CloudTrail record "
     "(a CloudTrail-Digest file, or another service's file?)"
 )
 TOO_DEEP = "nested too deeply for meter to decode (thousands of levels)"
 
-# Field names are CloudTrail's own (camelCase), so msgspec matches them without renaming.
-# gc=False: decoded JSON holds no reference cycles, and untracked structs halve the decode
-# time of a large file (the collector makes millions of them).
-
-
-class _Issuer(msgspec.Struct, gc=False):
-    arn: str | None = None
-
-
-class _SessionContext(msgspec.Struct, gc=False):
-    sessionIssuer: _Issuer | None = None
-    sourceIdentity: str | None = None
-
-
-class _UserIdentity(msgspec.Struct, gc=False):
-    arn: str | None = None
-    sessionContext: _SessionContext | None = None
-
-
-class _Parameters(msgspec.Struct, gc=False):
-    secretArn: str | None = None
-    resourceArn: str | None = None
-
-
-class Record(msgspec.Struct, gc=False):
-    """The fields of a CloudTrail record meter reads; every other field is skipped unread.
-
-    ``Records`` is there so that a JSON Lines file whose lines are whole delivery bodies
-    (``zcat *.json.gz > all.jsonl``) is read, not mistaken for records without a source.
-    """
-
-    eventSource: str | None = None
-    eventName: str | None = None
-    eventID: str | None = None
-    eventTime: str | None = None
-    errorCode: str | None = None
-    requestID: str | None = None
-    userIdentity: _UserIdentity | None = None
-    requestParameters: _Parameters | None = None
-    sourceIdentity: str | None = None
-    Records: list[Record] | None = None
-
-    def is_record(self) -> bool:
-        return (
-            self.eventSource is not None or self.eventID is not None or self.eventTime is not None
-        )
-
-
 _document = msgspec.json.Decoder(Record | list[Record])
 _records = msgspec.json.Decoder(list[Record])
 _record = msgspec.json.Decoder(Record)
 _any = msgspec.json.Decoder()
-
-Item = Record | str | None  # a record; why it is quarantined; or None: not ours, skipped
-
-
-@dataclass(slots=True)
-class Decoded:
-    """Some records of a file, where each came from, and what could not be read."""
-
-    records: Sequence[Item]
-    where: Sequence[str] | None = None  # locators, or None for "record 1", "record 2", ...
-    problems: list[QuarantineEntry] = field(default_factory=list)
-
-    def locator(self, index: int) -> str:
-        return self.where[index] if self.where is not None else f"record {index + 1}"
 
 
 def _lenient(item: object) -> Item:

@@ -639,7 +639,11 @@ def test_strings_past_their_bounds_are_quarantined_naming_field_and_bound(tmp_pa
     events = read_cloudtrail([str(tmp_path / "trail")], OCT, 3)
     assert events.frame["event_id"].to_list() == ["ok"]
     assert [(q.locator, q.reason) for q in events.quarantine] == [
-        ("record 2", "requestParameters.resourceArn is longer than 2,048 characters (2049)"),
+        (
+            "record 2",
+            "the cluster ARN (requestParameters.resourceArn or resources[].ARN) is longer than "
+            "2,048 characters (2049)",
+        ),
         ("record 3", "eventID contains a control character"),
         ("record 4", "eventID is longer than 128 characters (129)"),
     ]
