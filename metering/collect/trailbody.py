@@ -1,7 +1,9 @@
 """CloudTrail file bodies -> records: what each record of a file is, and where it was.
 
 Bodies: ``{"Records": [...]}``, a bare JSON array, or JSON Lines (a record, or a whole
-``{"Records": [...]}`` body, per line); the text comes gunzipped from ``collect.text``.
+``{"Records": [...]}`` body, per line); the text comes gunzipped from ``collect.text``. A
+text whose first line is a CSV header naming eventID, eventTime and eventSource is a query
+result (Athena, CloudTrail Lake), read by ``trailcsv``.
 
 The fast path, for every file AWS delivers: a file whose text is at most
 ``limits.WHOLE_FILE_BYTES`` is decoded in one typed msgspec call over structs that declare
@@ -25,7 +27,7 @@ from typing import Any
 import msgspec
 
 from metering import limits
-from metering.collect import jsonscan
+from metering.collect import jsonscan, trailcsv
 from metering.collect.text import Overlong, Text, line_blocks, lines_of
 from metering.collect.trailrecord import DATA_API_SOURCES, Decoded, Item, Record
 from metering.schemas import QuarantineEntry
@@ -248,18 +250,35 @@ def _scanned(pieces: Iterable[bytes], text: Text, uri: str) -> Iterator[Decoded]
 
 
 def decode_trail(text: Text, uri: str) -> Iterator[Decoded]:
-    """Every record of one file's text, a part at a time."""
+    """Every record of one file's text, a part at a time: a JSON body, or a CloudTrail query
+    result (a CSV with a header: ``trailcsv``), known from the text's first line."""
     pieces = text.pieces()
     whole = bytearray()  # (grown in place: no second copy of the text when it is joined)
     more = False
     lines: bool | None = None  # JSON Lines? (None: not known yet)
+    result: bool | None = None  # a query result? (None: not known yet)
     for piece in pieces:
         whole += piece
+        if result is None:
+            result = trailcsv.is_result(whole, complete=False)
+        if result:
+            break
         if lines is None:
             lines = _json_lines(whole)
         if lines or len(whole) > limits.WHOLE_FILE_BYTES:
             more = True  # JSON Lines is read a block of lines at a time, never whole
             break
+    if result is None:  # the text ended within its first line
+        result = trailcsv.is_result(whole, complete=True)
+    if result:
+        yield from trailcsv.read_result(_chain(whole, pieces), text, uri)
+        return
+    first = _SOMETHING.search(whole)
+    if trailcsv.named_result(uri) and first is not None and first[0] not in (b"{", b"["):
+        for _ in pieces:  # read to the end: the file's fingerprint is of all of it
+            pass
+        yield Decoded([], problems=[QuarantineEntry(uri, "file", trailcsv.NOT_A_RESULT)])
+        return
     if not more and text.damage is None:
         decoded = _whole(whole, uri)
         if decoded is not None:
