@@ -97,9 +97,7 @@ def trail_filter(month: Month, late_days: int, form: TrailFormat = "auto") -> Ca
         folders = name.split("/")[:-1]
         if SKIPPED_FOLDERS.intersection(folders):
             return False
-        if form == "csv":
-            return True
-        result = lower.endswith(RESULT_SUFFIXES)
+        result = form == "csv" or lower.endswith(RESULT_SUFFIXES)
         if form == "json" and result:
             return False
         if not (result or lower.endswith(LOG_SUFFIXES)):

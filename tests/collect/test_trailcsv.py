@@ -30,6 +30,7 @@ from metering.month import Month
 from metering.outputs import export
 from metering.pipeline import bill
 from metering.schemas import BillResult
+from tests.collect.test_cloudtrail import OTHER_CLUSTER, big_batch
 from tests.collect.test_fuzz import (
     IDS,
     TRAIL,
@@ -515,6 +516,8 @@ DIGEST = f"AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/2026/10/02/x.json.gz"
         ("csv", "exports/6a1f0e52.csv.metadata", False),
         ("csv", "exports/result_sign.json", False),
         ("csv", DIGEST, False),
+        ("csv", f"AWSLogs/{ACCOUNT}/elasticloadbalancing/us-east-1/2026/10/02/x.log.gz", False),
+        ("csv", f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/12/05/x.json.gz", True),
     ],
 )
 def test_query_results_are_listed(form: str, name: str, kept: bool) -> None:
@@ -596,3 +599,21 @@ def test_a_bad_uri_entry_is_a_config_error_naming_the_key(
         load_config(tmp_path / "meter.toml")
     assert message.format(root=tmp_path) in str(error.value)
     assert str(error.value).startswith(str(tmp_path / "meter.toml"))
+
+
+# -- the cluster ARN of a call whose request parameters CloudTrail dropped -----------------
+
+
+@pytest.mark.parametrize("kind", ["athena-flat", "athena-json", "lake"])
+def test_resources_name_the_cluster_in_query_results_too(tmp_path: Path, kind: str) -> None:
+    records = [
+        big_batch("batch", "2026-10-05T12:00:01Z"),  # requestParameters dropped
+        event("small", "2026-10-05T12:00:02Z"),
+    ]
+    WRITERS[kind](tmp_path / "results", records)
+    got = read_cloudtrail([str(tmp_path / "results")], OCT, 3)
+    assert got.quarantine == []
+    assert got.frame.select("event_id", "secret_arn", "resource_arn").rows() == [
+        ("batch", None, OTHER_CLUSTER),
+        ("small", SECRET, CLUSTER),
+    ]
