@@ -159,9 +159,51 @@ class PricingConfig(_Strict):
         return operations
 
 
+# How a CloudTrail URI's files are read: ``auto``, log files and query results (``.csv``,
+# ``.csv.gz``) told apart by name and first line; ``json``, log files only; ``csv``, every
+# file is a query result (Athena, CloudTrail Lake), whatever its name.
+TrailFormat = Literal["auto", "json", "csv"]
+
+
+class TrailUri(_Strict):
+    """A CloudTrail folder or prefix written as a table: ``{ uri = "...", format = "csv" }``."""
+
+    uri: StrictStr
+    format: TrailFormat = "auto"
+
+
 class CloudTrailSource(_Strict):
-    uris: tuple[StrictStr, ...]
+    uris: tuple[TrailUri, ...]  # in meter.toml: plain strings, or tables with a format
     late_days: StrictInt = Field(default=3, ge=0, le=31)
+
+    @field_validator("uris", mode="before")
+    @classmethod
+    def _tables(cls, uris: object) -> object:
+        if isinstance(uris, list | tuple):
+            return [{"uri": u} if isinstance(u, str) else u for u in uris]
+        return uris
+
+    @field_validator("uris")
+    @classmethod
+    def _one_format_each(cls, uris: tuple[TrailUri, ...]) -> tuple[TrailUri, ...]:
+        formats: dict[str, str] = {}
+        for entry in uris:
+            if formats.setdefault(entry.uri, entry.format) != entry.format:
+                raise ValueError(
+                    f"{entry.uri} is listed with format {formats[entry.uri]!r} and "
+                    f"{entry.format!r}; keep one"
+                )
+        return uris
+
+    @property
+    def paths(self) -> list[str]:
+        """The configured folders and prefixes."""
+        return [entry.uri for entry in self.uris]
+
+    @property
+    def formats(self) -> dict[str, TrailFormat]:
+        """How each one's files are read."""
+        return {entry.uri: entry.format for entry in self.uris}
 
 
 class MeteringSource(_Strict):
@@ -403,8 +445,17 @@ def _resolved(raw: dict[str, object], base: Path) -> dict[str, object]:
     for keys, field in lists:
         node = table(*keys)
         if node and isinstance(values := node.get(field), list):
-            node[field] = [_resolve(base, u) if isinstance(u, str) else u for u in values]
+            node[field] = [_resolved_uri(base, u) for u in values]
     return raw
+
+
+def _resolved_uri(base: Path, entry: object) -> object:
+    """A listed path, or a table's ``uri`` key, resolved against ``base``."""
+    if isinstance(entry, str):
+        return _resolve(base, entry)
+    if isinstance(entry, dict) and isinstance(entry.get("uri"), str):
+        return {**entry, "uri": _resolve(base, entry["uri"])}
+    return entry
 
 
 def _toml(value: object) -> str:

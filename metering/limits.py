@@ -26,6 +26,8 @@ MAX_LINE_BYTES: Final = 64 * MIB
 WHOLE_FILE_BYTES: Final = 128 * MIB
 # Text handled at once when a file is read piece by piece.
 PIECE_BYTES: Final = 16 * MIB
+# The header line of a CloudTrail query result (CSV): a longer first line is no header.
+MAX_HEADER_BYTES: Final = 1 * MIB
 # -- counts --------------------------------------------------------------------------------
 # Records (or lines) decoded at once: a piece of text of millions of tiny records is decoded
 # in batches of this many, so memory follows bytes, not the number of records.

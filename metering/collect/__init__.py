@@ -83,7 +83,7 @@ class Inputs:
         if config.sources.cloudtrail is not None:
             read.append(
                 f"{self.events.counters.files_read:,} CloudTrail file(s) under "
-                f"{', '.join(config.sources.cloudtrail.uris)}"
+                f"{', '.join(config.sources.cloudtrail.paths)}"
             )
         if config.sources.metering is not None:
             where = [*config.sources.metering.exports]
@@ -159,4 +159,4 @@ def collect_events(
     progress: Progress | None = None,
 ) -> Collected:
     """Data API events from the configured CloudTrail folders and prefixes, spooled."""
-    return read_cloudtrail(source.uris, month, source.late_days, progress, spool)
+    return read_cloudtrail(source.paths, month, source.late_days, progress, spool, source.formats)

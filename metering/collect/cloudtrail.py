@@ -6,13 +6,17 @@ layout ``AWSLogs/o-<org>/<account>/CloudTrail/...``. Only the date folders a mon
 are read: its own days and ``late_days`` days after it (folder dates are delivery times,
 which never come before the event). ``CloudTrail-Digest/``, ``CloudTrail-Insight/`` and
 other services' logs are not read. Files outside any dated layout (a folder of loose
-``.json`` files) are always read.
+``.json`` files) are always read, and so are query results (``.csv``, ``.csv.gz``: Athena's,
+and CloudTrail Lake's under ``AWSLogs/<account>/CloudTrail-Lake/``, whose signature files
+are skipped); a URI configured with ``format = "csv"`` is all query results, whatever the
+names.
 
 Bodies: ``{"Records": [...]}``, a bare JSON array, or JSON Lines (a record, or a whole
 ``{"Records": [...]}`` body, per line); gzip or plain. Each file is decoded in one typed
 msgspec call over structs that declare only the fields meter needs; when a field of some
 record has an unexpected type, that file is decoded again record by record, so one odd
-record never costs the file. A Data API record that cannot be read (no ``eventID``, no or a
+record never costs the file. A query result's rows become the same records
+(``trailcsv``). A Data API record that cannot be read (no ``eventID``, no or a
 bad ``eventTime``, mistyped fields) is quarantined; every other service's record is
 counted in ``skipped_non_data_api``.
 
@@ -22,7 +26,7 @@ counted in ``skipped_non_data_api``.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 
 import polars as pl
@@ -32,7 +36,10 @@ from metering.collect.checks import kept_strings, shown
 from metering.collect.files import InputObject, Listing, list_objects
 from metering.collect.spool import Job, Spool
 from metering.collect.text import Text
-from metering.collect.trailbody import DATA_API_SOURCES, NOT_A_LOG, Decoded, Record, decode_trail
+from metering.collect.trailbody import NOT_A_LOG, decode_trail
+from metering.collect.trailcsv import RESULT_SUFFIXES
+from metering.collect.trailrecord import DATA_API_SOURCES, Decoded, Record
+from metering.config import TrailFormat
 from metering.month import Month
 from metering.schemas import (
     EVENTS,
@@ -48,10 +55,14 @@ from metering.schemas import (
 EVENT_TIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.fZ",  # log files: 2026-10-31T23:59:59Z
     "%Y-%m-%d %H:%M:%S%.f",  # CloudTrail Lake / Athena exports: 2026-10-31 23:59:59.000 (UTC)
+    "%Y-%m-%d %H:%M:%S%.f UTC",  # Athena, a timestamp (from_iso8601_timestamp): ... UTC
 )
 LOG_SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 SKIPPED_FOLDERS = frozenset({"CloudTrail-Digest", "CloudTrail-Insight"})
-
+# Files that sit beside query results and are none: CloudTrail Lake's signature file,
+# Athena's result metadata (``<query-id>.csv.metadata``).
+SIDECARS = ("result_sign.json", ".metadata")
+LAKE_FOLDER = "CloudTrail-Lake"  # AWSLogs/<account>/CloudTrail-Lake/Query/...: query results
 
 # -- listing -------------------------------------------------------------------------------
 
@@ -71,24 +82,38 @@ def _folder_day(folders: Sequence[str]) -> date | None:
         return None
 
 
-def trail_filter(month: Month, late_days: int) -> Callable[[str], bool]:
-    """Which object names (relative to a configured root) may hold ``month``'s events."""
+def trail_filter(month: Month, late_days: int, form: TrailFormat = "auto") -> Callable[[str], bool]:
+    """Which object names (relative to a configured root) may hold ``month``'s events.
+
+    Log files in dated folders are read for the days a month needs; query results
+    (``.csv``, ``.csv.gz``) and files outside a dated layout are read for every month."""
     first = month.first_day
     stop = month.next().first_day + timedelta(days=late_days)  # exclusive
 
     def keep(name: str) -> bool:
-        if not name.lower().endswith(LOG_SUFFIXES):
+        lower = name.lower()
+        if lower.rsplit("/", 1)[-1].endswith(SIDECARS):
             return False
         folders = name.split("/")[:-1]
         if SKIPPED_FOLDERS.intersection(folders):
             return False
+        result = form == "csv" or lower.endswith(RESULT_SUFFIXES)
+        if form == "json" and result:
+            return False
+        if not (result or lower.endswith(LOG_SUFFIXES)):
+            return False
         if "AWSLogs" in folders:
-            # AWSLogs/[o-<org>/]<account>/<service>/...: only CloudTrail's own logs.
+            # AWSLogs/[o-<org>/]<account>/<service>/...: only CloudTrail's own logs, and
+            # CloudTrail Lake's query results.
             after = folders[len(folders) - folders[::-1].index("AWSLogs") :]
             if after and after[0].startswith("o-"):
                 after = after[1:]
-            if len(after) < 2 or after[1] != "CloudTrail":
+            service = after[1] if len(after) > 1 else None
+            if not (service == "CloudTrail" or (service == LAKE_FOLDER and result)):
                 return False
+        if result:
+            return True  # query results are read whole, for every month (their folder
+            # dates, if any, are when the query ran)
         day = _folder_day(folders)
         return day is None or first <= day < stop
 
@@ -118,7 +143,7 @@ def _columns(records: Sequence[Record]) -> dict[str, list[str | None]]:
             for c, r in zip(contexts, records, strict=True)
         ],
         "secret_arn": [p.secretArn if p is not None else None for p in params],
-        "resource_arn": [p.resourceArn if p is not None else None for p in params],
+        "resource_arn": [r.cluster_arn() for r in records],
     }
 
 
@@ -149,7 +174,7 @@ FIELD_NAMES = {
     "issuer_arn": "userIdentity.sessionContext.sessionIssuer.arn",
     "source_identity": "sourceIdentity",
     "secret_arn": "requestParameters.secretArn",
-    "resource_arn": "requestParameters.resourceArn",
+    "resource_arn": "the cluster ARN (requestParameters.resourceArn or resources[].ARN)",
 }
 
 
@@ -267,12 +292,18 @@ def read_trail_file(obj: InputObject) -> Collected:
     return Collected.merged(trail_parts([obj]))
 
 
-def find_trail_files(uris: Iterable[str], month: Month, late_days: int) -> Listing:
-    """Every log file under ``uris`` that may hold ``month``'s events, each once."""
-    keep = trail_filter(month, late_days)
+def find_trail_files(
+    uris: Iterable[str],
+    month: Month,
+    late_days: int,
+    formats: Mapping[str, TrailFormat] | None = None,
+) -> Listing:
+    """Every log file and query result under ``uris`` that may hold ``month``'s events,
+    each once (``formats``: how a URI's files are read, ``auto`` when not given)."""
     seen: set[str] = set()
     found = Listing()
     for uri in uris:
+        keep = trail_filter(month, late_days, (formats or {}).get(uri, "auto"))
         listing = list_objects(uri, keep)
         found.refused.extend(listing.refused)
         for obj in listing.objects:
@@ -288,13 +319,14 @@ def read_cloudtrail(
     late_days: int,
     progress: Progress | None = None,
     spool: Spool | None = None,
+    formats: Mapping[str, TrailFormat] | None = None,
 ) -> Collected:
     """Every Data API event that may belong to ``month`` (selection by eventTime is later).
 
     Without a spool the events are returned as one frame; with one, as Parquet files.
     """
-    listing = find_trail_files(uris, month, late_days)
-    # A group is a folder: a delivery day of one account and region.
+    listing = find_trail_files(uris, month, late_days, formats)
+    # A group is a folder: a delivery day of one account and region, or a query's results.
     jobs = [Job(obj, obj, posixpath.dirname(obj.name)) for obj in listing.objects]
     collected = (spool or Spool(None)).decode(
         "events", jobs, trail_parts, progress, "cloudtrail files"
@@ -309,6 +341,7 @@ __all__ = [
     "DATA_API_SOURCES",
     "NOT_A_LOG",
     "Record",
+    "TrailFormat",
     "find_trail_files",
     "read_cloudtrail",
     "read_trail_file",

@@ -39,7 +39,7 @@ from metering import limits
 from metering.collect.files import InputObject
 from metering.schemas import Collected, Counters, InputFile, Progress, QuarantineEntry
 
-DECODER_VERSION = "5"  # bump when what a spool entry holds for the same bytes changes
+DECODER_VERSION = "6"  # bump when what a spool entry holds for the same bytes changes
 IN_PROCESS_BYTES = 32 * 1024 * 1024  # below this much input, worker processes cost more
 GROUP_BYTES = 64 * 1024 * 1024  # input bytes of a group, at most (but one file)
 PART_BYTES = 64 * 1024 * 1024  # decoded rows a worker holds before it writes them

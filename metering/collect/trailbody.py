@@ -1,7 +1,9 @@
 """CloudTrail file bodies -> records: what each record of a file is, and where it was.
 
 Bodies: ``{"Records": [...]}``, a bare JSON array, or JSON Lines (a record, or a whole
-``{"Records": [...]}`` body, per line); the text comes gunzipped from ``collect.text``.
+``{"Records": [...]}`` body, per line); the text comes gunzipped from ``collect.text``. A
+text whose first line is a CSV header naming eventID, eventTime and eventSource is a query
+result (Athena, CloudTrail Lake), read by ``trailcsv``.
 
 The fast path, for every file AWS delivers: a file whose text is at most
 ``limits.WHOLE_FILE_BYTES`` is decoded in one typed msgspec call over structs that declare
@@ -19,90 +21,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
 import msgspec
 
 from metering import limits
-from metering.collect import jsonscan
+from metering.collect import jsonscan, trailcsv
 from metering.collect.text import Overlong, Text, line_blocks, lines_of
+from metering.collect.trailrecord import DATA_API_SOURCES, Decoded, Item, Record
 from metering.schemas import QuarantineEntry
 
-DATA_API_SOURCES = frozenset({"rdsdataapi.amazonaws.com", "rdsdata.amazonaws.com"})
 NOT_A_LOG = (
     "not a CloudTrail log file: neither a Records list nor a CloudTrail record "
     "(a CloudTrail-Digest file, or another service's file?)"
 )
 TOO_DEEP = "nested too deeply for meter to decode (thousands of levels)"
 
-# Field names are CloudTrail's own (camelCase), so msgspec matches them without renaming.
-# gc=False: decoded JSON holds no reference cycles, and untracked structs halve the decode
-# time of a large file (the collector makes millions of them).
-
-
-class _Issuer(msgspec.Struct, gc=False):
-    arn: str | None = None
-
-
-class _SessionContext(msgspec.Struct, gc=False):
-    sessionIssuer: _Issuer | None = None
-    sourceIdentity: str | None = None
-
-
-class _UserIdentity(msgspec.Struct, gc=False):
-    arn: str | None = None
-    sessionContext: _SessionContext | None = None
-
-
-class _Parameters(msgspec.Struct, gc=False):
-    secretArn: str | None = None
-    resourceArn: str | None = None
-
-
-class Record(msgspec.Struct, gc=False):
-    """The fields of a CloudTrail record meter reads; every other field is skipped unread.
-
-    ``Records`` is there so that a JSON Lines file whose lines are whole delivery bodies
-    (``zcat *.json.gz > all.jsonl``) is read, not mistaken for records without a source.
-    """
-
-    eventSource: str | None = None
-    eventName: str | None = None
-    eventID: str | None = None
-    eventTime: str | None = None
-    errorCode: str | None = None
-    requestID: str | None = None
-    userIdentity: _UserIdentity | None = None
-    requestParameters: _Parameters | None = None
-    sourceIdentity: str | None = None
-    Records: list[Record] | None = None
-
-    def is_record(self) -> bool:
-        return (
-            self.eventSource is not None or self.eventID is not None or self.eventTime is not None
-        )
-
-
 _document = msgspec.json.Decoder(Record | list[Record])
 _records = msgspec.json.Decoder(list[Record])
 _record = msgspec.json.Decoder(Record)
 _any = msgspec.json.Decoder()
-
-Item = Record | str | None  # a record; why it is quarantined; or None: not ours, skipped
-
-
-@dataclass(slots=True)
-class Decoded:
-    """Some records of a file, where each came from, and what could not be read."""
-
-    records: Sequence[Item]
-    where: Sequence[str] | None = None  # locators, or None for "record 1", "record 2", ...
-    problems: list[QuarantineEntry] = field(default_factory=list)
-
-    def locator(self, index: int) -> str:
-        return self.where[index] if self.where is not None else f"record {index + 1}"
 
 
 def _lenient(item: object) -> Item:
@@ -311,18 +250,35 @@ def _scanned(pieces: Iterable[bytes], text: Text, uri: str) -> Iterator[Decoded]
 
 
 def decode_trail(text: Text, uri: str) -> Iterator[Decoded]:
-    """Every record of one file's text, a part at a time."""
+    """Every record of one file's text, a part at a time: a JSON body, or a CloudTrail query
+    result (a CSV with a header: ``trailcsv``), known from the text's first line."""
     pieces = text.pieces()
     whole = bytearray()  # (grown in place: no second copy of the text when it is joined)
     more = False
     lines: bool | None = None  # JSON Lines? (None: not known yet)
+    result: bool | None = None  # a query result? (None: not known yet)
     for piece in pieces:
         whole += piece
+        if result is None:
+            result = trailcsv.is_result(whole, complete=False)
+        if result:
+            break
         if lines is None:
             lines = _json_lines(whole)
         if lines or len(whole) > limits.WHOLE_FILE_BYTES:
             more = True  # JSON Lines is read a block of lines at a time, never whole
             break
+    if result is None:  # the text ended within its first line
+        result = trailcsv.is_result(whole, complete=True)
+    if result:
+        yield from trailcsv.read_result(_chain(whole, pieces), text, uri)
+        return
+    first = _SOMETHING.search(whole)
+    if trailcsv.named_result(uri) and first is not None and first[0] not in (b"{", b"["):
+        for _ in pieces:  # read to the end: the file's fingerprint is of all of it
+            pass
+        yield Decoded([], problems=[QuarantineEntry(uri, "file", trailcsv.NOT_A_RESULT)])
+        return
     if not more and text.damage is None:
         decoded = _whole(whole, uri)
         if decoded is not None:

@@ -639,7 +639,11 @@ def test_strings_past_their_bounds_are_quarantined_naming_field_and_bound(tmp_pa
     events = read_cloudtrail([str(tmp_path / "trail")], OCT, 3)
     assert events.frame["event_id"].to_list() == ["ok"]
     assert [(q.locator, q.reason) for q in events.quarantine] == [
-        ("record 2", "requestParameters.resourceArn is longer than 2,048 characters (2049)"),
+        (
+            "record 2",
+            "the cluster ARN (requestParameters.resourceArn or resources[].ARN) is longer than "
+            "2,048 characters (2049)",
+        ),
         ("record 3", "eventID contains a control character"),
         ("record 4", "eventID is longer than 128 characters (129)"),
     ]
@@ -800,6 +804,7 @@ def test_a_gzip_bomb_is_quarantined_in_bounded_memory(
 
 
 ENDLESS = 200 * MIB
+CSV_HEADER = b'"eventid","eventtime","eventsource","eventname","errorcode","requestid"\n'
 
 
 def _endless(path: Path, head: bytes, fill: bytes) -> None:
@@ -825,6 +830,9 @@ def _endless(path: Path, head: bytes, fill: bytes) -> None:
          ("line 1", "not JSON: text outside any JSON value")),
         ("exports", "data/a.json", b'{"Item": {"blob": {"S": "', b"a",
          ("line 1", f"the line is longer than {limits.MAX_RECORD_BYTES:,} bytes: not read")),
+        # A query result whose first row's quoted cell never ends.
+        ("cloudtrail", "result.csv", CSV_HEADER + b'"e1","', b"a",
+         ("row 1", f"the line is longer than {limits.MAX_LINE_BYTES:,} bytes: not read")),
     ],
 )  # fmt: skip
 def test_an_endless_line_is_quarantined_in_bounded_memory(
@@ -964,4 +972,18 @@ def test_millions_of_tiny_lines_are_read_in_bounded_memory_and_listed_in_a_few_r
     else:
         assert counters["skipped_non_data_api"] == lines  # type: ignore[index]
         assert entries == []
+    assert found["peak_mb"] < TINY_PEAK_MB  # type: ignore[operator]
+
+
+def test_millions_of_tiny_query_result_rows_are_read_in_bounded_memory(tmp_path: Path) -> None:
+    """A query result's rows are read in batches too, and its quarantine listed in a few
+    rows: 2 million rows of one cell each, none of them billable."""
+    rows = 2_000_000
+    path = tmp_path / "result.csv.gz"
+    path.write_bytes(gzip.compress(CSV_HEADER + b"x\n" * rows, mtime=0))
+    found = _read_in_child("cloudtrail", tmp_path)
+    assert found["counters"] == {"files_read": 1, "records_seen": rows, "quarantined": rows}
+    entries = found["entries"]
+    assert len(entries) == limits.MAX_LISTED_PER_FILE + 1  # type: ignore[arg-type]
+    assert entries[0] == [str(path), "row 1", "has 1 cells where the header names 6 columns"]  # type: ignore[index]
     assert found["peak_mb"] < TINY_PEAK_MB  # type: ignore[operator]

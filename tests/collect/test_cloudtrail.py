@@ -10,11 +10,13 @@ from pathlib import Path
 
 import boto3
 import duckdb
+import msgspec
 import polars as pl
 import pytest
 
 from metering.collect.cloudtrail import NOT_A_LOG, read_cloudtrail, trail_filter
 from metering.collect.exports import read_exports
+from metering.collect.trailrecord import Record
 from metering.config import load_config
 from metering.errors import EmptyMonthError
 from metering.month import Month
@@ -832,3 +834,100 @@ def test_cloudtrail_lake_time_format_is_read_as_utc(tmp_path: Path) -> None:
     assert got.frame["event_time"].to_list() == [
         datetime(2026, 10, 31, 23, 59, 59, 500000, tzinfo=UTC)
     ]
+
+
+# -- the cluster ARN: requestParameters.resourceArn, else resources[] ------------------------
+
+OTHER_CLUSTER = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:reports"
+
+
+def big_batch(event_id: str, when: str) -> dict[str, object]:
+    """A call whose request parameters passed 100 KB: CloudTrail dropped them (and says
+    so in ``additionalEventData``), but ``resources`` still names the cluster."""
+    rec = event(event_id, when)
+    del rec["requestParameters"]
+    rec["additionalEventData"] = {"requestParametersTruncated": True}
+    rec["resources"] = [
+        {"accountId": ACCOUNT, "type": "AWS::SecretsManager::Secret", "ARN": SECRET},
+        {"accountId": ACCOUNT, "type": "AWS::RDS::DBCluster", "ARN": OTHER_CLUSTER},
+    ]
+    return rec
+
+
+@pytest.mark.parametrize("form", ["records", "array", "lines"])
+def test_resources_name_the_cluster_when_request_parameters_are_gone(
+    tmp_path: Path, form: str
+) -> None:
+    both = event("both", "2026-10-05T12:00:02Z")  # both: requestParameters.resourceArn wins
+    both["resources"] = [
+        {"accountId": ACCOUNT, "type": "AWS::RDS::DBCluster", "ARN": OTHER_CLUSTER}
+    ]
+    no_cluster = big_batch("no-cluster", "2026-10-05T12:00:03Z")
+    no_cluster["resources"] = [{"type": "AWS::RDS::DBCluster"}, {"ARN": CLUSTER}]  # no ARN; no type
+    records = [big_batch("batch", "2026-10-05T12:00:01Z"), both, no_cluster]
+    put(tmp_path, "loose/file.json", records, form)
+    got = read_cloudtrail([str(tmp_path)], OCT, 3)
+    assert got.quarantine == []
+    assert got.frame.select("event_id", "secret_arn", "resource_arn").rows() == [
+        ("batch", None, OTHER_CLUSTER),
+        ("both", SECRET, CLUSTER),
+        ("no-cluster", None, None),
+    ]
+
+
+def test_a_mistyped_resources_entry_is_quarantined_only_on_a_data_api_record(
+    tmp_path: Path,
+) -> None:
+    bad = big_batch("bad", "2026-10-05T12:00:01Z")
+    bad["resources"] = [{"type": "AWS::RDS::DBCluster", "ARN": 12}]
+    other = noise("n1", "2026-10-05T12:00:00Z")
+    other["resources"] = [{"type": "AWS::KMS::Key", "ARN": ["not", "text"]}]
+    put(tmp_path, "loose/file.json", [other, bad, big_batch("good", "2026-10-05T12:00:02Z")])
+    got = read_cloudtrail([str(tmp_path)], OCT, 3)
+    assert got.frame.select("event_id", "resource_arn").rows() == [("good", OTHER_CLUSTER)]
+    assert [(q.locator, q.reason) for q in got.quarantine] == [
+        ("record 2", "mistyped field: Expected `str | null`, got `int` - at `$.resources[0].ARN`")
+    ]
+    assert counters(got) == {
+        "files_read": 1,
+        "records_seen": 3,
+        "skipped_non_data_api": 1,
+        "quarantined": 1,
+    }
+
+
+def test_resource_arn_rule_bills_a_big_batch_to_its_clusters_tenant(tmp_path: Path) -> None:
+    put(tmp_path / "trail", key("2026-10-05"), [
+        big_batch("batch", "2026-10-05T12:00:01Z"),
+        event("small", "2026-10-05T12:00:02Z"),
+    ])  # fmt: skip
+    rules = (
+        '\n[attribution]\n[[attribution.rules]]\nkind = "resource_arn"\n'
+        f'[attribution.rules.map]\n"{CLUSTER}" = "main-tenant"\n"{OTHER_CLUSTER}" = "reports"\n'
+    )
+    result = _bill_uris(tmp_path, [str(tmp_path / "trail")], OCT, rules)
+    assert counters(result) == {"files_read": 1, "records_seen": 2, "calls_billed": 2}
+    con = duckdb.connect(str(tmp_path / "meter.duckdb"), read_only=True)
+    assert con.sql(
+        "SELECT event_id, tenant_id, attribution FROM calls ORDER BY event_id"
+    ).pl().rows() == [
+        ("batch", "reports", "resource_arn"),
+        ("small", "main-tenant", "resource_arn"),
+    ]
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="corpora not present")
+def test_real_resources_entries_are_read_as_cloudtrail_wrote_them() -> None:
+    """Real records carry ``resources`` in several shapes (with and without ``type``): the
+    typed decode reads each entry's ARN and type, and refuses no file for them."""
+    decode = msgspec.json.Decoder(dict[str, list[Record]])
+    entries = untyped = 0
+    for path in sorted((REAL / "invictus-ir_aws_dataset").glob("*.json")):
+        plain = json.loads(path.read_bytes())["Records"]
+        typed = decode.decode(path.read_bytes())["Records"]
+        for raw, rec in zip(plain, typed, strict=True):
+            got = [(r.ARN, r.type) for r in rec.resources or []]
+            assert got == [(r["ARN"], r.get("type")) for r in raw.get("resources") or []]
+            entries += len(got)
+            untyped += sum(r.type is None for r in rec.resources or [])
+    assert (entries, untyped) == (739, 226)
