@@ -479,9 +479,11 @@ def sample(
         from metering.month import Month
         from metering.sample import generate
 
-        summary = generate(
-            out, Month.parse(month), tenants, calls, seed, noise_share, delivery_minutes
-        )
+        with _progress() as progress:
+            summary = generate(
+                out, Month.parse(month), tenants, calls, seed, noise_share, delivery_minutes,
+                progress,
+            )  # fmt: skip
         if json:
             from metering import jsondoc
 

@@ -93,8 +93,12 @@ def test_bill_report_close_reopen_diff_as_json(tmp_path: Path) -> None:
 
 def test_sample_as_json(tmp_path: Path) -> None:
     out = tmp_path / "m"
-    doc = document(meter("sample", "--out", str(out), "--calls", "50", "--tenants", "3", "--json"))
+    done = meter("sample", "--out", str(out), "--calls", "50", "--tenants", "3", "--json")
+    doc = document(done)
     assert (doc["command"], doc["calls"], doc["tenants"]) == ("sample", 50, 3)
+    # Progress in a log: what was written, stage by stage (stderr; stdout is the document).
+    assert re.search(r"Z export data files 5/5 \(100%", done.stderr), done.stderr
+    assert re.search(r"Z cloudtrail files (\d+)/\1 \(100%", done.stderr), done.stderr
     assert doc["config"] == str(out / "meter.toml")
 
 
