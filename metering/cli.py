@@ -172,9 +172,16 @@ def bill(
     raise typer.Exit(result.exit_code)
 
 
+LOG_EVERY = 10.0  # seconds between progress lines in a log (not a terminal)
+
+
 @contextmanager
 def _progress() -> Iterator[Progress]:
-    """A progress bar on a terminal, nothing otherwise (logs stay clean)."""
+    """A progress bar on a terminal; in a log (stderr not a terminal), a timestamped line
+    per stage at most every ``LOG_EVERY`` seconds, and when it is done."""
+    if not sys.stderr.isatty():
+        yield _log_lines()
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
@@ -183,7 +190,6 @@ def _progress() -> Iterator[Progress]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         transient=True,
-        disable=not sys.stderr.isatty(),
         console=None,
     )
     tasks: dict[str, Any] = {}
@@ -197,22 +203,65 @@ def _progress() -> Iterator[Progress]:
         yield update
 
 
+def _log_lines() -> Progress:
+    """Progress as plain lines on stderr, for cron logs and CI: ``2026-11-01T02:00:13Z
+    cloudtrail files 4,210/9,219 (46 %, 310/s)``."""
+    import time
+    from datetime import UTC, datetime
+
+    started: dict[str, float] = {}
+    said: dict[str, float] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        first = started.setdefault(stage, now)
+        finished = total > 0 and done >= total
+        if not finished and now - said.get(stage, first) < LOG_EVERY:
+            return
+        if finished and said.get(stage) == -1.0:
+            return  # said already
+        said[stage] = -1.0 if finished else now
+        at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rate = f", {done / (now - first):,.0f}/s" if now > first else ""
+        share = f" ({done / total:.0%}{rate})" if total else ""
+        print(f"{at} {stage} {done:,}/{total:,}{share}", file=sys.stderr, flush=True)
+
+    return update
+
+
 @app.command()
 def export(
     month: MonthOption,
     format: Annotated[
-        str, typer.Option("--format", "-f", help="finance (CSV) or focus (FinOps FOCUS 1.x CSV).")
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="finance (CSV), focus (FinOps FOCUS 1.x CSV) or parquet (tenant_month, "
+            "tenant_day and calls, for BI and dbt: a folder).",
+        ),
     ] = "finance",
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")
+        Path | None,
+        typer.Option("--out", "-o", help="File to write (default: stdout); parquet: a folder."),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Export a billed month: the finance CSV or FinOps FOCUS rows, one per tenant line."""
+    """Export a billed month: the finance CSV or FinOps FOCUS rows, one per tenant line, or
+    its tables as Parquet."""
     with _errors():
         from metering.month import Month
         from metering.outputs import export as run_export
 
+        if format == "parquet":
+            from metering.errors import UsageError
+            from metering.outputs import export_parquet
+
+            if out is None:
+                raise UsageError("--format parquet writes a folder of files: give --out DIR")
+            for path in export_parquet(_config(config), Month.parse(month), out):
+                typer.echo(f"wrote {path} ({path.stat().st_size:,} bytes)", err=True)
+            return
         data = run_export(_config(config), Month.parse(month), format)
         if out is None:
             sys.stdout.buffer.write(data)
@@ -430,9 +479,11 @@ def sample(
         from metering.month import Month
         from metering.sample import generate
 
-        summary = generate(
-            out, Month.parse(month), tenants, calls, seed, noise_share, delivery_minutes
-        )
+        with _progress() as progress:
+            summary = generate(
+                out, Month.parse(month), tenants, calls, seed, noise_share, delivery_minutes,
+                progress,
+            )  # fmt: skip
         if json:
             from metering import jsondoc
 

@@ -24,7 +24,7 @@ def export(config: Config, month: Month, format: str) -> bytes:
     from metering.report import finance_csv
 
     if format not in ("finance", "focus"):
-        raise UsageError(f"--format {format!r}: choose finance or focus")
+        raise UsageError(f"--format {format!r}: choose finance, focus or parquet")
     rows = _billed_lines(config, month)
     if format == "finance":
         return finance_csv(rows)
@@ -33,6 +33,15 @@ def export(config: Config, month: Month, format: str) -> bytes:
 
     attribution = tenant_attribution(config.warehouse.path, month)
     return focus_csv(rows, attribution, (month.start, month.end), config.pricing.block_bytes)
+
+
+def export_parquet(config: Config, month: Month, folder: Path) -> list[Path]:
+    """A billed month's tenant_month, tenant_day and calls as Parquet files in ``folder``
+    (for BI and dbt); the paths written."""
+    from metering.store.queries import write_parquet
+
+    _billed_lines(config, month)  # a month never billed says what to do
+    return write_parquet(config.warehouse.path, month, folder)
 
 
 @dataclass(frozen=True, slots=True)

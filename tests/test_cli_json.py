@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from decimal import Decimal
@@ -92,8 +93,12 @@ def test_bill_report_close_reopen_diff_as_json(tmp_path: Path) -> None:
 
 def test_sample_as_json(tmp_path: Path) -> None:
     out = tmp_path / "m"
-    doc = document(meter("sample", "--out", str(out), "--calls", "50", "--tenants", "3", "--json"))
+    done = meter("sample", "--out", str(out), "--calls", "50", "--tenants", "3", "--json")
+    doc = document(done)
     assert (doc["command"], doc["calls"], doc["tenants"]) == ("sample", 50, 3)
+    # Progress in a log: what was written, stage by stage (stderr; stdout is the document).
+    assert re.search(r"Z export data files 5/5 \(100%", done.stderr), done.stderr
+    assert re.search(r"Z cloudtrail files (\d+)/\1 \(100%", done.stderr), done.stderr
     assert doc["config"] == str(out / "meter.toml")
 
 
@@ -160,3 +165,36 @@ def test_rls_check_that_cannot_connect_exits_1() -> None:
     done = meter("rls", "--check", dsn, "--json")
     assert done.returncode == 1
     assert document(done)["error"].startswith("cannot connect to PostgreSQL")
+
+
+def test_parquet_export_and_progress_lines_in_a_log(tmp_path: Path) -> None:
+    """For BI and dbt: the month's tables as Parquet, money still DECIMAL. In a log (stderr
+    not a terminal) a long command says how far it got in plain timestamped lines."""
+    import duckdb
+
+    config = str(copy_sample(tmp_path / "s"))
+    bill = meter("bill", "--month", "2026-10", "--config", config)
+    lines = [line for line in bill.stderr.splitlines() if " cloudtrail files " in line]
+    assert lines and " cloudtrail files 386/386 (100%" in lines[-1]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[-1].split()[0])
+    out = tmp_path / "pq"
+    done = meter(
+        "export", "--month", "2026-10", "--format", "parquet", "--out", str(out), "--config", config
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "calls.parquet",
+        "tenant_day.parquet",
+        "tenant_month.parquet",
+    ]
+    con = duckdb.connect(str(tmp_path / "s" / "meter.duckdb"), read_only=True)
+    for table in ("tenant_month", "tenant_day", "calls"):
+        exported = con.sql(f"SELECT * FROM '{out / table}.parquet' ORDER BY ALL").fetchall()
+        kept = con.sql(f"SELECT * FROM {table} WHERE month = '2026-10' ORDER BY ALL").fetchall()
+        assert exported == kept, table
+    described = con.sql(f"DESCRIBE SELECT amount FROM '{out}/tenant_month.parquet'").fetchall()
+    con.close()
+    assert described[0][:2] == ("amount", "DECIMAL(18,2)")  # money stays exact
+    missing = meter("export", "--month", "2026-10", "--format", "parquet", "--config", config)
+    assert missing.returncode == 2
+    assert "give --out DIR" in missing.stderr

@@ -23,6 +23,7 @@ from metering.sample.cloudtrail import (
     write_trail,
 )
 from metering.sample.dynamodb import write_export
+from metering.schemas import Progress
 
 __all__ = ["SampleSummary", "generate"]
 
@@ -78,6 +79,7 @@ def generate(
     seed: int = 7,
     noise_share: float | None = None,
     delivery_minutes: int = DELIVERY_MINUTES,
+    progress: Progress | None = None,
 ) -> SampleSummary:
     """Write a sample month under ``out``: cloudtrail/, dynamodb/, tenants.csv, meter.toml.
 
@@ -165,7 +167,7 @@ def generate(
     exported_ms = int((month.end + timedelta(hours=6)).timestamp() * 1000)
     export_id = f"{exported_ms:014d}-{hashlib.sha256(str(seed).encode()).hexdigest()[:8]}"
     malformed = _malformed_lines(month)
-    with Jobs.for_calls(calls) as jobs:
+    with Jobs.for_calls(calls, progress) as jobs:
         # The export first: its few big files keep the workers busy while the trail is planned.
         write_export(out / "dynamodb", records, export_id, extra_lines=malformed, jobs=jobs)
         trail = write_trail(

@@ -20,6 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from metering.schemas import Progress
+
 T = TypeVar("T")
 
 # Calls from which worker processes pay off: starting one costs about a second.
@@ -57,7 +59,9 @@ class Jobs:
     up, so the parent never holds more than a few files' rows.
     """
 
-    def __init__(self, processes: int = 1) -> None:
+    def __init__(self, processes: int = 1, progress: Progress | None = None) -> None:
+        self._progress = progress
+        self._stage, self._total, self._done = "", 0, 0
         self._pool = (
             ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
             if processes > 1
@@ -68,21 +72,32 @@ class Jobs:
         self._finally: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
 
     @classmethod
-    def for_calls(cls, calls: int) -> Jobs:
+    def for_calls(cls, calls: int, progress: Progress | None = None) -> Jobs:
         """Inline for a small sample, else one worker per CPU."""
-        return cls(1 if calls < PARALLEL_FROM else max(1, os.cpu_count() or 1))
+        return cls(1 if calls < PARALLEL_FROM else max(1, os.cpu_count() or 1), progress)
+
+    def stage(self, name: str, total: int) -> None:
+        """The jobs submitted from now on are ``total`` files of ``name`` (for progress)."""
+        self._stage, self._total, self._done = name, total, 0
+        self._report()
+
+    def _report(self) -> None:
+        if self._progress is not None and self._stage:
+            self._progress(self._stage, self._done, self._total)
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run ``fn(*args)``, inline or in a worker; the future holds its result."""
         if self._pool is None:
             done: Future[T] = Future()
             done.set_result(fn(*args))
-            return done
-        while len(self._pending) >= self._backlog:
-            self._pending.popleft().result()
-        future = self._pool.submit(fn, *args)
-        self._pending.append(future)
-        return future
+        else:
+            while len(self._pending) >= self._backlog:
+                self._pending.popleft().result()
+            done = self._pool.submit(fn, *args)
+            self._pending.append(done)
+        self._done += 1
+        self._report()
+        return done
 
     def when_done(self, fn: Callable[..., object], *args: Any) -> None:
         """Call ``fn(*args)`` once the jobs submitted so far have finished (at the latest

@@ -497,6 +497,7 @@ def write_trail(
     repeat = max(on_day14, key=lambda i: data_api(files[i][1]), default=None)
 
     jobs = jobs or Jobs()
+    jobs.stage("cloudtrail files", len(files))
     written: list[tuple[datetime, str]] = []
     duplicated = 0
     for index, (delivered, indexes) in enumerate(files):

@@ -121,6 +121,7 @@ def write_export(
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
     written = []
+    jobs.stage("export data files", files + 1)
     for index in range(files + 1):  # the last one is an empty partition
         name = f"{hashlib.sha256(f'{export_id}/{index}'.encode()).hexdigest()[:26]}.json.gz"
         rows = records.gather_every(files, offset=index) if index < files else records.clear()

@@ -18,6 +18,7 @@ from metering.store import connect, month_state
 from metering.store.frames import polars
 
 __all__ = [
+    "PARQUET_TABLES",
     "MonthUsage",
     "billed_months",
     "billed_run",
@@ -29,6 +30,7 @@ __all__ = [
     "tenant_attribution",
     "tenant_days",
     "tenant_operations",
+    "write_parquet",
 ]
 
 
@@ -254,3 +256,32 @@ def month_usage(path: str | Path, month: Month) -> MonthUsage | None:
     run_id = str(tenants["run_id"][0])
     closed = state is not None and state.event == "closed"
     return MonthUsage(month, run_id, closed, tenants.drop("run_id"), days, operations)
+
+
+# What ``meter export --format parquet`` writes, one file each, with the warehouse's own
+# column types (amounts stay DECIMAL).
+PARQUET_TABLES = ("tenant_month", "tenant_day", "calls")
+
+
+def write_parquet(path: str | Path, month: Month, folder: Path) -> list[Path]:
+    """``month``'s rows of ``PARQUET_TABLES`` as Parquet files in ``folder``, streamed by
+    DuckDB (a month of 10^8 calls is never held), each written whole or not at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    with connect(path, read_only=True) as con:
+        for table in PARQUET_TABLES:
+            target = folder / f"{table}.parquet"
+            partial = folder / f".{table}.parquet.partial"
+            con.execute(
+                f"COPY (SELECT * FROM {table} WHERE month = $month) TO '{_quoted(partial)}' "
+                "(FORMAT parquet, COMPRESSION zstd)",
+                {"month": str(month)},
+            )
+            partial.replace(target)
+            written.append(target)
+    return written
+
+
+def _quoted(path: Path) -> str:
+    """A path inside a SQL string literal (COPY takes no parameter for it)."""
+    return str(path).replace("'", "''")

@@ -245,7 +245,9 @@ def test_a_full_disk_ends_the_bill_with_one_clear_line_and_changes_nothing(
     )
     failed = _bill_with_file_size_limit(config_path, 1, *options)
     assert failed.returncode == 1, failed.stderr
-    said = " ".join(failed.stderr.split())
+    # The error is the last thing said (progress lines come before it in a log).
+    error = failed.stderr[failed.stderr.index("error: ") :]
+    said = " ".join(error.split())
     assert said.startswith(f"error: {config_path.parent}/{fails_in}")
     assert "File too large" in said and "the warehouse is unchanged" in said
     assert "rollback" not in said and "bug" not in said
