@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from pathlib import Path
 
@@ -114,11 +114,18 @@ def _money_axis(axis: Axis, largest: float, smallest: float = 0.0) -> None:
     axis.set_major_formatter(FuncFormatter(text))
 
 
-def _small(amount: float | Decimal) -> str:
-    """A small amount in plain decimals, two significant digits: 0.000083, not 8.3e-05."""
-    amount = float(amount)
-    places = max(2, 1 - math.floor(math.log10(abs(amount)))) if amount else 2
-    return f"{amount:.{places}f}"
+def _exact(amount: float | Decimal | Fraction) -> Decimal:
+    if isinstance(amount, Fraction):
+        return Decimal(amount.numerator) / Decimal(amount.denominator)
+    return amount if isinstance(amount, Decimal) else Decimal(str(amount))
+
+
+def _small(amount: float | Decimal | Fraction) -> str:
+    """A small amount in plain decimals, two significant digits (half up): 0.000083, not
+    8.3e-05."""
+    value = _exact(amount)
+    places = max(2, 1 - value.adjusted()) if value else 2
+    return f"{value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP):f}"
 
 
 def _billed(amount: Decimal, exact: Decimal, currency: str) -> str:
@@ -151,11 +158,21 @@ def _clip(text: str, most: int) -> str:
     return text if len(text) <= most else text[: max(1, most - 1)].rstrip() + "\u2026"
 
 
-def _about(amount: float, currency: str) -> str:
-    """An estimate of money to the cent, or "less than 0.01" when it rounds to nothing."""
-    if 0 < amount < 0.005:
-        return f"less than 0.01 {currency}"
-    return f"about {amount:,.2f} {currency}"
+def _about(amount: float | Decimal | Fraction, currency: str) -> str:
+    """An estimate of money to the cent (half up), or to two significant digits when it is
+    less."""
+    value = _exact(amount)
+    if 0 < value < Decimal("0.005"):
+        return f"about {_small(value)} {currency}"
+    return f"about {value.quantize(Decimal('0.01'), ROUND_HALF_UP):,.2f} {currency}"
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    """An exact amount shown to the cent, half up (or to two significant digits when less
+    than half a cent)."""
+    if 0 < abs(amount) < Decimal("0.005"):
+        return f"{_small(amount)} {currency}"
+    return f"{amount.quantize(Decimal('0.01'), ROUND_HALF_UP):,.2f} {currency}"
 
 
 def _tidy(ax: Axes) -> None:
@@ -338,7 +355,7 @@ def plot_daily_cost(
         exact = sum((totals[t] for t in group), Decimal(0))
         if all(t in amounts for t in group):
             return _billed(sum((amounts[t] for t in group), Decimal(0)), exact, currency)
-        return f"{_small(exact) if 0 < exact < Decimal('0.005') else f'{exact:,.2f}'} {currency}"
+        return _money(exact, currency)
 
     zero = Decimal(0)
     series: list[tuple[str, list[Decimal], str]] = []
@@ -384,7 +401,7 @@ def plot_daily_cost(
             f"Stacked bars of cost per day in {currency}, one bar for each day from "
             f"{first.day} {first:%b} to {last.day} {last:%b %Y}, one colour per tenant "
             f"(cost in the month): {_listing([label for label, _, _ in series], 9)}; the "
-            f"busiest day {_day_name(all_days[busiest])} with {daily[busiest]:,.2f} {currency}",
+            f"busiest day {_day_name(all_days[busiest])} with {_money(daily[busiest], currency)}",
         )
     return pl.DataFrame(
         {
@@ -634,13 +651,14 @@ def plot_edge_savings(
         saved.append(int(rest["units_saved"].sum()))
         units_of.append(int(rest["units"].sum()))
     pct = [100 * s / u if u else 0.0 for s, u in zip(saved, units_of, strict=True)]
-    money = [float(units * unit_cost) for units in saved] if unit_cost is not None else None
+    worth = [units * Fraction(unit_cost) for units in saved] if unit_cost is not None else None
+    money = [float(w) for w in worth] if worth is not None else None
     texts = []
     for index, (units, share) in enumerate(zip(saved, pct, strict=True)):
         whose = "their" if index == top - 1 and rows.height > top else "its"
         text = f"{units:,} unit{'s' if units != 1 else ''} ({share:.1f} % of {whose} units)"
-        if money is not None:
-            text = f"{_about(money[index], currency)} a month: {text}"
+        if worth is not None:
+            text = f"{_about(worth[index], currency)} a month: {text}"
         texts.append(text)
     positions = list(range(len(labels)))
     ax.set_title(
@@ -713,6 +731,18 @@ def _pct_change(before: Decimal, after: Decimal) -> str:
     return f"{_signed(100 * (after - before) / before, 1)} %" if before else "new"
 
 
+def _total_change(
+    before: Decimal, after: Decimal, before_exact: Decimal, after_exact: Decimal
+) -> str:
+    """A month's change from the one before: of the billed totals, or of the exact costs
+    (and said so) when the billed totals round the change away."""
+    if before and after != before:
+        return _pct_change(before, after)
+    if before_exact and after_exact != before_exact:
+        return f"{_pct_change(before_exact, after_exact)} exact"
+    return _pct_change(before, after)
+
+
 def plot_trend(ax: Axes, trend: pl.DataFrame, currency: str = "USD", top: int = 6) -> pl.DataFrame:
     """Cost per month, stacked by tenant (the biggest ``top`` over the months, the rest as
     "other"), each month's billed total on top of its bar with its change from the month
@@ -727,12 +757,14 @@ def plot_trend(ax: Axes, trend: pl.DataFrame, currency: str = "USD", top: int = 
     totals: dict[str, Decimal] = {}
     per: dict[tuple[str, str], Decimal] = {}
     billed = dict.fromkeys(months, Decimal(0))
+    exact = dict.fromkeys(months, Decimal(0))
     names: dict[str, str] = {}
     for row in trend.sort("month").iter_rows(named=True):
         cost = Decimal(row["cost_exact"])
         totals[row["tenant_id"]] = totals.get(row["tenant_id"], Decimal(0)) + cost
         per[row["month"], row["tenant_id"]] = cost
         billed[row["month"]] += Decimal(row["amount"])
+        exact[row["month"]] += cost
         names[row["tenant_id"]] = row["tenant_name"]
     shown, rest = _top_and_other(totals, top, LEAST_SHARE)
     zero = Decimal(0)
@@ -764,7 +796,8 @@ def plot_trend(ax: Axes, trend: pl.DataFrame, currency: str = "USD", top: int = 
         text = _compact(billed[month], currency) if len(months) > 6 else ""
         text = text or f"{billed[month]:,.2f} {currency}"
         if index and _consecutive(months[index - 1], month):
-            text += f"\n{_pct_change(billed[months[index - 1]], billed[month])}"
+            last = months[index - 1]
+            text += "\n" + _total_change(billed[last], billed[month], exact[last], exact[month])
         tops.append(text.replace("\n", ", "))
         ax.text(
             x,
@@ -1025,13 +1058,6 @@ def _pct(part: int | Decimal, whole: int | Decimal) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "0.0 %"
 
 
-def _money(amount: Decimal, currency: str) -> str:
-    """An exact amount shown to the cent (or to two significant digits when smaller)."""
-    if 0 < abs(amount) < Decimal("0.005"):
-        return f"{_small(amount)} {currency}"
-    return f"{amount:,.2f} {currency}"
-
-
 def draw_charts(data: ChartData, out: Path) -> list[Chart]:
     """Write the month's charts to ``out`` and return them with the data they show."""
     when = month_label(data.month)
@@ -1123,7 +1149,7 @@ def draw_charts(data: ChartData, out: Path) -> list[Chart]:
     _headline(fig, f"What trimming payloads just past a block edge would save, {when}")
     if saved:
         worth = (
-            f", {_about(float(saved * data.unit_cost), currency)} a month at the month's"
+            f", {_about(saved * data.unit_cost, currency)} a month at the month's"
             " average cost per unit"
             if data.unit_cost is not None
             else ""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -478,6 +479,19 @@ def test_trend_totals_show_the_change_and_stay_short_over_many_months() -> None:
     ax = Figure().add_subplot()
     plot_trend(ax, trend.filter(pl.col("month") != "2026-01"), "EUR")
     assert [t.get_text() for t in ax.texts][2] == "120.00 M EUR"
+    # Totals the bill rounds alike (0.01 and 0.01): the change is the exact one, and says so.
+    tiny = pl.DataFrame(
+        {
+            "month": ["2026-09", "2026-10"],
+            "tenant_id": ["a", "a"],
+            "tenant_name": ["A", "A"],
+            "cost_exact": pl.Series([D("0.0100"), D("0.0115")], dtype=pl.Decimal(38, 12)),
+            "amount": pl.Series([D("0.01"), D("0.01")], dtype=pl.Decimal(18, 2)),
+        }
+    )
+    ax = Figure().add_subplot()
+    plot_trend(ax, tiny)
+    assert [t.get_text() for t in ax.texts] == ["0.01 USD", "0.01 USD\n+15.0 % exact"]
 
 
 def test_alt_text_is_the_headline_and_what_each_plot_drew() -> None:
@@ -553,3 +567,12 @@ def test_edge_savings_past_top_groups_the_rest() -> None:
     ]
     assert _bar_colors(ax) == [EDGE, EDGE, OTHERS]
     assert ax.get_xlabel() == "Billed units saved in the month (one per trimmed call)"
+    # With the month's cost of a unit, bars are money; a saving under a cent keeps its digits.
+    ax = Figure().add_subplot()
+    drawn = plot_edge_savings(ax, savings, unit_cost=Fraction(35, 100_000_000), top=3)
+    assert drawn["text"].to_list() == [
+        "about 0.000018 USD a month: 50 units (25.0 % of its units)",
+        "about 0.000014 USD a month: 40 units (20.0 % of its units)",
+        "about 0.000021 USD a month: 60 units (10.0 % of their units)",
+    ]
+    assert ax.get_xlabel().startswith("Saving in a month (USD, at the month's average cost")
