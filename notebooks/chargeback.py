@@ -28,7 +28,7 @@
 # | `METER_NOTEBOOK_OUT` | folder to keep the figures (PNG) and tables (Parquet) in | not kept |
 #
 # Open it in Jupyter: `pip install -e '.[notebook]'`, then `jupyter lab` and open this file
-# with "Open With > Notebook" (jupytext), or `jupytext --to ipynb notebooks/chargeback.py`.
+# with "Open With > Jupytext Notebook", or `jupytext --to ipynb notebooks/chargeback.py`.
 # It also runs as a script: `python notebooks/chargeback.py`. Each figure carries alt text
 # (what it shows, in words) for screen readers; as a script, the alt text is printed.
 # Tables show the columns that fit a screen; the Parquet files hold every column, with the
