@@ -526,9 +526,10 @@ def chart(
     ] = Path("charts"),
     config: ConfigOption = None,
 ) -> None:
-    """Write PNG charts of a billed month: cost per tenant, daily calls per tenant, payload
-    sizes against the 32 KiB block edges, and the month-over-month trend (when the
-    warehouse holds several months)."""
+    """Write PNG charts of a billed month: cost per tenant, cost per day and calls per day
+    by tenant, payload sizes against the 32 KiB block edges, the savings per tenant, and
+    (when the warehouse holds earlier months) the trend and each tenant's change from the
+    month before."""
     with _errors():
         from metering.month import Month
         from metering.outputs import chart as run_chart

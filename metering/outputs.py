@@ -153,7 +153,13 @@ def chart(
     from metering.rate.edges import default_margin, edge_savings
     from metering.rate.money import per_unit
     from metering.report.charts import ChartData, render_charts
-    from metering.store.queries import billed_run, month_trend, payload_sizes, tenant_days
+    from metering.store.queries import (
+        billed_run,
+        month_changes,
+        month_trend,
+        payload_sizes,
+        tenant_days,
+    )
 
     lines = _billed_lines(config, month)
     path = config.warehouse.path
@@ -163,14 +169,20 @@ def chart(
     run = billed_run(path, month) or {}
     units = int(str(run.get("total_units", 0)))
     unit_cost = per_unit(Decimal(str(run.get("account_cost", 0))), units) if units else None
+    currency = str(run.get("currency") or pricing.currency)  # the bill's, not today's config
+    changes = month_changes(path, month)
+    previous = billed_run(path, month.previous())
+    if previous is None or previous["currency"] != currency:
+        changes = changes.clear()  # no change to show across two currencies
     data = ChartData(
         month=str(month),  # (as the charts label it)
-        currency=pricing.currency,
+        currency=currency,
         tenant_month=lines,
         tenant_days=tenant_days(path, month),
         payload_sizes=sizes,
         edge_savings=edge_savings(sizes, pricing.block_bytes, margin),
         trend=month_trend(path, month),
+        changes=changes,
         block_bytes=pricing.block_bytes,
         margin_bytes=margin,
         measure=pricing.measure.replace("+", " + "),
@@ -187,6 +199,22 @@ def billed_months(config: Config) -> list[Month]:
     from metering.store.queries import billed_months as months
 
     return months(config.warehouse.path)
+
+
+def month_trend(config: Config, month: Month, months: int = 12) -> pl.DataFrame:
+    """Tenant lines of the last ``months`` billed months up to ``month`` (month, tenant_id,
+    tenant_name, calls, units, cost_exact, amount, currency), by month and tenant."""
+    from metering.store.queries import month_trend as trend
+
+    return trend(config.warehouse.path, month, months)
+
+
+def month_changes(config: Config, month: Month) -> pl.DataFrame:
+    """Each tenant's change in cost from the month before ``month`` (exact, and of the
+    billed amounts), biggest first; empty when the month before was not billed."""
+    from metering.store.queries import month_changes as changes
+
+    return changes(config.warehouse.path, month)
 
 
 def tenant_days(config: Config, month: Month, tenant_id: str | None = None) -> pl.DataFrame:

@@ -24,6 +24,7 @@ __all__ = [
     "billed_run",
     "call_rates",
     "invoice_rows",
+    "month_changes",
     "month_trend",
     "month_usage",
     "payload_sizes",
@@ -92,6 +93,54 @@ def month_trend(path: str | Path, through: Month, months: int = 12) -> pl.DataFr
         ORDER BY month, tenant_id
         """,
         {"through": str(through), "months": months},
+    )
+
+
+def month_changes(path: str | Path, month: Month) -> pl.DataFrame:
+    """Each tenant's change from the calendar month before ``month`` to ``month``.
+
+    Empty when the month before was not billed. A tenant billed in only one of the two
+    months counts 0 in the other (``new`` / ``gone`` say which). Money stays DECIMAL:
+    columns tenant_id, tenant_name, registered (this month's, else last month's),
+    previous_amount,
+    amount, change (billed amounts), previous_cost_exact, cost_exact, change_exact,
+    change_pct (of last month's billed amount, as two invoices show it; NULL when that was
+    0.00), new, gone; the biggest exact change (either way) first, ties by tenant.
+    """
+    return _frame(
+        path,
+        """
+        WITH cur AS (
+            SELECT tenant_id, tenant_name, registered, amount, cost_exact FROM tenant_month
+            WHERE month = $month
+        ), prev AS (
+            SELECT tenant_id, tenant_name, registered, amount, cost_exact FROM tenant_month
+            WHERE month = $previous
+        ), joined AS (
+            SELECT coalesce(cur.tenant_id, prev.tenant_id) AS tenant_id,
+                   coalesce(cur.tenant_name, prev.tenant_name) AS tenant_name,
+                   coalesce(cur.registered, prev.registered) AS registered,
+                   coalesce(prev.amount, 0)::DECIMAL(18, 2) AS previous_amount,
+                   coalesce(cur.amount, 0)::DECIMAL(18, 2) AS amount,
+                   coalesce(prev.cost_exact, 0)::DECIMAL(38, 12) AS previous_cost_exact,
+                   coalesce(cur.cost_exact, 0)::DECIMAL(38, 12) AS cost_exact,
+                   prev.tenant_id IS NULL AS new,
+                   cur.tenant_id IS NULL AS gone
+            FROM cur FULL OUTER JOIN prev ON cur.tenant_id = prev.tenant_id
+            WHERE EXISTS (SELECT 1 FROM prev)
+        )
+        SELECT tenant_id, tenant_name, registered, previous_amount, amount,
+               (amount - previous_amount)::DECIMAL(18, 2) AS change,
+               previous_cost_exact, cost_exact,
+               (cost_exact - previous_cost_exact)::DECIMAL(38, 12) AS change_exact,
+               CASE WHEN previous_amount > 0
+                    THEN 100 * (amount - previous_amount)::DOUBLE / previous_amount::DOUBLE
+               END AS change_pct,
+               new, gone
+        FROM joined
+        ORDER BY abs(cost_exact - previous_cost_exact) DESC, tenant_id
+        """,
+        {"month": str(month), "previous": str(month.previous())},
     )
 
 

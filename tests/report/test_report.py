@@ -113,12 +113,14 @@ def test_meter_chart_writes_the_pngs(small: Config, tmp_path: Path) -> None:
         app, ["chart", "--month", "2026-10", "--out", str(out), "--config", str(small.path)]
     )
     assert result.exit_code == 0, result.output
-    names = sorted(p.name for p in out.iterdir())
-    assert names == [
+    names = [  # in the order they are written
         "2026-10-cost-per-tenant.png",
+        "2026-10-daily-cost.png",
         "2026-10-daily-calls.png",
-        "2026-10-payload-edges.png",
+        "2026-10-payload-sizes.png",
+        "2026-10-edge-savings.png",
     ]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
     assert result.output.splitlines() == [f"wrote {out / name}" for name in names]
 
 
