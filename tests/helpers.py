@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -296,3 +298,23 @@ def assert_golden(name: str, data: bytes) -> None:
             f"{path} differs from line {first + 1}: got {got[first : first + 1]}, "
             f"expected {want[first : first + 1]} (METER_UPDATE_GOLDEN=1 rewrites it)"
         )
+
+
+def run_meter(
+    *args: str,
+    cwd: Path = REPO,
+    env: dict[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """``meter ARGS`` as a scheduler runs it: a subprocess, stdout and stderr apart,
+    the environment less ``unset`` plus ``env``."""
+    environment = {k: v for k, v in os.environ.items() if k not in unset} | (env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "metering", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        timeout=timeout,
+    )

@@ -19,9 +19,12 @@ import gzip
 import io
 import json
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
+
+from metering.schemas import InvoiceRegion
 
 DATA_API = "Aurora:DataAPIRequests"
 
@@ -198,3 +201,21 @@ def write_month(
     write_export(folder / "cur", cur_frame() if format == "cur2" else focus_frame(), form)
     body = f'\n[invoice]\nuris = ["cur"]\nformat = "{format}"\n{invoice}'
     return write_config(folder, body)
+
+
+# The month of write_month as the reader sums it from CUR 2.0, per region.
+CUR_REGIONS = {
+    "eu-west-1": InvoiceRegion(
+        requests=Decimal(20),
+        usage_cost=Decimal("1.85"),
+        savings_plan_negation=Decimal("-1.11"),
+        lines=3,
+    ),
+    "us-east-1": InvoiceRegion(
+        requests=Decimal(40),
+        usage_cost=Decimal("1.0500035"),
+        credits=Decimal("-0.25"),
+        discounts=Decimal("-0.03"),
+        lines=5,
+    ),
+}

@@ -4,10 +4,8 @@ subprocesses, stdout and stderr apart."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
-from tests.helpers import copy_sample, lines_of, record, write_config, write_data_file
+from tests.helpers import (
+    copy_sample,
+    lines_of,
+    record,
+    run_meter,
+    write_config,
+    write_data_file,
+)
 
 # Pinned: the README's --json table. Keys are only ever added.
 BILL_KEYS = [
@@ -32,15 +37,7 @@ LINE_KEYS = [
 def meter(
     *args: str, cwd: Path = REPO, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "METER_CONFIG"} | (env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "metering", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        timeout=300,
-    )
+    return run_meter(*args, cwd=cwd, env=env, unset=("METER_CONFIG",))
 
 
 def document(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:

@@ -18,25 +18,14 @@ from metering.config import DEFAULT_DATA_API_USAGE_TYPES, InvoiceConfig
 from metering.errors import InputError
 from metering.month import Month
 from metering.schemas import Invoice, InvoiceRegion
-from tests.invoices import CUR_LINES, DATA_API, cur_frame, focus_frame, write_export
+from tests.invoices import CUR_LINES, CUR_REGIONS, DATA_API, cur_frame, focus_frame, write_export
 
 OCT = Month(2026, 10)
 D = Decimal
 
 # What each format itemises (tests/invoices.py): CUR 2.0 shows the EDP discount and the
-# Savings Plans negation as lines of their own; FOCUS's BilledCost already holds them.
-CUR_REGIONS = {
-    "eu-west-1": InvoiceRegion(
-        requests=D(20), usage_cost=D("1.85"), savings_plan_negation=D("-1.11"), lines=3
-    ),
-    "us-east-1": InvoiceRegion(
-        requests=D(40),
-        usage_cost=D("1.0500035"),
-        credits=D("-0.25"),
-        discounts=D("-0.03"),
-        lines=5,
-    ),
-}
+# Savings Plans negation as lines of their own (CUR_REGIONS); FOCUS's BilledCost already
+# holds them.
 FOCUS_REGIONS = {
     "eu-west-1": InvoiceRegion(requests=D(20), usage_cost=D("0.74"), lines=2),
     "us-east-1": InvoiceRegion(

@@ -3,7 +3,6 @@ behind row-level security, exactly as the application (``metering.hook``) would.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from metering.pipeline import bill
 from metering.publish import lock_key, usage_sql
 from metering.rls import rls_check
 from tests.conftest import REPO
-from tests.helpers import lines_of, record, write_config, write_data_file
+from tests.helpers import lines_of, record, run_meter, write_config, write_data_file
 
 OCT = Month(2026, 10)
 SET_TENANT = SET_TENANT_SQL.replace(":tenant_id", "%s")
@@ -156,17 +155,8 @@ def test_two_publishes_never_interleave(
 
 
 def _cli(args: list[str], dsn: str | None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "METER_PUBLISH_DSN"}
-    if dsn is not None:
-        env["METER_PUBLISH_DSN"] = dsn
-    return subprocess.run(
-        [sys.executable, "-m", "metering", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=120,
-    )
+    env = {"METER_PUBLISH_DSN": dsn} if dsn is not None else None
+    return run_meter(*args, env=env, unset=("METER_PUBLISH_DSN",), timeout=120)
 
 
 def test_a_publish_killed_midway_leaves_the_month_as_it_was(

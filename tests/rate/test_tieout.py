@@ -16,7 +16,8 @@ from metering.errors import InputError
 from metering.rate import price
 from metering.rate.money import round_half_up
 from metering.rate.tieout import allocated_cost, requests_off, tie_out
-from metering.schemas import INVOICE, UNATTRIBUTED, Invoice, InvoiceRegion
+from metering.schemas import INVOICE, UNATTRIBUTED, Invoice
+from tests.invoices import CUR_REGIONS
 
 D = Decimal
 PRICING = PricingConfig()
@@ -26,18 +27,7 @@ def _invoice() -> Invoice:
     """tests/invoices.py's month, as the reader sums it from CUR 2.0."""
     return Invoice(
         "USD",
-        {
-            "eu-west-1": InvoiceRegion(
-                requests=D(20), usage_cost=D("1.85"), savings_plan_negation=D("-1.11"), lines=3
-            ),
-            "us-east-1": InvoiceRegion(
-                requests=D(40),
-                usage_cost=D("1.0500035"),
-                credits=D("-0.25"),
-                discounts=D("-0.03"),
-                lines=5,
-            ),
-        },
+        CUR_REGIONS,
         rds_net=D("15.100035"),
         rds_tax=D("0.40"),
     )
