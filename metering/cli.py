@@ -534,7 +534,8 @@ def chart(
         from metering.month import Month
         from metering.outputs import chart as run_chart
 
-        paths = run_chart(_config(config), Month.parse(month), out)
+        with _progress() as progress:
+            paths = run_chart(_config(config), Month.parse(month), out, progress=progress)
         for path in paths:
             typer.echo(f"wrote {path}")
 

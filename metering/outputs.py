@@ -15,7 +15,7 @@ from metering.config import Config
 from metering.month import Month
 from metering.overhead import Overhead
 from metering.rate import measured_bytes
-from metering.schemas import UNATTRIBUTED, decimal_column
+from metering.schemas import UNATTRIBUTED, Progress, decimal_column
 
 
 def export(config: Config, month: Month, format: str) -> bytes:
@@ -144,11 +144,16 @@ def month_report(config: Config, month: Month) -> MonthReport:
 
 
 def chart(
-    config: Config, month: Month, out: Path, plotted: dict[str, pl.DataFrame] | None = None
+    config: Config,
+    month: Month,
+    out: Path,
+    plotted: dict[str, pl.DataFrame] | None = None,
+    progress: Progress | None = None,
 ) -> list[Path]:
     """Write the month's PNG charts to ``out``; return their paths.
 
-    ``plotted``, when given, receives the data behind each chart (see ``render_charts``).
+    ``plotted``, when given, receives the data behind each chart (see ``render_charts``);
+    ``progress`` hears of each chart written.
     """
     from metering.rate.edges import default_margin, edge_savings
     from metering.rate.money import per_unit
@@ -188,7 +193,7 @@ def chart(
         measure=pricing.measure.replace("+", " + "),
         unit_cost=unit_cost,
     )
-    return render_charts(data, Path(out), plotted)
+    return render_charts(data, Path(out), plotted, progress)
 
 
 # -- for analysts: small aggregates of a billed month, as notebooks read them -------------

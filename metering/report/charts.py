@@ -30,7 +30,7 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
-from metering.schemas import UNATTRIBUTED
+from metering.schemas import UNATTRIBUTED, Progress
 
 __all__ = [
     "ChartData",
@@ -1058,8 +1058,22 @@ def _pct(part: int | Decimal, whole: int | Decimal) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "0.0 %"
 
 
-def draw_charts(data: ChartData, out: Path) -> list[Chart]:
-    """Write the month's charts to ``out`` and return them with the data they show."""
+class _Written:
+    """The charts written so far, told to ``progress`` one by one."""
+
+    def __init__(self, expected: int, progress: Progress | None) -> None:
+        self.charts: list[Chart] = []
+        self._expected, self._progress = expected, progress
+
+    def add(self, chart: Chart) -> None:
+        self.charts.append(chart)
+        if self._progress is not None:
+            self._progress("charts", len(self.charts), self._expected)
+
+
+def draw_charts(data: ChartData, out: Path, progress: Progress | None = None) -> list[Chart]:
+    """Write the month's charts to ``out`` and return them with the data they show
+    (``progress`` hears of each chart written)."""
     when = month_label(data.month)
     lines = data.tenant_month
     names = dict(lines.select("tenant_id", "tenant_name").iter_rows())
@@ -1067,7 +1081,9 @@ def draw_charts(data: ChartData, out: Path) -> list[Chart]:
     exact = sum(_decimals(lines, "cost_exact"), Decimal(0))
     count = lines.height
     currency = data.currency
-    charts: list[Chart] = []
+    months = data.trend.filter(pl.col("currency") == currency)["month"].n_unique()
+    expected = 5 + (months >= 2) + (data.changes.height > 0)
+    charts = _Written(expected, progress)
 
     fig = Figure(figsize=(11, max(3.8, 1.6 + 0.45 * min(count, 15))), layout="constrained")
     ax = fig.add_subplot()
@@ -1081,7 +1097,7 @@ def draw_charts(data: ChartData, out: Path) -> list[Chart]:
         " Bars: each line's exact share of the account cost; labels: the billed amount"
         " (rounded, lines sum to the total) and the share.",
     )
-    charts.append(_save(fig, out / f"{data.month}-cost-per-tenant.png", {"cost": cost}))
+    charts.add(_save(fig, out / f"{data.month}-cost-per-tenant.png", {"cost": cost}))
 
     fig = Figure(figsize=(13, 6), layout="constrained")
     ax = fig.add_subplot()
@@ -1098,7 +1114,7 @@ def draw_charts(data: ChartData, out: Path) -> list[Chart]:
             f" {_day_name(peak[0])} ({_money(Decimal(peak[1]), currency)}). The most"
             " expensive tenants each have a colour; the others share the grey slice.",
         )
-    charts.append(_save(fig, out / f"{data.month}-daily-cost.png", {"daily_cost": daily}))
+    charts.add(_save(fig, out / f"{data.month}-daily-cost.png", {"daily_cost": daily}))
 
     tenants = data.tenant_days["tenant_id"].n_unique()
     panels = max(1, min(tenants, 6))
@@ -1120,7 +1136,7 @@ def draw_charts(data: ChartData, out: Path) -> list[Chart]:
         color="#444444",
     )
     body.supylabel("Calls per day", fontsize=10)
-    charts.append(_save(fig, out / f"{data.month}-daily-calls.png", {"daily": calls_drawn}))
+    charts.add(_save(fig, out / f"{data.month}-daily-calls.png", {"daily": calls_drawn}))
 
     fig = Figure(figsize=(12, 6.5), layout="constrained")
     ax = fig.add_subplot()
@@ -1138,7 +1154,7 @@ def draw_charts(data: ChartData, out: Path) -> list[Chart]:
         f" at most {data.margin_bytes / KIB:.1f} KiB past a block edge (orange): each was"
         " billed one unit more than it would be if trimmed under the edge.",
     )
-    charts.append(_save(fig, out / f"{data.month}-payload-sizes.png", {"sizes": sizes}))
+    charts.add(_save(fig, out / f"{data.month}-payload-sizes.png", {"sizes": sizes}))
 
     shown = int((data.edge_savings["units_saved"] > 0).sum())
     fig = Figure(figsize=(12, max(3.6, 1.9 + 0.45 * min(max(shown, 4), 10))), layout="constrained")
@@ -1160,10 +1176,9 @@ def draw_charts(data: ChartData, out: Path) -> list[Chart]:
             f" {saved:,} units ({_pct(saved, units)} of the units of calls of known size){worth}."
             " The tenants that would save most:",
         )
-    charts.append(_save(fig, out / f"{data.month}-edge-savings.png", {"savings": savings}))
+    charts.add(_save(fig, out / f"{data.month}-edge-savings.png", {"savings": savings}))
 
     trend_frame = data.trend.filter(pl.col("currency") == currency)
-    months = trend_frame["month"].n_unique()
     if months >= 2:
         fig = Figure(figsize=(max(10.0, 4.5 + 1.0 * months), 6), layout="constrained")
         ax = fig.add_subplot()
@@ -1181,7 +1196,7 @@ def draw_charts(data: ChartData, out: Path) -> list[Chart]:
                 else ""
             ),
         )
-        charts.append(_save(fig, out / f"{data.month}-trend.png", {"trend": trend}))
+        charts.add(_save(fig, out / f"{data.month}-trend.png", {"trend": trend}))
 
     if data.changes.height:
         previous = _previous_month(data.month)
@@ -1206,12 +1221,15 @@ def draw_charts(data: ChartData, out: Path) -> list[Chart]:
             + ". Bars right: cost grew; left: it fell. Labels: the change of the billed"
             " amounts.",
         )
-        charts.append(_save(fig, out / f"{data.month}-month-over-month.png", {"change": change}))
-    return charts
+        charts.add(_save(fig, out / f"{data.month}-month-over-month.png", {"change": change}))
+    return charts.charts
 
 
 def render_charts(
-    data: ChartData, out: Path, plotted: dict[str, pl.DataFrame] | None = None
+    data: ChartData,
+    out: Path,
+    plotted: dict[str, pl.DataFrame] | None = None,
+    progress: Progress | None = None,
 ) -> list[Path]:
     """Write the month's charts as PNGs to ``out``; return their paths.
 
@@ -1219,7 +1237,7 @@ def render_charts(
     ``daily_cost``, ``daily``, ``sizes``, ``savings``, ``trend``, ``change``), for tests
     and notebooks.
     """
-    charts = draw_charts(data, out)
+    charts = draw_charts(data, out, progress)
     if plotted is not None:
         for one in charts:
             plotted.update(one.plotted)
