@@ -121,7 +121,7 @@ def test_meter_chart_writes_the_pngs(small: Config, tmp_path: Path) -> None:
         "2026-10-edge-savings.png",
     ]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
-    assert result.output.splitlines() == [f"wrote {out / name}" for name in names]
+    assert result.stdout.splitlines() == [f"wrote {out / name}" for name in names]
 
 
 def test_meter_export_focus(small: Config, tmp_path: Path) -> None:
