@@ -86,9 +86,12 @@ if out is not None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def figure(width: float, height: float) -> Figure:
-    """A figure of its own (no pyplot state): the plot functions draw on its axes."""
-    return Figure(figsize=(width, height), layout="constrained")
+def figure(width: float, height: float, title: str) -> Figure:
+    """A figure of its own (no pyplot state) headed ``title``: the plot functions draw on
+    its axes."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    fig.suptitle(title, x=0.01, ha="left", fontweight="bold")
+    return fig
 
 
 class Picture:
@@ -158,18 +161,16 @@ print(
 )
 
 # %%
-fig = figure(11, max(3.8, 0.45 * min(lines.height, 15) + 1.6))
+fig = figure(11, max(3.8, 0.45 * min(lines.height, 15) + 1.6), f"Cost per tenant, {when}")
 plotted = metering.plot_cost_per_tenant(fig.add_subplot(), lines, currency)
-fig.suptitle(f"Cost per tenant, {when}", x=0.01, ha="left", fontweight="bold")
 show(fig, "cost-per-tenant")
 print(f"cost per tenant: {plotted.height} bars, largest {plotted['label'][0]}")
 
 # %%
-fig = figure(13, 5.5)
+fig = figure(13, 5.5, f"Cost per day by tenant, {when}")
 daily_cost = metering.plot_daily_cost(
     fig.add_subplot(), metering.tenant_days(config, month), lines, currency
 )
-fig.suptitle(f"Cost per day by tenant, {when}", x=0.01, ha="left", fontweight="bold")
 show(fig, "daily-cost")
 
 # %% [markdown]
@@ -248,14 +249,12 @@ if by_month.height >= 2:
 
 # %%
 if by_month.height >= 2:
-    fig = figure(max(10.0, 4.5 + by_month.height), 5.5)
-    metering.plot_trend(fig.add_subplot(), trend, currency)
-    fig.suptitle(
+    fig = figure(
+        max(10.0, 4.5 + by_month.height),
+        5.5,
         f"Cost per month by tenant, {by_month['month'][0]} to {month}",
-        x=0.01,
-        ha="left",
-        fontweight="bold",
     )
+    metering.plot_trend(fig.add_subplot(), trend, currency)
     show(fig, "trend")
 else:
     print(f"no trend yet: {month} is the only billed month up to it")
@@ -281,14 +280,12 @@ if changes.height:
         "gone",
         rows=12,
     )
-    fig = figure(12, max(3.8, 0.45 * min(changes.height, 12) + 1.9))
-    metering.plot_month_change(fig.add_subplot(), changes, currency)
-    fig.suptitle(
+    fig = figure(
+        12,
+        max(3.8, 0.45 * min(changes.height, 12) + 1.9),
         f"Change in cost per tenant, {month.previous().start:%B %Y} to {when}",
-        x=0.01,
-        ha="left",
-        fontweight="bold",
     )
+    metering.plot_month_change(fig.add_subplot(), changes, currency)
     show(fig, "month-over-month")
 else:
     print(f"no change to show: {month.previous()} is not billed")
@@ -331,9 +328,8 @@ table(
 )
 
 # %%
-fig = figure(11, 4)
+fig = figure(11, 4, f"Daily calls of {tenant_id}, {when}")
 metering.plot_daily_calls(fig.add_subplot(), days, names)
-fig.suptitle(f"Daily calls of {tenant_id}, {when}", x=0.01, ha="left", fontweight="bold")
 show(fig, f"daily-calls-{tenant_id}")
 
 # %% [markdown]
@@ -386,13 +382,11 @@ table(
     "cost_saved",
 )
 if savings.height:
-    fig = figure(12, max(3.6, 0.45 * min(savings.height, 10) + 1.9))
-    metering.plot_edge_savings(fig.add_subplot(), savings, names, currency=currency)
-    fig.suptitle(
+    fig = figure(
+        12,
+        max(3.6, 0.45 * min(savings.height, 10) + 1.9),
         f"Units saved by trimming payloads just past an edge, {when}",
-        x=0.01,
-        ha="left",
-        fontweight="bold",
     )
+    metering.plot_edge_savings(fig.add_subplot(), savings, names, currency=currency)
     show(fig, "edge-savings")
 print(f"units saved by trimming: {int(savings['units_saved'].sum()):,} of {month_report.units:,}")

@@ -175,6 +175,20 @@ def _money(amount: Decimal, currency: str) -> str:
     return f"{amount.quantize(Decimal('0.01'), ROUND_HALF_UP):,.2f} {currency}"
 
 
+def _stack_legend(ax: Axes, title: str) -> None:
+    """The legend of a stacked chart, beside it, top of the stack first, as the eye meets
+    it."""
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(
+        handles[::-1],
+        labels[::-1],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        frameon=False,
+        title=title,
+    )
+
+
 def _tidy(ax: Axes) -> None:
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_axisbelow(True)
@@ -382,15 +396,7 @@ def plot_daily_cost(
     ax.set_xlabel("Day (UTC; weekends shaded)")
     ax.set_title("Cost per day by tenant", loc="left", fontweight="bold")
     ax.grid(axis="y", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    ax.legend(  # top of the stack first, as the eye meets it
-        handles[::-1],
-        labels[::-1],
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        frameon=False,
-        title="Tenant: cost in the month",
-    )
+    _stack_legend(ax, "Tenant: cost in the month")
     _tidy(ax)
     daily = [sum((v[i] for _, v, _ in series), zero) for i in range(len(all_days))]
     if all_days:
@@ -815,15 +821,7 @@ def plot_trend(ax: Axes, trend: pl.DataFrame, currency: str = "USD", top: int = 
     ax.set_ylabel(f"Cost per month ({currency})")
     ax.set_title("Cost per month, by tenant", loc="left", fontweight="bold")
     ax.grid(axis="y", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    ax.legend(
-        handles[::-1],
-        labels[::-1],
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        frameon=False,
-        title="Tenant",
-    )
+    _stack_legend(ax, "Tenant")
     _tidy(ax)
     if months:
         _describe(
