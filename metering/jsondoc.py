@@ -46,12 +46,9 @@ def _plain(value: object) -> object:
 
 
 def _rows(frame: pl.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """``frame``'s rows as objects; decimals as text."""
-    present = [c for c in columns if c in frame.columns]
-    return [
-        {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}
-        for row in frame.select(present).iter_rows(named=True)
-    ]
+    """``frame``'s rows as objects, of those of ``columns`` it has (``dumps`` writes their
+    decimals as text)."""
+    return frame.select([c for c in columns if c in frame.columns]).to_dicts()
 
 
 def _quarantine(entries: Sequence[QuarantineEntry]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from metering.errors import PublishBusyError, PublishError
-from metering.rls import SETTING, quote_ident, rls_statements
+from metering.rls import SETTING, quote_ident, redacted, rls_statements
 
 if TYPE_CHECKING:
     from metering.store.queries import MonthUsage
@@ -133,12 +133,6 @@ class Published:
     changed: list[str] = field(default_factory=list)  # tenants whose lines changed
 
 
-def _redacted(dsn: str) -> str:
-    from metering.rls import _redacted as redacted
-
-    return redacted(dsn)
-
-
 def _lines(usage: MonthUsage) -> dict[str, list[Any]]:
     """Per tenant: calls, units and amount (as text), as ``publications`` keeps them."""
     return {
@@ -202,7 +196,7 @@ def publish(
     try:
         connection = psycopg.connect(dsn, connect_timeout=10)
     except psycopg.Error as exc:
-        raise PublishError(f"cannot connect to PostgreSQL at {_redacted(dsn)}: {exc}") from None
+        raise PublishError(f"cannot connect to PostgreSQL at {redacted(dsn)}: {exc}") from None
     target = quote_ident(schema)
     try:
         with connection, connection.cursor() as cur:
@@ -261,6 +255,6 @@ def publish(
             return replace(result, status=status, changed=changed)
     except psycopg.Error as exc:
         raise PublishError(
-            f"publishing {month} to {schema} at {_redacted(dsn)} failed: {exc}; nothing was "
+            f"publishing {month} to {schema} at {redacted(dsn)} failed: {exc}; nothing was "
             "written (the month's earlier rows are as they were)"
         ) from None

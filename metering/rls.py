@@ -202,7 +202,8 @@ FROM pg_catalog.pg_policy AS p
 _ROLE = "SELECT rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = %(role)s"
 
 
-def _redacted(dsn: str) -> str:
+def redacted(dsn: str) -> str:
+    """``dsn`` without its password, to name a database in a message."""
     try:
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -237,7 +238,7 @@ def rls_check(dsn: str, column: str = "tenant_id", role: str | None = "app") -> 
     try:
         connection = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        raise InputError(f"cannot connect to PostgreSQL at {_redacted(dsn)}: {exc}") from None
+        raise InputError(f"cannot connect to PostgreSQL at {redacted(dsn)}: {exc}") from None
     problems: list[RlsProblem] = []
     with connection:
         quoted_column = connection.execute("SELECT quote_ident(%s)", (column,)).fetchone()
