@@ -256,9 +256,16 @@ def items_frame(
 _KEPT = ("tenant_id", "request_id", "operation", "resource_arn", "principal_arn", "error_code")
 
 
-def _size_check(column: str, limit: int) -> pl.Expr:
+# The bound of each size (SPEC 2.2).
+SIZE_BOUNDS = {
+    "request_bytes": limits.MAX_REQUEST_BYTES,
+    "response_bytes": limits.MAX_RESPONSE_BYTES,
+}
+
+
+def _size_check(column: str) -> pl.Expr:
     raw = shown(column)
-    value = pl.col(f"_{column}")
+    value, limit = pl.col(f"_{column}"), SIZE_BOUNDS[column]
     return (
         pl.when(value.is_null())
         .then(pl.format(f"{column} is not a whole number: {{}}", raw))
@@ -287,8 +294,7 @@ def validate(
                     "ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", shown("ts")
                 )
             ),
-            _size_check("request_bytes", limits.MAX_REQUEST_BYTES),
-            _size_check("response_bytes", limits.MAX_RESPONSE_BYTES),
+            *(_size_check(column) for column in SIZE_BOUNDS),
             pl.when(
                 pl.col("written_us").is_not_null() & ~(pl.col("_written_us") >= 0).fill_null(False)
             ).then(
@@ -303,12 +309,8 @@ def validate(
     bad = checked.filter(pl.col("_reason").is_not_null()).with_columns(
         # Only a size past its bound: the units the record would bill are known.
         _withheld=pl.col("_ts").is_not_null()
-        & (pl.col("_request_bytes") >= 0)
-        & (pl.col("_response_bytes") >= 0)
-        & (
-            (pl.col("_request_bytes") > limits.MAX_REQUEST_BYTES)
-            | (pl.col("_response_bytes") > limits.MAX_RESPONSE_BYTES)
-        )
+        & pl.all_horizontal([pl.col(f"_{column}") >= 0 for column in SIZE_BOUNDS])
+        & pl.any_horizontal([pl.col(f"_{column}") > bound for column, bound in SIZE_BOUNDS.items()])
     )
     quarantine = [
         QuarantineEntry(
