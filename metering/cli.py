@@ -210,17 +210,18 @@ def _log_lines() -> Progress:
     from datetime import UTC, datetime
 
     started: dict[str, float] = {}
-    said: dict[str, float] = {}
+    said: dict[str, float] = {}  # when each stage last said how far it got
+    ended: set[str] = set()  # the stages that said they were done
 
     def update(stage: str, done: int, total: int) -> None:
         now = time.monotonic()
         first = started.setdefault(stage, now)
         finished = total > 0 and done >= total
-        if not finished and now - said.get(stage, first) < LOG_EVERY:
+        if stage in ended or (not finished and now - said.get(stage, first) < LOG_EVERY):
             return
-        if finished and said.get(stage) == -1.0:
-            return  # said already
-        said[stage] = -1.0 if finished else now
+        said[stage] = now
+        if finished:
+            ended.add(stage)
         at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         rate = f", {done / (now - first):,.0f}/s" if now > first else ""
         share = f" ({done / total:.0%}{rate})" if total else ""
