@@ -205,7 +205,8 @@ def _counters(
 ) -> Counters:
     """SPEC 5's counters: what the collectors counted, and what the join and the month's
     selection decided over ``calls``; a month no source holds is refused unless ``empty``."""
-    counters = inputs.both.counters
+    both = inputs.both  # (merged afresh on each use)
+    counters = both.counters
     decided = engine.frame(select.counts(calls, config.pricing.operations)).row(0, named=True)
     counters.out_of_month = int(decided["out_of_month"])
     if not decided.pop("in_month") and not empty:
@@ -213,7 +214,7 @@ def _counters(
     counters.duplicates = inputs.rows - decided.pop("unique_events") - decided.pop("unique_records")
     for name, value in decided.items():
         setattr(counters, name, int(value))
-    counters.withheld_units = select.withheld_units(inputs.both.quarantine, config.pricing, month)
+    counters.withheld_units = select.withheld_units(both.quarantine, config.pricing, month)
     return counters
 
 
