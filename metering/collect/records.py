@@ -256,16 +256,14 @@ def items_frame(
 _KEPT = ("tenant_id", "request_id", "operation", "resource_arn", "principal_arn", "error_code")
 
 
-# The bound of each size (SPEC 2.2).
-SIZE_BOUNDS = {
-    "request_bytes": limits.MAX_REQUEST_BYTES,
-    "response_bytes": limits.MAX_RESPONSE_BYTES,
-}
+def size_bounds() -> dict[str, int]:
+    """The bound of each size (SPEC 2.2), as ``limits`` holds it when a record is checked."""
+    return {"request_bytes": limits.MAX_REQUEST_BYTES, "response_bytes": limits.MAX_RESPONSE_BYTES}
 
 
-def _size_check(column: str) -> pl.Expr:
+def _size_check(column: str, limit: int) -> pl.Expr:
     raw = shown(column)
-    value, limit = pl.col(f"_{column}"), SIZE_BOUNDS[column]
+    value = pl.col(f"_{column}")
     return (
         pl.when(value.is_null())
         .then(pl.format(f"{column} is not a whole number: {{}}", raw))
@@ -278,6 +276,7 @@ def validate(
     raw: pl.DataFrame, uri: str, locator: str = "line"
 ) -> tuple[pl.DataFrame, list[QuarantineEntry]]:
     """Check values in bulk; (RECORDS frame of good rows, quarantine entries for the rest)."""
+    bounds = size_bounds()
     checked = raw.with_columns(
         _ts=pl.col("ts").str.to_datetime(TS_FORMAT, time_unit="ms", time_zone="UTC", strict=False),
         _request_bytes=pl.col("request_bytes").str.to_integer(strict=False),
@@ -294,7 +293,7 @@ def validate(
                     "ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", shown("ts")
                 )
             ),
-            *(_size_check(column) for column in SIZE_BOUNDS),
+            *(_size_check(column, bound) for column, bound in bounds.items()),
             pl.when(
                 pl.col("written_us").is_not_null() & ~(pl.col("_written_us") >= 0).fill_null(False)
             ).then(
@@ -309,8 +308,8 @@ def validate(
     bad = checked.filter(pl.col("_reason").is_not_null()).with_columns(
         # Only a size past its bound: the units the record would bill are known.
         _withheld=pl.col("_ts").is_not_null()
-        & pl.all_horizontal([pl.col(f"_{column}") >= 0 for column in SIZE_BOUNDS])
-        & pl.any_horizontal([pl.col(f"_{column}") > bound for column, bound in SIZE_BOUNDS.items()])
+        & pl.all_horizontal([pl.col(f"_{column}") >= 0 for column in bounds])
+        & pl.any_horizontal([pl.col(f"_{column}") > bound for column, bound in bounds.items()])
     )
     quarantine = [
         QuarantineEntry(
