@@ -145,6 +145,13 @@ def bill(
             help="Bill the month even when no source holds a record of it (else exit 1).",
         ),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="duckdb or spark: where calls are joined and rated (default: [engine] kind).",
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Bill a month: read the sources, attribute and rate every call, write the warehouse.
@@ -158,9 +165,15 @@ def bill(
         from metering.pipeline import bill as run_bill
 
         the_month = Month.parse(month)
+        if engine not in (None, "duckdb", "spark"):
+            from metering.errors import UsageError
+
+            raise UsageError(f"--engine {engine!r}: give duckdb or spark")
         cfg = _config(config)
         with _progress() as progress:
-            result = run_bill(cfg, the_month, progress, fresh=fresh, allow_empty=allow_empty)
+            result = run_bill(
+                cfg, the_month, progress, fresh=fresh, allow_empty=allow_empty, engine=engine
+            )
         if json:
             from metering import jsondoc
 

@@ -30,11 +30,13 @@ from metering.schemas import (
     RECORDS,
     BillResult,
     Counters,
+    MonthSums,
     Progress,
     Relation,
     empty,
     fingerprint,
 )
+from metering.sql import DUCKDB, SPARK, Dialect
 from metering.store.engine import Engine, memory_limit
 from metering.trace import trace
 
@@ -50,6 +52,7 @@ def bill(
     progress: Progress | None = None,
     fresh: bool = False,
     allow_empty: bool = False,
+    engine: str | None = None,
 ) -> BillResult:
     """Bill ``month``: read every source, attribute, rate, and replace it in the warehouse.
 
@@ -60,8 +63,14 @@ def bill(
     joined and written again. A month no source holds a record of is refused
     (``EmptyMonthError``) unless ``allow_empty``. A file that cannot be written (a full
     disk) ends the bill with a ``WarehouseError``; the warehouse is as it was.
+
+    ``engine`` (else ``[engine] kind``): ``spark`` joins, attributes and rates the calls in
+    Spark, which writes them as Parquet outside the warehouse; the pricing and the warehouse
+    are the same.
     """
     try:
+        if (engine or config.engine.kind) == "spark":
+            return _bill_spark(config, month, progress, allow_empty)
         return _bill(config, month, progress, fresh, allow_empty)
     except OSError as exc:  # the spool or the scratch folder (the warehouse: store.connect)
         raise WarehouseError(
@@ -94,6 +103,42 @@ def _bill(
                 store.write_run(con, month, rows, progress)
     result.joined_again = joined_again
     result.reused_files, result.decoded_files = spool.reused, spool.decoded
+    return result
+
+
+def _bill_spark(
+    config: Config, month: Month, progress: Progress | None, allow_empty: bool
+) -> BillResult:
+    from metering import spark
+
+    started = datetime.now(UTC)
+    memory = memory_limit()
+    with store.connect(config.warehouse.path) as con:
+        store.ensure_open(con, month)
+        engine = Engine(con, spool_folder(config) / "scratch", memory)
+        check_patterns(config.attribution.rules, engine.refusal, config.path, SPARK)
+        with spark.spark_session(config.engine) as session:
+            spool = spark.SparkSpool(session)
+            inputs = collect_month(config, month, spool, progress)
+            run_id, inputs_sha = inputs.identity(config, month)
+            folder = spark.calls_folder(config, month, run_id)
+            sums, written = spark.month_sums(session, spool, config, month, folder)
+        try:
+            with store.transaction(con):
+                result = priced(config, month, inputs, run_id, sums, allow_empty)
+                run: dict[str, object] = {"started_at": started, "finished_at": datetime.now(UTC)}
+                run |= {"executed_by": who(), "config_sha256": config.sha256}
+                run |= {"inputs_sha256": inputs_sha}
+                recipe = _recipe(config, month, SPARK)
+                rows = store.RunRows.of(result, run, recipe, {}, folder if written else None)
+                store.drop_calls(con, month)
+                with trace("write warehouse"):
+                    store.write_run(con, month, rows, progress)
+        except BaseException:
+            spark.remove_calls(folder)
+            raise
+    spark.remove_calls_but(config, month, folder)
+    result.decoded_files = spool.decoded
     return result
 
 
@@ -138,15 +183,33 @@ def _rate(
     """The month's counters, lines, days and reconciliation from its calls in the
     warehouse, priced (refuses a month no source holds: EmptyMonthError)."""
     calls = store.month_calls(month)
-    counters = _counters(engine, config, month, inputs, calls, allow_empty)
-    totals = engine.frame(profile.tenant_totals(calls))
+    events = engine.parquet("_events_all", inputs.spooled["events"], EVENTS)
+    sums = MonthSums(
+        decided=engine.frame(select.counts(calls, config.pricing.operations)).row(0, named=True),
+        totals=engine.frame(profile.tenant_totals(calls)),
+        days=engine.frame(profile.tenant_days(calls)),
+        reconciliation=engine.frame(profile.reconciliation(calls)),
+        conflicts=engine.frame(select.conflicts(calls)),
+        evidence=engine.frame(overhead.counts(calls, events)).row(0, named=True),
+    )
+    return priced(config, month, inputs, run_id, sums, allow_empty)
+
+
+def priced(
+    config: Config, month: Month, inputs: Inputs, run_id: str, sums: MonthSums, allow_empty: bool
+) -> BillResult:
+    """The month's bill from the ``sums`` of its rated calls (whichever engine made them)
+    and its ``inputs``' accounting: counters, tenant lines, days, priced exactly, and the
+    tie-out (refuses a month no source holds: EmptyMonthError)."""
+    counters = _counters(config, month, inputs, dict(sums.decided), allow_empty)
+    totals = sums.totals
     counters.calls_billed = int(totals["calls"].sum())
     units = dict(totals.select("tenant_id", "units").iter_rows())
     invoiced = _invoiced_cost(config, month, inputs)
     the_bill = price(units, config.pricing, config.attribution.unattributed, invoiced)
     registry = read_registry(config.tenants.registry)
     lines, unregistered = profile.cost_profile(totals, the_bill, registry)
-    days = profile.day_costs(engine.frame(profile.tenant_days(calls)), the_bill)
+    days = profile.day_costs(sums.days, the_bill)
     quarantine = sorted(inputs.both.quarantine, key=lambda q: (q.source_uri, q.locator, q.reason))
     return BillResult(
         month,
@@ -157,19 +220,17 @@ def _rate(
         counters,
         quarantine,
         unregistered,
-        conflicts=engine.frame(select.conflicts(calls)),
+        conflicts=sums.conflicts,
         tenant_day=_of(days, month),
-        reconciliation=_of(engine.frame(profile.reconciliation(calls)), month),
-        overhead=_overhead(engine, config, inputs, calls),
+        reconciliation=_of(sums.reconciliation, month),
+        overhead=_overhead(config, sums.evidence),
         invoice=_tie_out(config, month, inputs, run_id, the_bill.total_units, the_bill.amount),
     )
 
 
-def _overhead(engine: Engine, config: Config, inputs: Inputs, calls: Relation) -> overhead.Overhead:
+def _overhead(config: Config, counted: dict[str, int]) -> overhead.Overhead:
     """What the month's evidence cost: its CloudTrail data events and metering writes
-    (of the sources configured), at ``[overhead]``'s prices."""
-    events = engine.parquet("_events_all", inputs.spooled["events"], EVENTS)
-    counted = engine.frame(overhead.counts(calls, events)).row(0, named=True)
+    (``counted``; of the sources configured), at ``[overhead]``'s prices."""
     sources = config.sources
     return overhead.Overhead.estimate(
         config,
@@ -201,13 +262,12 @@ def _tie_out(
 
 
 def _counters(
-    engine: Engine, config: Config, month: Month, inputs: Inputs, calls: Relation, empty: bool
+    config: Config, month: Month, inputs: Inputs, decided: dict[str, int], empty: bool
 ) -> Counters:
     """SPEC 5's counters: what the collectors counted, and what the join and the month's
-    selection decided over ``calls``; a month no source holds is refused unless ``empty``."""
+    selection ``decided``; a month no source holds is refused unless ``empty``."""
     both = inputs.both  # (merged afresh on each use)
     counters = both.counters
-    decided = engine.frame(select.counts(calls, config.pricing.operations)).row(0, named=True)
     counters.out_of_month = int(decided["out_of_month"])
     if not decided.pop("in_month") and not empty:
         raise EmptyMonthError(inputs.nothing_of(month, config, counters))
@@ -224,10 +284,14 @@ def _of(frame: pl.DataFrame, month: Month, run_id: str | None = None) -> pl.Data
     return marked if run_id is None else marked.with_columns(run_id=pl.lit(run_id))
 
 
-def _recipe(config: Config, month: Month) -> str:
+def _recipe(config: Config, month: Month, dialect: Dialect = DUCKDB) -> str:
     """What the calls a bill leaves depend on besides the inputs: the config, and the SQL
     that joins, attributes and rates (so a meter that changes any of it joins the whole
-    month again instead of mixing its rows with older ones)."""
+    month again instead of mixing its rows with older ones; a Spark bill's calls, in
+    Parquet, are never reused)."""
     joined = attribute.joined(Relation("e", {}), Relation("r", {}), config.attribution.rules)
-    sql = select.rated(joined, config.pricing, month).sql
-    return fingerprint([("config", config.sha256), ("sql", sql)])
+    if dialect.spark:
+        joined = attribute.attributed(Relation("m", {}), config.attribution.rules, dialect)
+    sql = select.rated(joined, config.pricing, month, dialect).sql
+    parts = [("config", config.sha256), ("sql", sql)]
+    return fingerprint([*parts, ("engine", dialect.name)] if dialect.spark else parts)

@@ -452,6 +452,25 @@ class BillResult:
         return 3 if self.quarantine or self.conflicts.height else 0
 
 
+@dataclass(slots=True)
+class MonthSums:
+    """What the engine that joined and rated a month's calls hands the pricing (which stays
+    in Python whichever engine ran): sums over the rated calls, a few thousand rows.
+
+    ``decided``: the counters the join and the selection decide (rate.select.counts);
+    ``totals``, ``days``: per tenant, and per tenant and day, of the billed calls
+    (rate.profile); ``reconciliation`` per day; ``conflicts``: the calls whose copies
+    disagree; ``evidence``: the data events and metering writes of the month
+    (overhead.counts)."""
+
+    decided: dict[str, int]
+    totals: pl.DataFrame
+    days: pl.DataFrame
+    reconciliation: pl.DataFrame
+    conflicts: pl.DataFrame
+    evidence: dict[str, int]
+
+
 def fingerprint(parts: list[tuple[str, str]]) -> str:
     """SHA-256 of named values, whatever their order."""
     digest = hashlib.sha256()

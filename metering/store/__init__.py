@@ -41,6 +41,7 @@ from metering.store.schema import (
     SCHEMA_VERSION,
     TABLES,
     VIEWS,
+    views,
 )
 from metering.trace import trace
 
@@ -53,6 +54,7 @@ __all__ = [
     "add_calls",
     "connect",
     "diff_runs",
+    "drop_calls",
     "ensure_open",
     "last_bill",
     "latest_run",
@@ -178,6 +180,7 @@ class RunRows:
     recipe: str  # what the calls were joined and rated by (see ``LastBill``)
     inputs: dict[str, list[Path]]  # per source, the spooled files they were joined from
     invoice: pl.DataFrame | None = None  # the tie-out with the AWS invoice (schemas.INVOICE)
+    calls_at: str | None = None  # the folder of the month's Parquet calls (a Spark bill)
 
     @classmethod
     def of(
@@ -186,6 +189,7 @@ class RunRows:
         run: dict[str, object],
         recipe: str,
         inputs: dict[str, list[Path]],
+        calls_at: str | None = None,
     ) -> RunRows:
         """The rows of a bill's ``result``; ``run``: the bill_runs columns it does not hold
         (when, who, the config's and inputs' fingerprints)."""
@@ -214,6 +218,7 @@ class RunRows:
             recipe,
             inputs,
             result.invoice,
+            calls_at,
         )
 
 
@@ -311,6 +316,18 @@ def replace_calls(
     add_calls(con, month, calls)
 
 
+def drop_calls(con: duckdb.DuckDBPyConnection, month: Month) -> None:
+    """Remove ``month``'s calls from the warehouse (a Spark bill keeps them in Parquet)."""
+    con.execute("DELETE FROM call_rows WHERE month = ?", [str(month)])
+
+
+def _refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+    """`calls` and `conflicts` over call_rows and every month's Parquet of calls."""
+    files = con.execute("SELECT month, uri FROM month_call_files ORDER BY month").fetchall()
+    for ddl in views([(str(month), str(uri)) for month, uri in files]):
+        con.execute(ddl)
+
+
 def add_calls(con: duckdb.DuckDBPyConnection, month: Month, calls: Relation) -> None:
     """Add ``calls`` (RATED, none of which the month holds) to ``month``'s calls."""
     names = ", ".join(RATED)
@@ -397,6 +414,11 @@ def write_run(
             pl.DataFrame({"month": [str(month)], "run_id": [run_id], "recipe": [rows.recipe]}),
         ),
         *((("invoice", invoice),) if invoice.height else ()),
+        *(
+            (("month_call_files", pl.DataFrame({"month": [str(month)], "uri": [rows.calls_at]})),)
+            if rows.calls_at is not None
+            else ()
+        ),
     )
     ensure_open(con, month)  # checked again inside the transaction
     seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
@@ -410,6 +432,7 @@ def write_run(
         con.unregister("_frame")
         if progress is not None:
             progress("writing warehouse", done, len(tables) + 1)
+    _refresh_views(con)
     con.execute(
         "INSERT INTO run_lines SELECT ?, month, tenant_id, calls, units, amount "
         "FROM tenant_month WHERE month = ?",
