@@ -6,6 +6,7 @@ the steps write their SQL, the engine runs it, and this module only orders them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
@@ -16,10 +17,10 @@ import polars as pl
 from metering import attribute, overhead, store
 from metering.attribute import delta
 from metering.attribute.principal import check_patterns
-from metering.collect import Inputs, Spool, collect_month
+from metering.collect import Inputs, Spool, collect_invoice, collect_month
 from metering.collect.registry import read_registry
 from metering.config import Config
-from metering.errors import EmptyMonthError, WarehouseError
+from metering.errors import ConfigError, EmptyMonthError, WarehouseError
 from metering.month import Month
 from metering.period import who
 from metering.rate import price, profile, select, tieout
@@ -109,37 +110,130 @@ def _bill(
 def _bill_spark(
     config: Config, month: Month, progress: Progress | None, allow_empty: bool
 ) -> BillResult:
-    from metering import spark
-
+    """``bill`` with Spark: join, attribute, rate and sum in Spark; price and write here."""
     started = datetime.now(UTC)
     memory = memory_limit()
     with store.connect(config.warehouse.path) as con:
         store.ensure_open(con, month)
         engine = Engine(con, spool_folder(config) / "scratch", memory)
         check_patterns(config.attribution.rules, engine.refusal, config.path, SPARK)
-        with spark.spark_session(config.engine) as session:
-            spool = spark.SparkSpool(session)
-            inputs = collect_month(config, month, spool, progress)
-            run_id, inputs_sha = inputs.identity(config, month)
-            folder = spark.calls_folder(config, month, run_id)
-            sums, written = spark.month_sums(session, spool, config, month, folder)
-        try:
-            with store.transaction(con):
-                result = priced(config, month, inputs, run_id, sums, allow_empty)
-                run: dict[str, object] = {"started_at": started, "finished_at": datetime.now(UTC)}
-                run |= {"executed_by": who(), "config_sha256": config.sha256}
-                run |= {"inputs_sha256": inputs_sha}
-                recipe = _recipe(config, month, SPARK)
-                rows = store.RunRows.of(result, run, recipe, {}, folder if written else None)
-                store.drop_calls(con, month)
-                with trace("write warehouse"):
-                    store.write_run(con, month, rows, progress)
-        except BaseException:
-            spark.remove_calls(folder)
-            raise
-    spark.remove_calls_but(config, month, folder)
-    result.decoded_files = spool.decoded
+        month_run = _spark_month(config, month, progress)
+        return _finish(con, config, month, month_run, started, allow_empty, progress)
+
+
+@dataclass(frozen=True, slots=True)
+class SparkMonth:
+    """What Spark made of a month: its inputs' accounting, the sums of its rated calls, and
+    where their Parquet is (None: the month has no calls)."""
+
+    inputs: Inputs
+    sums: MonthSums
+    calls: str | None
+
+
+def _spark_month(
+    config: Config, month: Month, progress: Progress | None, calls_root: str | None = None
+) -> SparkMonth:
+    """The month's sources collected, joined, attributed, rated and summed in Spark."""
+    from metering import spark
+
+    with spark.spark_session(config.engine) as session:
+        spool = spark.SparkSpool(session)
+        inputs = collect_month(config, month, spool, progress)
+        run_id, _ = inputs.identity(config, month)
+        folder = spark.calls_folder(config, month, run_id, root=calls_root)
+        sums, written = spark.month_sums(session, spool, config, month, folder)
+    return SparkMonth(inputs, sums, folder if written else None)
+
+
+def _finish(
+    con: store.Connection,
+    config: Config,
+    month: Month,
+    made: SparkMonth,
+    started: datetime,
+    allow_empty: bool,
+    progress: Progress | None,
+) -> BillResult:
+    """Price a month Spark made and write it to the warehouse in one transaction (the calls
+    stay in their Parquet, which a failed bill removes)."""
+    from metering import spark
+
+    run_id, inputs_sha = made.inputs.identity(config, month)
+    try:
+        with store.transaction(con):
+            result = priced(config, month, made.inputs, run_id, made.sums, allow_empty)
+            run: dict[str, object] = {"started_at": started, "finished_at": datetime.now(UTC)}
+            run |= {"executed_by": who(), "config_sha256": config.sha256}
+            run |= {"inputs_sha256": inputs_sha}
+            recipe = _recipe(config, month, SPARK)
+            rows = store.RunRows.of(result, run, recipe, {}, made.calls)
+            store.drop_calls(con, month)
+            with trace("write warehouse"):
+                store.write_run(con, month, rows, progress)
+    except BaseException:
+        if made.calls is not None:
+            spark.remove_calls(made.calls)
+        raise
+    if made.calls is not None:
+        spark.remove_calls_but(made.calls)
+    result.decoded_files = len(made.inputs.both.inputs)
     return result
+
+
+def spark_job(
+    config: Config, month: Month, out: str, progress: Progress | None = None
+) -> SparkMonth:
+    """``meter spark-job``: ``month`` joined, attributed, rated and summed in Spark (as
+    spark-submit, Glue or EMR Serverless run it), written under ``out`` (the sums and the
+    accounting; the calls' Parquet in ``out``/calls unless ``[engine] calls`` says where)
+    for ``bill_from_aggregates`` to price on any machine."""
+    from metering import spark
+    from metering.spark import job
+
+    check_patterns(config.attribution.rules, lambda _: None, config.path, SPARK)
+    root = config.engine.calls or f"{out.rstrip('/')}/calls"
+    made = _spark_month(config, month, progress, calls_root=root)
+    sources = {"events": made.inputs.events, "records": made.inputs.records}
+    text = job.document(month, _recipe_sql(config, month), made.calls, sources, made.sums)
+    with spark.spark_session(config.engine) as session:
+        job.write(session, out, text)
+    return made
+
+
+def bill_from_aggregates(
+    config: Config,
+    month: Month,
+    uri: str,
+    progress: Progress | None = None,
+    allow_empty: bool = False,
+) -> BillResult:
+    """Finish ``month``'s bill from what ``spark_job`` wrote under ``uri``: priced here,
+    written to the warehouse in one transaction, ``calls`` reading the job's Parquet.
+    Refuses a job of another month, or made with other rating or attribution rules."""
+    from metering.errors import UsageError
+    from metering.spark import job
+
+    started = datetime.now(UTC)
+    doc = job.read(uri)
+    if doc["month"] != str(month):
+        raise UsageError(f"{uri}: the spark-job output is of {doc['month']}, not of {month}")
+    if doc["sql"] != _recipe_sql(config, month):
+        raise ConfigError(
+            f"{uri}: the spark-job joined and rated {month} with other [pricing] or "
+            f"[attribution] settings than {config.path}'s; run the job again with this config"
+        )
+    sources = job.sources(doc)
+    invoice = None
+    if config.invoice is not None:
+        with Spool(spool_folder(config)) as spool:
+            invoice = collect_invoice(config.invoice, month, config.pricing.currency, spool)
+    made = SparkMonth(
+        Inputs(sources["events"], sources["records"], invoice), job.sums(doc), doc["calls"]
+    )
+    with store.connect(config.warehouse.path) as con:
+        store.ensure_open(con, month)
+        return _finish(con, config, month, made, started, allow_empty, progress)
 
 
 def _join(
@@ -289,9 +383,15 @@ def _recipe(config: Config, month: Month, dialect: Dialect = DUCKDB) -> str:
     that joins, attributes and rates (so a meter that changes any of it joins the whole
     month again instead of mixing its rows with older ones; a Spark bill's calls, in
     Parquet, are never reused)."""
-    joined = attribute.joined(Relation("e", {}), Relation("r", {}), config.attribution.rules)
     if dialect.spark:
-        joined = attribute.attributed(Relation("m", {}), config.attribution.rules, dialect)
+        return fingerprint([("config", config.sha256), ("spark", _recipe_sql(config, month))])
+    joined = attribute.joined(Relation("e", {}), Relation("r", {}), config.attribution.rules)
     sql = select.rated(joined, config.pricing, month, dialect).sql
-    parts = [("config", config.sha256), ("sql", sql)]
-    return fingerprint([*parts, ("engine", dialect.name)] if dialect.spark else parts)
+    return fingerprint([("config", config.sha256), ("sql", sql)])
+
+
+def _recipe_sql(config: Config, month: Month) -> str:
+    """A fingerprint of the Spark SQL that attributes and rates ``month``'s calls (the
+    rules and the units: what a spark-job's sums depend on besides the inputs)."""
+    joined = attribute.attributed(Relation("m", {}), config.attribution.rules, SPARK)
+    return fingerprint([("sql", select.rated(joined, config.pricing, month, SPARK).sql)])

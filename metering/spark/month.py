@@ -37,11 +37,11 @@ def calls_root(config: Config) -> str:
     return config.engine.calls or str(Path(config.warehouse.path).with_suffix(".calls"))
 
 
-def calls_folder(config: Config, month: Month, run_id: str, now: datetime | None = None) -> str:
-    """A new folder for one bill's calls of ``month`` (a bill that fails leaves the last
-    one's folder as the warehouse names it)."""
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")
-    return f"{calls_root(config).rstrip('/')}/month={month}/{run_id}-{stamp}"
+def calls_folder(config: Config, month: Month, run_id: str, root: str | None = None) -> str:
+    """A new folder for one bill's calls of ``month``, under ``root`` (else ``calls_root``):
+    a bill that fails leaves the last one's folder as the warehouse names it."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    return f"{(root or calls_root(config)).rstrip('/')}/month={month}/{run_id}-{stamp}"
 
 
 def _frame(spark: SparkSession, relation: Relation) -> pl.DataFrame:
@@ -97,12 +97,12 @@ def remove_calls(folder: str) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def remove_calls_but(config: Config, month: Month, kept: str) -> None:
-    """Remove the earlier bills' calls of ``month`` (local folders), all but ``kept``."""
+def remove_calls_but(kept: str) -> None:
+    """Remove the earlier bills' calls of ``kept``'s month (local folders), all but it."""
     from pathlib import Path
 
-    root = Path(calls_root(config)) / f"month={month}"
-    if not is_local(str(root)) or not root.is_dir():
+    root = Path(kept).parent
+    if not is_local(kept) or not root.is_dir():
         return
     for folder in root.iterdir():
         if folder.is_dir() and str(folder) != kept:

@@ -45,9 +45,12 @@ from metering.store.schema import (
 )
 from metering.trace import trace
 
+Connection = duckdb.DuckDBPyConnection  # the warehouse, as ``connect`` opens it
+
 __all__ = [
     "COUNTER_COLUMNS",
     "SCHEMA_VERSION",
+    "Connection",
     "LastBill",
     "MonthEvent",
     "RunRows",

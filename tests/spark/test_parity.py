@@ -240,3 +240,27 @@ def test_patterns_match_alike_in_java_and_re2(spark: Any) -> None:
         for p, t in rows
     ]
     assert got == expected
+
+
+def test_a_spark_job_is_finished_from_its_aggregates(tmp_path: Path, spark: Any) -> None:
+    """meter spark-job writes the month's sums and accounting; meter bill --from-aggregates
+    prices them elsewhere into the bill the DuckDB engine makes of the same inputs."""
+    from metering.errors import ConfigError, UsageError
+    from metering.pipeline import bill_from_aggregates, spark_job
+
+    (tmp_path / "hard").mkdir()
+    config = _adversarial(tmp_path / "hard")
+    small = tmp_path / "small"
+    shutil.copytree(config.parent, small)
+    duck = bill(load_config(config), OCT)
+    out = tmp_path / "job"
+    spark_job(load_config(config), OCT, str(out))
+    assert (out / "calls" / "month=2026-10").is_dir()
+    with pytest.raises(UsageError, match="is of 2026-10, not of 2026-11"):
+        bill_from_aggregates(load_config(small / "meter.toml"), Month(2026, 11), str(out))
+    finished = bill_from_aggregates(load_config(small / "meter.toml"), OCT, str(out))
+    _same_bill(duck, finished, config.parent, small)
+    other = small / "meter.toml"
+    other.write_text(other.read_text().replace("[pricing]", "[pricing]\nblock_bytes = 1024"))
+    with pytest.raises(ConfigError, match="other \\[pricing\\] or \\[attribution\\] settings"):
+        bill_from_aggregates(load_config(other), OCT, str(out))
