@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -40,6 +41,9 @@ from metering.schemas import (
 from metering.sql import DUCKDB, SPARK, Dialect
 from metering.store.engine import Engine, memory_limit
 from metering.trace import trace
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def spool_folder(config: Config) -> Path:
@@ -117,8 +121,11 @@ def _bill_spark(
         store.ensure_open(con, month)
         engine = Engine(con, spool_folder(config) / "scratch", memory)
         check_patterns(config.attribution.rules, engine.refusal, config.path, SPARK)
-        month_run = _spark_month(config, month, progress)
-        return _finish(con, config, month, month_run, started, allow_empty, progress)
+        from metering import spark
+
+        with spark.spark_session(config.engine) as session:
+            made = _spark_month(session, config, month, progress)
+        return _finish(con, config, month, made, started, allow_empty, progress)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,17 +139,22 @@ class SparkMonth:
 
 
 def _spark_month(
-    config: Config, month: Month, progress: Progress | None, calls_root: str | None = None
+    session: SparkSession,
+    config: Config,
+    month: Month,
+    progress: Progress | None,
+    calls_root: str | None = None,
 ) -> SparkMonth:
     """The month's sources collected, joined, attributed, rated and summed in Spark."""
     from metering import spark
 
-    with spark.spark_session(config.engine) as session:
-        spool = spark.SparkSpool(session)
-        inputs = collect_month(config, month, spool, progress)
-        run_id, _ = inputs.identity(config, month)
-        folder = spark.calls_folder(config, month, run_id, root=calls_root)
-        sums, written = spark.month_sums(session, spool, config, month, folder)
+    spool = spark.SparkSpool(session)
+    inputs = collect_month(config, month, spool, progress)
+    run_id, _ = inputs.identity(config, month)
+    folder = spark.calls_folder(config, month, run_id, root=calls_root)
+    sums, written = spark.month_sums(session, spool, config, month, folder)
+    if not written:  # no calls: no Parquet for `calls` to read
+        spark.remove_calls(folder)
     return SparkMonth(inputs, sums, folder if written else None)
 
 
@@ -193,10 +205,10 @@ def spark_job(
 
     check_patterns(config.attribution.rules, lambda _: None, config.path, SPARK)
     root = config.engine.calls or f"{out.rstrip('/')}/calls"
-    made = _spark_month(config, month, progress, calls_root=root)
-    sources = {"events": made.inputs.events, "records": made.inputs.records}
-    text = job.document(month, _recipe_sql(config, month), made.calls, sources, made.sums)
     with spark.spark_session(config.engine) as session:
+        made = _spark_month(session, config, month, progress, calls_root=root)
+        sources = {"events": made.inputs.events, "records": made.inputs.records}
+        text = job.document(month, _recipe_sql(config, month), made.calls, sources, made.sums)
         job.write(session, out, text)
     return made
 

@@ -56,10 +56,13 @@ def spark_session(engine: EngineConfig, app: str = "meter") -> Iterator[SparkSes
             active.conf.set(key, value)
         yield active
         return
-    master = engine.master or os.environ.get("MASTER") or "local[*]"
+    submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit, Glue, EMR: its master
+    master = engine.master or os.environ.get("MASTER") or ("" if submitted else "local[*]")
+    builder = SparkSession.builder.appName(app)
+    if master:
+        builder = builder.master(master)
     if master.startswith("local"):  # workers are this machine's: run them in this Python
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName(app)
     local = LOCAL_DEFAULTS if master.startswith("local") else {}
     for key, value in {**DEFAULTS, **local, **engine.conf, **PINNED}.items():
         builder = builder.config(key, value)

@@ -264,3 +264,38 @@ def test_a_spark_job_is_finished_from_its_aggregates(tmp_path: Path, spark: Any)
     other.write_text(other.read_text().replace("[pricing]", "[pricing]\nblock_bytes = 1024"))
     with pytest.raises(ConfigError, match="other \\[pricing\\] or \\[attribution\\] settings"):
         bill_from_aggregates(load_config(other), OCT, str(out))
+
+
+def test_rows_read_without_files_reach_spark_whole(spark: Any) -> None:
+    """A live table's records (read on the driver) are handed to Spark as they are."""
+    import polars as pl
+
+    from metering.schemas import RECORDS, Collected, Counters
+    from metering.spark import SparkSpool
+
+    frame = pl.DataFrame(
+        {
+            "request_id": ["a", "b"],
+            "tenant_id": ["acme", "globex"],
+            "ts": ["2026-10-01T00:00:00.001", "2026-10-31T23:59:59.999"],
+            "operation": ["ExecuteStatement"] * 2,
+            "request_bytes": [1, 2],
+            "response_bytes": [3, None],
+            "resource_arn": [None, "arn"],
+            "principal_arn": [None, None],
+            "error_code": [None, "500"],
+            "written_us": [None, 7],
+        },
+    ).with_columns(pl.col("ts").str.to_datetime(time_unit="ms", time_zone="UTC"))
+    spool = SparkSpool(spark)
+    kept = spool.put(
+        "records", "dynamodb://t/2026-10", Collected(frame.cast(RECORDS), Counters(records_seen=2))
+    )  # type: ignore[arg-type]
+    assert (kept.parquet_rows, kept.counters.records_seen) == (2, 2)
+    back = [row.asDict() for row in spool.frame("records").orderBy("request_id").collect()]
+    assert [
+        (r["request_id"], r["ts"].isoformat(), r["response_bytes"], r["written_us"]) for r in back
+    ] == [
+        ("a", "2026-10-01T00:00:00.001000", 3, None),
+        ("b", "2026-10-31T23:59:59.999000", None, 7),
+    ]
