@@ -58,6 +58,20 @@ def counts(calls: Relation, events: Relation, dialect: Dialect = DUCKDB) -> Rela
     Counting calls, which the join has already made unique, costs a third of what counting
     distinct event ids again would (0.1 s against 0.35 s for a month of a million calls).
     """
+    v1 = f"""
+        SELECT event_id FROM {events}
+        WHERE event_source = {dialect.literal(V1_EVENT_SOURCE)} AND event_id IS NOT NULL"""
+    if dialect.spark:  # Spark 3.5 takes no subquery in an aggregate's FILTER: a join
+        sql = f"""
+        SELECT
+            count(*) FILTER (WHERE c.source <> 'metering' AND c.event_id IS NOT NULL
+                AND v1.event_id IS NULL) AS data_events,
+            count(*) FILTER (WHERE c.source <> 'cloudtrail') AS writes
+        FROM {calls} c LEFT JOIN (SELECT DISTINCT event_id FROM ({v1})) v1
+            ON c.event_id = v1.event_id
+        WHERE c.in_month
+        """
+        return Relation.query(sql, COUNTS)
     sql = f"""
         SELECT
             count(*) FILTER (WHERE source <> 'metering' AND event_id NOT IN (

@@ -37,22 +37,16 @@ def _said(key: str, others: Sequence[str], what: str) -> str:
     return f"CASE WHEN {versions} > 1 THEN {text} END"
 
 
-def unique(
-    spark: SparkSession,
-    rows: DataFrame,
-    key: str,
-    columns: Sequence[str],
-    what: str,
-    newest: str | None = None,
-) -> DataFrame:
-    """``rows`` (``columns``, ``conflict``, and ``newest`` when given) one per non-null
-    ``key``, materialised; see the module's docstring."""
+def unique_sql(
+    name: str, key: str, columns: Sequence[str], what: str, newest: str | None = None
+) -> tuple[str, str]:
+    """Spark SQL over the rows of the view ``name`` (``columns``, ``conflict``, and
+    ``newest`` when given): those of a ``key`` no other row has (or none), and one winner
+    per key several rows have; see the module's docstring."""
     others = [c for c in columns if c != key]
     kept = ", ".join([*columns, "conflict"])
-    name = f"_unique_{key}"
-    rows.createOrReplaceTempView(name)
     twice = f"(SELECT {key} FROM {name} WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1)"
-    passing = spark.sql(
+    passing = (
         f"SELECT {', '.join(f'r.{c}' for c in [*columns, 'conflict'])} "
         f"FROM {name} r LEFT ANTI JOIN {twice} t ON r.{key} = t.{key}"
     )
@@ -63,8 +57,7 @@ def unique(
             f"FROM ({copies})) WHERE {newest} <=> _newest"
         )
     order = ", ".join(f"{c} ASC NULLS LAST" for c in [*others, "conflict"])
-    winners = spark.sql(
-        f"""
+    winners = f"""
         WITH copies AS ({copies}),
         said AS (SELECT {key}, {_said(key, others, what)} AS said FROM copies GROUP BY {key}),
         ranked AS (
@@ -75,9 +68,23 @@ def unique(
             nullif(concat_ws('; ', ranked.conflict, said.said), '') AS conflict
         FROM ranked JOIN said ON ranked.{key} = said.{key}
         WHERE _rank = 1
-        """
-    )
-    return passing.unionByName(winners).localCheckpoint()
+    """
+    return passing, winners
+
+
+def unique(
+    spark: SparkSession,
+    rows: DataFrame,
+    key: str,
+    columns: Sequence[str],
+    what: str,
+    newest: str | None = None,
+) -> DataFrame:
+    """``rows`` one per non-null ``key`` (``unique_sql``), materialised."""
+    name = f"_unique_{key}"
+    rows.createOrReplaceTempView(name)
+    passing, winners = unique_sql(name, key, columns, what, newest)
+    return spark.sql(passing).unionByName(spark.sql(winners)).localCheckpoint()
 
 
 def calls_in(spark: SparkSession, events: DataFrame, records: DataFrame) -> Relation:
