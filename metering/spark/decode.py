@@ -2,7 +2,8 @@
 
 The collectors list their files and hand ``Spool.decode`` jobs and a decoder, as for the
 DuckDB engine; ``SparkSpool`` sends each group of files (a delivery-day folder, an export
-data file; at most ``spool.GROUP_BYTES`` of input) to a Spark task through ``mapInArrow``,
+data file; at most ``spool.GROUP_BYTES`` of input, and cut smaller, ``pieces``, when there
+are fewer groups than a cluster has cores) to a Spark task through ``mapInArrow``,
 where the same msgspec decoders read them. So the same bytes give the same rows, counters
 and quarantine entries as on one machine: no glob over thousands of paths, no folder that
 is missing when read, no JSON reader that nulls a whole one-line file. Each task's rows
@@ -21,6 +22,7 @@ import polars as pl
 from metering.collect.spool import Decoder, Job, Spool, group_parts, grouped
 from metering.schemas import EVENTS, RECORDS, Collected, Counters, InputFile, Progress
 from metering.schemas import QuarantineEntry as Entry
+from metering.spark.session import materialised
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -114,6 +116,30 @@ def decode_task(
     return run
 
 
+MIN_PIECE_BYTES = 8 * 1024 * 1024  # a task's input, at least (where there is that much)
+
+
+def pieces(groups: list[list[Job[Any]]], tasks: int) -> list[list[Job[Any]]]:
+    """``groups`` cut into pieces of about an equal share of ``tasks`` (but not below
+    MIN_PIECE_BYTES), so that a month of a few day folders still keeps every core of a
+    cluster busy; a file is never cut, and the pieces keep the files' order."""
+    total = sum(job.obj.size for group in groups for job in group)
+    most = max(MIN_PIECE_BYTES, total // max(1, tasks))
+    cut: list[list[Job[Any]]] = []
+    for group in groups:
+        piece: list[Job[Any]] = []
+        size = 0
+        for job in group:
+            if piece and size + job.obj.size > most:
+                cut.append(piece)
+                piece, size = [], 0
+            piece.append(job)
+            size += job.obj.size
+        if piece:
+            cut.append(piece)
+    return cut
+
+
 class SparkSpool(Spool):
     """A ``Spool`` that decodes in Spark and keeps each source's rows as a DataFrame
     (``frames``), materialised, instead of Parquet files; nothing is reused between runs."""
@@ -131,18 +157,19 @@ class SparkSpool(Spool):
         progress: Progress | None = None,
         label: str = "files",
     ) -> Collected:
-        groups = grouped(jobs)
         self.decoded += len(jobs)
+        cores = max(2, self.spark.sparkContext.defaultParallelism)
+        groups = pieces(grouped(jobs), 4 * cores)
         if not groups:
             return Collected(pl.DataFrame())
         first = {job.obj.uri: index for index, job in enumerate(jobs)}
-        # A task per group on a cluster; on few cores, a few groups per task (a Python worker
-        # started costs more than a small group decoded).
-        tasks = min(len(groups), max(2, self.spark.sparkContext.defaultParallelism) * 4)
+        # About four tasks per core: on a cluster every core busy, on few cores several
+        # small groups per task (a Python worker started costs more than a group decoded).
+        tasks = min(len(groups), 4 * cores)
         numbers = self.spark.range(len(groups), numPartitions=tasks)
         schema = f"{ddl(SCHEMAS[kind])}, {GROUP} bigint, {META} string"
         decoded = numbers.mapInArrow(decode_task(kind, groups, decoder), schema)
-        decoded = decoded.localCheckpoint()  # decoded once, read by what follows
+        decoded = materialised(decoded)  # decoded once, read by what follows
         metas = decoded.where(f"{META} IS NOT NULL").select(GROUP, META).collect()
         order = sorted(metas, key=lambda row: first[groups[row[0]][0].obj.uri])
         parts = [accounting(json.loads(meta), json.loads(meta)["rows"]) for _, meta in order]

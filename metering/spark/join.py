@@ -7,7 +7,7 @@ NULL after any value, as DuckDB orders the struct it takes the minimum of), and 
 winner's ``conflict`` says how copies differ, in the same words. Only keys seen twice are
 grouped (a small semi join); every other row passes by an anti join, so nothing the size
 of the month is sorted. The two sources are then joined by ``match.JOIN``, the DuckDB
-engine's own SQL. Each step is materialised (``localCheckpoint``) so that no plan nests
+engine's own SQL. Each step is materialised (``session.materialised``) so that no plan nests
 another's.
 """
 
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from metering.attribute.match import EVENT_COLUMNS, JOIN, MATCHED, RECORD_COLUMNS
 from metering.schemas import EVENT_KEYS, RECORD_KEY, RECORD_VERSION, Relation
+from metering.spark.session import materialised
 from metering.sql import SPARK
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def unique(
     name = f"_unique_{key}"
     rows.createOrReplaceTempView(name)
     passing, winners = unique_sql(name, key, columns, what, newest)
-    return spark.sql(passing).unionByName(spark.sql(winners)).localCheckpoint()
+    return materialised(spark.sql(passing).unionByName(spark.sql(winners)))
 
 
 def calls_in(spark: SparkSession, events: DataFrame, records: DataFrame) -> Relation:
@@ -98,5 +99,5 @@ def calls_in(spark: SparkSession, events: DataFrame, records: DataFrame) -> Rela
     unique(
         spark, record_rows, RECORD_KEY, RECORD_COLUMNS, "records", RECORD_VERSION
     ).createOrReplaceTempView("r")
-    spark.sql(JOIN).localCheckpoint().createOrReplaceTempView("_matched")
+    materialised(spark.sql(JOIN)).createOrReplaceTempView("_matched")
     return Relation("_matched", MATCHED)

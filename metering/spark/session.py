@@ -14,7 +14,7 @@ from metering.config import EngineConfig
 from metering.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 # What every meter session sets; [engine] conf may add to these, never change them.
 PINNED = {
@@ -28,6 +28,27 @@ DEFAULTS = {
 }
 # On one machine (local[N]): fewer, bigger shuffle partitions than Spark's 200.
 LOCAL_DEFAULTS = {"spark.sql.shuffle.partitions": "8"}
+
+
+def materialised(frame: DataFrame) -> DataFrame:
+    """``frame`` computed once and kept, so that the steps after it read it instead of
+    nesting its plan in theirs: in the checkpoint folder when one is set (``[engine.conf]
+    "spark.checkpoint.dir"``: it survives executors that go, as with dynamic allocation),
+    else on the executors (``localCheckpoint``)."""
+    if frame.sparkSession.sparkContext.getCheckpointDir():
+        return frame.checkpoint()
+    return frame.localCheckpoint()
+
+
+def _checkpoints(session: SparkSession, engine: EngineConfig) -> None:
+    """Use the checkpoint folder ``spark.checkpoint.dir`` names ([engine.conf], or the
+    job's own settings), which Spark 3.5 does not read by itself."""
+    context = session.sparkContext
+    folder = engine.conf.get("spark.checkpoint.dir") or context.getConf().get(
+        "spark.checkpoint.dir"
+    )
+    if folder and not context.getCheckpointDir():
+        context.setCheckpointDir(folder)
 
 
 def missing() -> str | None:
@@ -54,6 +75,7 @@ def spark_session(engine: EngineConfig, app: str = "meter") -> Iterator[SparkSes
     if active is not None:
         for key, value in PINNED.items():
             active.conf.set(key, value)
+        _checkpoints(active, engine)
         yield active
         return
     submitted = "PYSPARK_GATEWAY_PORT" in os.environ  # spark-submit, Glue, EMR: its master
@@ -68,6 +90,7 @@ def spark_session(engine: EngineConfig, app: str = "meter") -> Iterator[SparkSes
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
+    _checkpoints(session, engine)
     try:
         yield session
     finally:

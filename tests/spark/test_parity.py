@@ -254,8 +254,15 @@ def test_a_spark_job_is_finished_from_its_aggregates(tmp_path: Path, spark: Any)
     shutil.copytree(config.parent, small)
     duck = bill(load_config(config), OCT)
     out = tmp_path / "job"
-    spark_job(load_config(config), OCT, str(out))
+    # The job keeps its steps in a checkpoint folder (as on a cluster with dynamic
+    # allocation) rather than on the executors; the session keeps it from here on.
+    checkpoints = tmp_path / "checkpoints"
+    (config.parent / "job.toml").write_text(
+        config.read_text() + f'[engine.conf]\n"spark.checkpoint.dir" = "{checkpoints}"\n'
+    )
+    spark_job(load_config(config.parent / "job.toml"), OCT, str(out))
     assert (out / "calls" / "month=2026-10").is_dir()
+    assert any(p.is_file() for p in checkpoints.rglob("*"))
     with pytest.raises(UsageError, match="is of 2026-10, not of 2026-11"):
         bill_from_aggregates(load_config(small / "meter.toml"), Month(2026, 11), str(out))
     finished = bill_from_aggregates(load_config(small / "meter.toml"), OCT, str(out))
