@@ -110,6 +110,7 @@ def bill(result: BillResult) -> dict[str, Any]:
             "reused": result.reused_files,
             "calls_joined_again": result.joined_again,
         },
+        "calls": result.calls_at,
     }
 
 

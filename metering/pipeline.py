@@ -190,6 +190,7 @@ def _finish(
     if made.calls is not None:
         spark.remove_calls_but(made.calls)
     result.decoded_files = len(made.inputs.both.inputs)
+    result.calls_at = made.calls
     return result
 
 

@@ -445,6 +445,7 @@ class BillResult:
     reconciliation: pl.DataFrame = field(default_factory=pl.DataFrame)
     overhead: Overhead | None = None  # what the month's evidence cost (an estimate)
     invoice: pl.DataFrame = field(default_factory=lambda: empty(INVOICE))  # the tie-out
+    calls_at: str | None = None  # a Spark bill's calls: their Parquet folder (None: warehouse)
 
     @property
     def exit_code(self) -> int:

@@ -71,6 +71,8 @@ def test_the_sample_month_bills_the_same_on_spark(tmp_path: Path, spark: Any) ->
     days = sorted(p.name for p in (b / "meter.calls" / "month=2026-10").glob("*/day=*"))
     assert days[0] == "day=2026-09-30" and "day=2026-10-31" in days
     assert not (a / "meter.calls").exists()  # DuckDB keeps its calls in the warehouse
+    assert duck.calls_at is None
+    assert sparked.calls_at is not None and Path(sparked.calls_at).parent.name == "month=2026-10"
 
 
 ACCOUNT = "123456789012"
