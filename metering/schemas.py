@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 TS = pl.Datetime("ms", "UTC")
 Schema = dict[str, pl.DataType]
+# A rounded amount (the warehouse's store.schema.AMOUNT): to its currency's minor unit, 0
+# to 4 decimals (rate.money); an exact cost is Decimal(38, 12).
+AMOUNT_DIGITS = (20, 4)  # precision, scale
+AMOUNT = pl.Decimal(*AMOUNT_DIGITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,9 +349,9 @@ INVOICE: dict[str, pl.DataType] = {
     "meter_units": pl.Int64(),
     "request_variance": pl.Decimal(38, 6),
     "request_variance_pct": pl.Decimal(38, 4),
-    "invoiced_net_cost": pl.Decimal(18, 2),
-    "modelled_cost": pl.Decimal(18, 2),
-    "cost_variance": pl.Decimal(18, 2),
+    "invoiced_net_cost": AMOUNT,
+    "modelled_cost": AMOUNT,
+    "cost_variance": AMOUNT,
     "cost_variance_pct": pl.Decimal(38, 4),
     "usage_cost": pl.Decimal(38, 12),
     "savings_plan_negation": pl.Decimal(38, 12),
@@ -359,7 +363,7 @@ INVOICE: dict[str, pl.DataType] = {
     "currency": pl.Utf8(),
     "lines": pl.Int64(),
     "allocate": pl.Utf8(),
-    "allocated_total": pl.Decimal(18, 2),
+    "allocated_total": AMOUNT,
     "tolerance": pl.Decimal(18, 6),
     "within_tolerance": pl.Boolean(),
     "run_id": pl.Utf8(),

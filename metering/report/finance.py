@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
 
+from metering.rate.money import amount_text
 from metering.text import CONTROL
 
 COLUMNS = (
@@ -52,10 +53,6 @@ def csv_bytes(rows: Iterable[Iterable[object]]) -> bytes:
     return "".join(",".join(map(_cell, row)) + "\n" for row in rows).encode("utf-8")
 
 
-def _money(value: Decimal) -> str:
-    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
 def _pct(share: Decimal) -> str:
     return str((Decimal(share) * 100).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
@@ -72,7 +69,7 @@ def finance_csv(tenant_month: pl.DataFrame) -> bytes:
             row["units"],
             row["request_bytes"],
             row["response_bytes"],
-            _money(row["amount"]),
+            amount_text(row["amount"], row["currency"]),
             row["currency"],
             _pct(row["share"]),
             row["run_id"],

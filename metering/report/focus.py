@@ -28,6 +28,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
 
+from metering.rate.money import amount_text
 from metering.report.finance import csv_bytes, neutralise
 from metering.schemas import UNATTRIBUTED
 
@@ -94,10 +95,6 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _money(value: Decimal) -> str:
-    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
 def _pct(share: Decimal) -> str:
     return str((Decimal(share) * 100).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
@@ -134,7 +131,7 @@ def focus_csv(
     lines: list[Iterable[object]] = [FOCUS_COLUMNS + X_COLUMNS]
     for row in tenant_month.sort("tenant_id").iter_rows(named=True):
         tenant = row["tenant_id"]
-        amount = _money(row["amount"])
+        amount = amount_text(row["amount"], row["currency"])
         who = "not attributed to a tenant" if tenant == UNATTRIBUTED else f"of tenant {tenant}"
         description = f"RDS Data API requests {who}, billed in {block} request units"
         focus = {
