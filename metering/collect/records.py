@@ -229,10 +229,6 @@ def items_frame(
 ) -> pl.DataFrame:
     """Raw string columns of the decoded items (``written``: their WriteTimestampMicros
     text, when they come from an incremental export), plus their locators."""
-
-    def optional(values: Iterable[OptionalS | None]) -> list[str | None]:
-        return [v.S if v is not None else None for v in values]
-
     frame = pl.DataFrame(
         {
             "locator": list(numbers),
@@ -242,9 +238,9 @@ def items_frame(
             "operation": [i.operation.S for i in items],
             "request_bytes": [i.request_bytes.N for i in items],
             "response_bytes": [i.response_bytes.N for i in items],
-            "resource_arn": optional(i.resource_arn for i in items),
-            "principal_arn": optional(i.principal_arn for i in items),
-            "error_code": optional(i.error_code for i in items),
+            "resource_arn": [v.S if (v := i.resource_arn) is not None else None for i in items],
+            "principal_arn": [v.S if (v := i.principal_arn) is not None else None for i in items],
+            "error_code": [v.S if (v := i.error_code) is not None else None for i in items],
         },
         schema={"locator": pl.Int64, **{n: pl.Utf8 for n in RECORDS if n != "written_us"}},
     )
