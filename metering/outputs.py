@@ -42,7 +42,15 @@ def export(config: Config, month: Month, format: str) -> bytes:
     from metering.store.queries import tenant_attribution
 
     attribution = tenant_attribution(config.warehouse.path, month)
-    return focus_csv(rows, attribution, (month.start, month.end), config.pricing.block_bytes)
+    pricing = config.pricing
+    return focus_csv(
+        rows,
+        attribution,
+        (month.start, month.end),
+        pricing.block_bytes,
+        charges=charges,
+        unit_price=pricing.tiers[0].per_million / 1_000_000,
+    )
 
 
 def export_parquet(config: Config, month: Month, folder: Path) -> list[Path]:
