@@ -180,3 +180,25 @@ def test_a_warehouse_of_schema_6_migrates_and_bills_its_charges(tmp_path: Path) 
     assert result.joined_again is None  # meter's SQL changed: the month is joined whole
     charges = _rows(config, "SELECT tenant_id, charge, amount FROM tenant_charges")
     assert {(t, c): a for t, c, a in charges} == CHARGES
+
+
+def test_the_sample_shows_the_tie_out_and_its_shared_cost(tmp_path: Path) -> None:
+    """README quick start: the sample's CUR 2.0 export ties out and its Aurora capacity is
+    split over the tenants by units (figures of the README)."""
+    from tests.helpers import copy_sample
+
+    config = load_config(copy_sample(tmp_path / "s"))
+    result = bill(config, OCT)
+    assert result.exit_code == 3  # the sample's 5 malformed records
+    month = result.invoice.filter(region="all").row(0, named=True)
+    assert (month["invoiced_requests"], month["meter_units"]) == (D(12408), 12390)
+    assert month["within_tolerance"] is True  # -0.15 %: the calls only CloudTrail saw
+    (shared,) = result.shared_costs.to_dicts()
+    assert (shared["charge"], shared["lines"], shared["allocated"]) == (
+        "aurora_compute",
+        62,
+        D("233.72"),
+    )
+    assert shared["unallocated"] == 0
+    finance = list(csv.DictReader(io.StringIO(export(config, OCT, "finance").decode())))
+    assert sum(D(row["amount"]) for row in finance) == D("233.72") + result.bill.amount

@@ -144,13 +144,17 @@ def test_effective_cost_sums_to_the_month_total_billed_cost_to_nothing(sample: C
         (total,) = con.execute(
             "SELECT amount FROM bill_runs WHERE month = '2026-10' ORDER BY finished_at DESC LIMIT 1"
         ).fetchone() or (None,)
+        (shared,) = con.execute(
+            "SELECT sum(allocated) FROM shared_costs WHERE month = '2026-10'"
+        ).fetchone() or (None,)
         (lines,) = con.execute(
-            "SELECT count(*) FROM tenant_month WHERE month = '2026-10'"
+            "SELECT count(*) FROM tenant_charges WHERE month = '2026-10'"
         ).fetchone() or (0,)
     finally:
         con.close()
-    assert len(rows) == lines
-    assert sum(Decimal(r["EffectiveCost"]) for r in rows) == total
+    assert len(rows) == lines == 16  # 8 tenants, each its Data API line and its compute share
+    # The Data API's lines and the sample's shared cost (Aurora capacity), to the cent.
+    assert sum(Decimal(r["EffectiveCost"]) for r in rows) == total + shared
     # An allocation of AWS's invoice: beside AWS's own FOCUS rows it adds nothing billed.
     assert {r["BilledCost"] for r in rows} == {"0.00"}
     assert all(r["EffectiveCost"] == r["ContractedCost"] == r["x_AllocatedCost"] for r in rows)
