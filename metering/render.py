@@ -303,8 +303,8 @@ def shared_costs(frame: pl.DataFrame, console: Console) -> None:
             + Text(f" of {row['charge']}: {row['unallocated_lines']:,} line(s) of ")
             + _outside(row["unallocated_resources"].replace(",", ", "))
             + Text(
-                ", on which no tenant made a call this month: not spread over the tenants "
-                "(the shared_costs table)"
+                ": no tenant's call to split them by (no call on the cluster this month, or "
+                "no resource named): not spread over the tenants (the shared_costs table)"
             ),
             soft_wrap=True,
         )
