@@ -475,8 +475,9 @@ def sample(
     ] = 120,
     json: JsonOption = False,
 ) -> None:
-    """Generate a realistic sample month: CloudTrail files, a metering-record export, a
-    tenants registry and a meter.toml (the same seed gives the same bytes)."""
+    """Generate a realistic sample month: CloudTrail files, a metering-record export, its AWS
+    invoice (CUR 2.0), a tenants registry and a meter.toml (the same seed gives the same
+    bytes)."""
     with _errors("sample" if json else None):
         from metering.month import Month
         from metering.sample import generate
