@@ -110,6 +110,8 @@ def bill(result: BillResult) -> dict[str, Any]:
             "reused": result.reused_files,
             "calls_joined_again": result.joined_again,
         },
+        "charges": _rows(result.charges, tuple(result.charges.columns)),
+        "shared_costs": _rows(result.shared_costs, tuple(result.shared_costs.columns)),
     }
 
 
@@ -131,6 +133,8 @@ def report(result: MonthReport) -> dict[str, Any]:
         "edge_savings": _rows(result.savings, tuple(result.savings.columns)),
         "overhead": _overhead(result.overhead),
         "invoice": _rows(result.invoice, tuple(result.invoice.columns)),
+        "charges": _rows(result.charges, tuple(result.charges.columns)),
+        "shared_costs": _rows(result.shared_costs, tuple(result.shared_costs.columns)),
     }
 
 
