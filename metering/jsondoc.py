@@ -121,6 +121,8 @@ def bill(result: BillResult) -> dict[str, Any]:
             "reused": result.reused_files,
             "calls_joined_again": result.joined_again,
         },
+        "charges": _rows(result.charges, tuple(result.charges.columns), currency),
+        "shared_costs": _rows(result.shared_costs, tuple(result.shared_costs.columns), currency),
     }
 
 
@@ -142,6 +144,8 @@ def report(result: MonthReport) -> dict[str, Any]:
         "edge_savings": _rows(result.savings, tuple(result.savings.columns), currency),
         "overhead": _overhead(result.overhead),
         "invoice": _rows(result.invoice, tuple(result.invoice.columns), currency),
+        "charges": _rows(result.charges, tuple(result.charges.columns), currency),
+        "shared_costs": _rows(result.shared_costs, tuple(result.shared_costs.columns), currency),
     }
 
 

@@ -22,7 +22,7 @@ from metering.config import Config
 from metering.errors import EmptyMonthError, WarehouseError
 from metering.month import Month
 from metering.period import who
-from metering.rate import price, profile, select, tieout
+from metering.rate import price, profile, select, shared, tieout
 from metering.rate.money import account_cost, minor_units
 from metering.schemas import (
     EVENTS,
@@ -148,12 +148,16 @@ def _rate(
     lines, unregistered = profile.cost_profile(totals, the_bill, registry)
     days = profile.day_costs(engine.frame(profile.tenant_days(calls)), the_bill)
     quarantine = sorted(inputs.both.quarantine, key=lambda q: (q.source_uri, q.locator, q.reason))
+    tenant_month = _of(lines, month, run_id)
+    drivers = engine.frame(shared.cluster_drivers(calls, config))
+    invoiced_lines = inputs.invoice.shared if inputs.invoice is not None else []
+    charges = shared.charges(config, str(month), tenant_month, invoiced_lines, drivers, run_id)
     return BillResult(
         month,
         run_id,
         Path(config.warehouse.path),
         the_bill,
-        _of(lines, month, run_id),
+        tenant_month,
         counters,
         quarantine,
         unregistered,
@@ -162,6 +166,8 @@ def _rate(
         reconciliation=_of(engine.frame(profile.reconciliation(calls)), month),
         overhead=_overhead(engine, config, inputs, calls),
         invoice=_tie_out(config, month, inputs, run_id, the_bill.total_units, the_bill.amount),
+        charges=charges.tenant_charges,
+        shared_costs=charges.shared_costs,
     )
 
 

@@ -73,6 +73,7 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     if result.overhead is not None:
         _print_overhead(console, result.overhead, bill.account_cost, bill.currency)
     tie_out(result.invoice, console)
+    shared_costs(result.shared_costs, console)
     if result.reused_files:
         again = result.joined_again
         kept = "" if again is None else f"; {again:,} calls joined again, the rest kept"
@@ -284,6 +285,53 @@ def _figure(value: Decimal | int, currency: str | None) -> str:
     return f"{value:,}" if currency is None else _money(Decimal(value), currency)
 
 
+def shared_costs(frame: pl.DataFrame, console: Console) -> None:
+    """The month's shared costs (the ``shared_costs`` table's rows), when it has any: what
+    AWS invoiced of each, what was split over the tenants, and what could not be."""
+    if frame.is_empty():
+        return
+    rows = frame.to_dicts()
+    currency = rows[0]["currency"]
+    places = shown_places(currency)  # (an exact cost, shown to the minor unit)
+    table = Table(
+        title=f"shared costs, {rows[0]['month']} ({currency}; split by each tenant's driver)",
+        title_justify="left",
+    )
+    for name, justify in (
+        ("charge", "left"), ("driver", "left"), ("lines", "right"), ("AWS invoiced", "right"),
+        ("allocated", "right"), ("unallocated", "right"),
+    ):  # fmt: skip
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(
+            row["charge"],
+            row["driver"],
+            f"{row['lines']:,}",
+            f"{row['invoiced_cost']:,.{places}f}",
+            _money(row["allocated"], currency),
+            _money(row["unallocated"], currency),
+        )
+    console.print(table)
+    for row in rows:
+        if not row["unallocated_lines"]:
+            continue
+        console.print(
+            Text(f"unallocated {_money(row['unallocated'], currency)} {currency}", style="yellow")
+            + Text(f" of {row['charge']}: {row['unallocated_lines']:,} line(s) of ")
+            + _outside(row["unallocated_resources"].replace(",", ", "))
+            + Text(
+                ": no tenant's call to split them by (no call on the cluster this month, or "
+                "no resource named): not spread over the tenants (the shared_costs table)"
+            ),
+            soft_wrap=True,
+        )
+    console.print(
+        "the finance CSV's amounts are each tenant's total over its charges "
+        "(meter export --format charges lists them)",
+        highlight=False,
+    )
+
+
 def run_diff(
     month: str, runs: list[int], frame: pl.DataFrame, console: Console | None = None
 ) -> None:
@@ -370,6 +418,7 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
             highlight=False,
         )
     tie_out(report.invoice, console)
+    shared_costs(report.shared_costs, console)
     block_kib = f"{report.block_bytes / 1024:g} KiB"
     saving = report.savings.filter(report.savings["units_saved"] > 0).head(top)
     if saving.is_empty():

@@ -179,6 +179,8 @@ class RunRows:
     recipe: str  # what the calls were joined and rated by (see ``LastBill``)
     inputs: dict[str, list[Path]]  # per source, the spooled files they were joined from
     invoice: pl.DataFrame | None = None  # the tie-out with the AWS invoice (schemas.INVOICE)
+    charges: pl.DataFrame | None = None  # each tenant's charges (schemas.TENANT_CHARGES)
+    shared_costs: pl.DataFrame | None = None  # each shared cost's totals (SHARED_COSTS)
 
     @classmethod
     def of(
@@ -215,6 +217,8 @@ class RunRows:
             recipe,
             inputs,
             result.invoice,
+            result.charges,
+            result.shared_costs,
         )
 
 
@@ -372,9 +376,9 @@ def write_run(
     rows: RunRows,
     progress: Progress | None = None,
 ) -> int:
-    """Replace ``month``'s lines, days, reconciliation, quarantine and tie-out with ``rows``,
-    and record the run; returns its sequence number. Call it inside the run's ``transaction``,
-    after its calls."""
+    """Replace ``month``'s lines, days, reconciliation, quarantine, tie-out and charges with
+    ``rows``, and record the run; returns its sequence number. Call it inside the run's
+    ``transaction``, after its calls."""
     run_id = rows.run["run_id"]
     quarantine = pl.DataFrame(
         {
@@ -386,7 +390,11 @@ def write_run(
         },
         schema=dict.fromkeys(("run_id", "month", "source_uri", "locator", "reason"), pl.Utf8),
     )
-    invoice = rows.invoice if rows.invoice is not None else pl.DataFrame()
+    optional = (
+        ("invoice", rows.invoice),
+        ("tenant_charges", rows.charges),
+        ("shared_costs", rows.shared_costs),
+    )
     tables = (
         ("tenant_month", rows.tenant_month),
         ("tenant_day", rows.tenant_day),
@@ -397,7 +405,7 @@ def write_run(
             "month_runs",
             pl.DataFrame({"month": [str(month)], "run_id": [run_id], "recipe": [rows.recipe]}),
         ),
-        *((("invoice", invoice),) if invoice.height else ()),
+        *((table, frame) for table, frame in optional if frame is not None and frame.height),
     )
     ensure_open(con, month)  # checked again inside the transaction
     seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]

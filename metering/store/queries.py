@@ -24,6 +24,7 @@ __all__ = [
     "billed_months",
     "billed_run",
     "call_rates",
+    "charge_rows",
     "invoice_rows",
     "month_changes",
     "month_trend",
@@ -73,6 +74,23 @@ def invoice_rows(path: str | Path, month: Month) -> pl.DataFrame:
                 "SELECT * FROM invoice WHERE month = $month ORDER BY region = 'all', region",
                 params={"month": str(month)},
             )
+        )
+
+
+def charge_rows(path: str | Path, month: Month) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The month's charges: ``tenant_charges`` (by tenant and charge) and ``shared_costs``
+    (by charge); no rows when it has none, or a warehouse older than the tables (a bill
+    migrates it)."""
+    with connect(path, read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "tenant_charges" not in tables:
+            return pl.DataFrame(), pl.DataFrame()
+        params = {"month": str(month)}
+        charges = "SELECT * FROM tenant_charges WHERE month = $month ORDER BY tenant_id, charge"
+        shared = "SELECT * FROM shared_costs WHERE month = $month ORDER BY charge"
+        return (
+            polars(con.sql(charges, params=params)),
+            polars(con.sql(shared, params=params)),
         )
 
 

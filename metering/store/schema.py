@@ -95,7 +95,8 @@ TABLES = {
             conflict VARCHAR,
             in_month BOOLEAN NOT NULL DEFAULT true,
             billed BOOLEAN NOT NULL DEFAULT true,
-            error_seen_by VARCHAR
+            error_seen_by VARCHAR,
+            resource_arn VARCHAR
         )""",
     # The run whose calls a month holds, and the recipe they were joined and rated by (a
     # fingerprint of the config and meter's SQL: the next bill reuses them only under the
@@ -241,6 +242,43 @@ TABLES |= {
             run_id VARCHAR NOT NULL,
             PRIMARY KEY (month, region)
         )""",
+    # Each tenant's charges of a month (SPEC 8): the Data API's own line (charge
+    # 'data_api', its amount tenant_month's) and each [[shared_costs]] entry's share, split by
+    # the driver; a tenant's charges sum to its total, the month's to what was allocated.
+    "tenant_charges": f"""
+        CREATE TABLE IF NOT EXISTS tenant_charges (
+            month VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            charge VARCHAR NOT NULL,
+            amount {AMOUNT} NOT NULL,
+            driver VARCHAR NOT NULL,
+            share DECIMAL(18, 12) NOT NULL,
+            run_id VARCHAR NOT NULL,
+            cost_exact DECIMAL(38, 12) NOT NULL,
+            quantity BIGINT NOT NULL,
+            currency VARCHAR NOT NULL,
+            clusters VARCHAR NOT NULL,
+            PRIMARY KEY (month, tenant_id, charge)
+        )""",
+    # Each [[shared_costs]] entry of a month: what the invoice's lines of it cost, what was
+    # split over the tenants and what could not be (lines of a cluster without calls, lines
+    # that name no resource), never spread silently.
+    "shared_costs": f"""
+        CREATE TABLE IF NOT EXISTS shared_costs (
+            month VARCHAR NOT NULL,
+            charge VARCHAR NOT NULL,
+            driver VARCHAR NOT NULL,
+            lines BIGINT NOT NULL,
+            invoiced_cost DECIMAL(38, 12) NOT NULL,
+            allocated {AMOUNT} NOT NULL,
+            unallocated {AMOUNT} NOT NULL,
+            unallocated_lines BIGINT NOT NULL,
+            unallocated_resources VARCHAR NOT NULL,
+            daily_lines BIGINT NOT NULL,
+            currency VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,
+            PRIMARY KEY (month, charge)
+        )""",
 }
 
 # Every rounded amount of the warehouse (the rest are exact costs, DECIMAL(38, 12)).
@@ -249,6 +287,8 @@ AMOUNT_COLUMNS = {
     "tenant_month": ("amount",),
     "run_lines": ("amount",),
     "invoice": ("invoiced_net_cost", "modelled_cost", "cost_variance", "allocated_total"),
+    "tenant_charges": ("amount",),
+    "shared_costs": ("allocated", "unallocated"),
 }
 
 # How to bring an older warehouse up to SCHEMA_VERSION: the statements that take version
@@ -291,7 +331,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE reconciliation ADD COLUMN error_disagreements BIGINT NOT NULL DEFAULT 0",
     ),
     6: (TABLES["invoice"],),
-    7: (),  # (the shared-costs branch's tenant_charges: SPEC 8)
+    # Shared costs (SPEC 8): each call's cluster, and the charges split by it.
+    7: (
+        "ALTER TABLE call_rows ADD COLUMN resource_arn VARCHAR",
+        TABLES["tenant_charges"],
+        TABLES["shared_costs"],
+    ),
     # Amounts to each currency's own minor unit (3 decimals for KWD, 4 for CLF): every
     # rounded amount widened; the values are kept as they were.
     8: tuple(
@@ -311,4 +356,6 @@ MONTH_TABLES = (
     "reconciliation",
     "quarantine",
     "invoice",
+    "tenant_charges",
+    "shared_costs",
 )

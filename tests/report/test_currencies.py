@@ -5,6 +5,7 @@ with exactly its currency's decimals; and a currency ISO 4217 does not know is r
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -20,28 +21,44 @@ FOCUS_HEADER = (
     "BilledCost,BillingAccountId,BillingAccountName,BillingCurrency,BillingPeriodEnd,"
     "BillingPeriodStart,ChargeCategory,ChargeClass,ChargeDescription,ChargeFrequency,"
     "ChargePeriodEnd,ChargePeriodStart,ConsumedQuantity,ConsumedUnit,ContractedCost,"
-    "EffectiveCost,InvoiceIssuerName,ListCost,PricingQuantity,PricingUnit,ProviderName,"
-    "PublisherName,ServiceCategory,ServiceName,SubAccountId,SubAccountName,x_Attribution,"
-    "x_BilledUnits,x_BillingMonth,x_Calls,x_CostCenter,x_CostExact,x_RequestBytes,"
-    "x_ResponseBytes,x_RunId,x_SharePct,x_SizeEstimatedCalls,x_TenantId,x_TenantName\n"
+    "EffectiveCost,InvoiceId,InvoiceIssuerName,ListCost,ListUnitPrice,PricingCategory,"
+    "PricingQuantity,PricingUnit,ProviderName,PublisherName,RegionId,ResourceId,ResourceType,"
+    "ServiceCategory,ServiceName,ServiceSubcategory,Tags,x_AllocatedCost,x_AllocationMethod,"
+    "x_Attribution,x_BilledUnits,x_BillingMonth,x_Calls,x_Charge,x_Clusters,x_CostCenter,"
+    "x_CostExact,x_DriverQuantity,x_RequestBytes,x_ResponseBytes,x_RunId,x_SharePct,"
+    "x_SizeEstimatedCalls,x_TenantId,x_TenantName\n"
 )
 PERIOD = "2026-11-01T00:00:00Z,2026-10-01T00:00:00Z"
 
 
-def _focus_row(amount: str, currency: str, tenant: str, units: int, exact: str) -> str:
-    """A FOCUS row of one tenant of the month below (``{run}``: its run id)."""
+def _focus_row(
+    amount: str, zero: str, currency: str, tenant: str, units: int, exact: str, price: str
+) -> str:
+    """A FOCUS 1.2 row of one tenant of the month below (``{run}``: its run id): its Data
+    API line, ``zero`` billed, ``price`` the list price of a unit (the list cost ``units``
+    times it, exactly)."""
     name, center = {"a": ("Alpha", "cc-1"), "b": ("Beta", "cc-2"), "c": ("Gamma", "cc-3")}[tenant]
     share = "42.8571" if tenant == "a" else "28.5714"
+    tags = (
+        f'"{{{{""meter/tenant_id"":""{tenant}"",""meter/tenant_name"":""{name}"",'
+        f'""meter/cost_center"":""{center}"",""meter/charge"":""data_api""}}}}"'
+    )  # (braces doubled: the row is a template of {run})
+    list_cost = str(Decimal(price) * units)
     return (
-        f"{amount},rds-data-api,RDS Data API tenant chargeback,{currency},{PERIOD},Usage,,"
-        f'"RDS Data API requests of tenant {tenant}, billed in 32 KiB request units",'
-        f"Usage-Based,{PERIOD},{units},Requests,{amount},{amount},AWS,{amount},{units},"
-        f"Request Units,AWS,AWS,Databases,Amazon RDS Data API,{tenant},{name},"
-        f"metering_record={units},{units},2026-10,{units},{center},{exact},{units * 100},"
-        f"{units * 100},{{run}},{share},0,{tenant},{name}\n"
+        f"{zero},meter-allocation,RDS Data API tenant allocation (meter),{currency},{PERIOD},"
+        f'Usage,,"RDS Data API requests of tenant {tenant}, billed in 32 KiB request units: an '
+        f"allocation of AWS's invoice, not an invoice line\",Usage-Based,{PERIOD},{units},"
+        f"Request Units,{amount},{amount},,"
+        f'"Internal chargeback (meter): an allocation, not an invoice",{list_cost},{price},'
+        f"Standard,{units},Request Units,AWS,AWS,,,,Databases,Amazon RDS Data API,"
+        f"Relational Databases,{tags},{amount},meter:units,metering_record={units},{units},"
+        f"2026-10,{units},data_api,,{center},{exact},{units},{units * 100},{units * 100},"
+        f"{{run}},{share},0,{tenant},{name}\n"
     )
 
 
+# The list price of one unit (the first tier's per million / 10^6), as FOCUS writes it.
+PRICE = {"JPY": "0.333333333333", "KWD": "0.0012345678"}
 # 7 calls of one unit each, 3 of tenant a, 2 of b, 2 of c; the exact shares' spare minor
 # units go to the largest remainders, b before c on their tie.
 CASES = {
@@ -58,9 +75,9 @@ CASES = {
         ),
         "focus": (
             FOCUS_HEADER
-            + _focus_row("1", "JPY", "a", 3, "0.999999999999")
-            + _focus_row("1", "JPY", "b", 2, "0.666666666666")
-            + _focus_row("0", "JPY", "c", 2, "0.666666666666")
+            + _focus_row("1", "0", "JPY", "a", 3, "0.999999999999", PRICE["JPY"])
+            + _focus_row("1", "0", "JPY", "b", 2, "0.666666666666", PRICE["JPY"])
+            + _focus_row("0", "0", "JPY", "c", 2, "0.666666666666", PRICE["JPY"])
         ),
         "report_total": "│ total  │       │     7 │     7 │      2 │",
     },
@@ -77,9 +94,9 @@ CASES = {
         ),
         "focus": (
             FOCUS_HEADER
-            + _focus_row("0.004", "KWD", "a", 3, "0.003703703400")
-            + _focus_row("0.003", "KWD", "b", 2, "0.002469135600")
-            + _focus_row("0.002", "KWD", "c", 2, "0.002469135600")
+            + _focus_row("0.004", "0.000", "KWD", "a", 3, "0.003703703400", PRICE["KWD"])
+            + _focus_row("0.003", "0.000", "KWD", "b", 2, "0.002469135600", PRICE["KWD"])
+            + _focus_row("0.002", "0.000", "KWD", "c", 2, "0.002469135600", PRICE["KWD"])
         ),
         "report_total": "│ total  │       │     7 │     7 │  0.009 │",
     },
