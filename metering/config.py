@@ -52,7 +52,7 @@ Measure = Literal["request", "response", "request+response", "max"]
 # of 10^8 calls is at most 10^8 * 20 MiB = 2.1e15 units even with 1-byte blocks, or 10^14
 # units of unknown size: far inside BIGINT (9.2e18). A price of at most 10^6 per million
 # is at most 1 per unit, so the month costs at most 2.1e15. The tightest limits, the
-# amounts' DECIMAL(18, 2) (below 10^16) and, for a cost to 12 decimals, Python's 28-digit
+# amounts' DECIMAL(20, 4) (below 10^16) and, for a cost to 12 decimals, Python's 28-digit
 # Decimal context (2.1e27 < 10^28), leave room for about 4x more; DECIMAL(38, 12) far more.
 # At most 6 decimals per million keep a unit's cost, and so the account cost, exact in 12
 # decimals. tests/test_config.py prices that extreme month.
@@ -120,7 +120,7 @@ class Tier(_Strict):
 
 
 class PricingConfig(_Strict):
-    currency: StrictStr = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    currency: StrictStr = "USD"  # ISO 4217, with a minor unit (rate.money.currency_problem)
     block_bytes: StrictInt = Field(default=32768, ge=1, le=MAX_BLOCK_BYTES)
     measure: Measure = "request+response"
     unknown_size_units: StrictInt = Field(default=1, ge=1, le=MAX_UNKNOWN_SIZE_UNITS)
@@ -130,6 +130,16 @@ class PricingConfig(_Strict):
         Tier(up_to=1_000_000_000, per_million=Decimal("0.35")),
         Tier(per_million=Decimal("0.20")),
     )
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, code: str) -> str:
+        from metering.rate.money import currency_problem  # (rate imports this module)
+
+        problem = currency_problem(code)
+        if problem is not None:
+            raise ValueError(problem)
+        return code
 
     @field_validator("tiers")
     @classmethod

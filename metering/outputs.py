@@ -15,7 +15,7 @@ from metering.config import Config
 from metering.month import Month
 from metering.overhead import Overhead
 from metering.rate import measured_bytes
-from metering.schemas import UNATTRIBUTED, Progress, decimal_column
+from metering.schemas import AMOUNT_DIGITS, UNATTRIBUTED, Progress, decimal_column
 
 
 def export(config: Config, month: Month, format: str) -> bytes:
@@ -142,7 +142,7 @@ def _billed_lines(config: Config, month: Month) -> pl.DataFrame:
 def month_report(config: Config, month: Month) -> MonthReport:
     """A billed month's lines, totals, unattributed share and payload-edge savings."""
     from metering.rate.edges import default_margin, edge_savings
-    from metering.rate.money import worth
+    from metering.rate.money import shown_places, worth
     from metering.store.queries import billed_run, charge_rows, invoice_rows, payload_sizes
 
     lines = _billed_lines(config, month)
@@ -155,10 +155,11 @@ def month_report(config: Config, month: Month) -> MonthReport:
     )
     total_units = int(str(run.get("total_units", 0)))
     cost = Decimal(str(run.get("account_cost", 0)))
-    saved_cost = [worth(units, cost, total_units) for units in savings["units_saved"]]
+    places = shown_places(str(run.get("currency") or pricing.currency))  # the bill's
+    saved_cost = [worth(units, cost, total_units, places) for units in savings["units_saved"]]
     savings = savings.join(
         lines.select("tenant_id", "tenant_name"), on="tenant_id", how="left", maintain_order="left"
-    ).with_columns(cost_saved=decimal_column(saved_cost, 18, 2))
+    ).with_columns(cost_saved=decimal_column(saved_cost, *AMOUNT_DIGITS))
     invoice = invoice_rows(path, month)
     charges, shared = charge_rows(path, month)
     return MonthReport(

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from metering.outputs import MonthReport
 from metering.overhead import Overhead
-from metering.rate.money import minor_units
+from metering.rate.money import amount_text, shown_places
 from metering.schemas import MONTH_ROW, BillResult
 from metering.text import printable
 
@@ -26,14 +26,19 @@ def _outside(text: str) -> Text:
     return Text(printable(text))
 
 
-def _line_cells(row: dict[str, Any]) -> tuple[Text | str, ...]:
+def _money(amount: Decimal, currency: str) -> str:
+    """A rounded amount with its currency's decimals and thousands separators."""
+    return amount_text(amount, currency, grouped=True)
+
+
+def _line_cells(row: dict[str, Any], currency: str) -> tuple[Text | str, ...]:
     """A tenant line as bill and report print it: tenant, name, calls, units, amount, share."""
     return (
         _outside(row["tenant_id"]),
         _outside(row["tenant_name"]),
         f"{row['calls']:,}",
         f"{row['units']:,}",
-        f"{row['amount']:,.2f}",
+        _money(row["amount"], currency),
         f"{row['share'] * 100:.2f} %",
     )
 
@@ -49,11 +54,11 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     ):  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for row in result.tenant_month.iter_rows(named=True):
-        table.add_row(*_line_cells(row))
+        table.add_row(*_line_cells(row, bill.currency))
     table.add_section()
     table.add_row(
         "total", "", f"{result.tenant_month['calls'].sum():,}", f"{bill.total_units:,}",
-        f"{bill.amount:,.2f} {bill.currency}", "",
+        f"{_money(bill.amount, bill.currency)} {bill.currency}", "",
     )  # fmt: skip
     console.print(table)
     counters = result.counters.as_dict()
@@ -130,9 +135,9 @@ def overhead_lines(overhead: Overhead | None, account_cost: Decimal, currency: s
             "bill it again to see it)"
         ]
     cloudtrail, dynamodb, total = overhead.rounded(currency)
-    places = minor_units(currency)
     lines = [
-        f"metering overhead, estimated (never billed to tenants): {total:,.{places}f} {currency}"
+        "metering overhead, estimated (never billed to tenants): "
+        f"{_money(total, currency)} {currency}"
     ]
     for name, count, what, amount in (
         ("CloudTrail", overhead.data_events, "data events", cloudtrail),
@@ -141,7 +146,8 @@ def overhead_lines(overhead: Overhead | None, account_cost: Decimal, currency: s
         if count is None:
             lines.append(f"  {name}: not a configured source, not counted")
         else:
-            lines.append(f"  {name}: {count:,} {what}, {amount:,.{places}f} {currency}")
+            money = _money(amount or Decimal(0), currency)
+            lines.append(f"  {name}: {count:,} {what}, {money} {currency}")
     ratio = overhead.ratio(account_cost)
     exact = f"  exact {_exact(overhead.total)} {currency}"
     lines.append(
@@ -192,9 +198,13 @@ def _quantity(value: Decimal) -> str:
     return f"{value.normalize():,f}"
 
 
-def _signed(value: Decimal | int, pct: Decimal | None, money: bool = False) -> str:
-    """A variance and its percentage: ``+27 (+45.00 %)``."""
-    text = f"{value:+,.2f}" if money else f"{Decimal(value).normalize():+,f}"
+def _signed(value: Decimal | int, pct: Decimal | None, currency: str | None = None) -> str:
+    """A variance (an amount in ``currency``, or a count) and its percentage: ``+27
+    (+45.00 %)``."""
+    if currency is not None:
+        text = ("+" if value >= 0 else "") + _money(Decimal(value), currency)
+    else:
+        text = f"{Decimal(value).normalize():+,f}"
     return text if pct is None else f"{text} ({pct:+.2f} %)"
 
 
@@ -221,9 +231,9 @@ def tie_out(frame: pl.DataFrame, console: Console) -> None:
     )
     table.add_row(
         "net cost before tax",
-        f"{month['invoiced_net_cost']:,.2f}",
-        f"{month['modelled_cost']:,.2f}",
-        _signed(month["cost_variance"], month["cost_variance_pct"], money=True),
+        _money(month["invoiced_net_cost"], currency),
+        _money(month["modelled_cost"], currency),
+        _signed(month["cost_variance"], month["cost_variance_pct"], currency),
     )
     console.print(table)
     if len(regions) > 1:
@@ -232,7 +242,7 @@ def tie_out(frame: pl.DataFrame, console: Console) -> None:
                 _outside(
                     "; ".join(
                         f"{row['region'] or '(none)'} {_quantity(row['invoiced_requests'])} "
-                        f"requests, {row['invoiced_net_cost']:,.2f}"
+                        f"requests, {_money(row['invoiced_net_cost'], currency)}"
                         for row in regions
                     )
                 )
@@ -247,16 +257,17 @@ def tie_out(frame: pl.DataFrame, console: Console) -> None:
         ("discounts", "discounts"),
         ("other charges", "other_charges"),
     )
-    made_of = ", ".join(f"{name} {month[key]:,.2f}" for name, key in parts if month[key])
+    places = shown_places(currency)  # (exact sums, shown to the minor unit)
+    made_of = ", ".join(f"{name} {month[key]:,.{places}f}" for name, key in parts if month[key])
     tax = month["tax"] or Decimal(0)
     console.print(
         f"AWS net cost: {made_of or 'no charges'} ({month['lines']:,} Data API lines); tax "
-        f"{tax:,.2f}",
+        f"{tax:,.{places}f}",
         highlight=False,
     )
     if month["allocate"] == "invoice":
         console.print(
-            f"tenant lines split what AWS invoiced: {month['allocated_total']:,.2f} "
+            f"tenant lines split what AWS invoiced: {_money(month['allocated_total'], currency)} "
             f'{currency} (allocate = "invoice")',
             highlight=False,
         )
@@ -269,6 +280,11 @@ def tie_out(frame: pl.DataFrame, console: Console) -> None:
         )
 
 
+def _figure(value: Decimal | int, currency: str | None) -> str:
+    """A count, or an amount in ``currency``, with thousands separators."""
+    return f"{value:,}" if currency is None else _money(Decimal(value), currency)
+
+
 def shared_costs(frame: pl.DataFrame, console: Console) -> None:
     """The month's shared costs (the ``shared_costs`` table's rows), when it has any: what
     AWS invoiced of each, what was split over the tenants, and what could not be."""
@@ -276,6 +292,7 @@ def shared_costs(frame: pl.DataFrame, console: Console) -> None:
         return
     rows = frame.to_dicts()
     currency = rows[0]["currency"]
+    places = shown_places(currency)  # (an exact cost, shown to the minor unit)
     table = Table(
         title=f"shared costs, {rows[0]['month']} ({currency}; split by each tenant's driver)",
         title_justify="left",
@@ -290,16 +307,16 @@ def shared_costs(frame: pl.DataFrame, console: Console) -> None:
             row["charge"],
             row["driver"],
             f"{row['lines']:,}",
-            f"{row['invoiced_cost']:,.2f}",
-            f"{row['allocated']:,.2f}",
-            f"{row['unallocated']:,.2f}",
+            f"{row['invoiced_cost']:,.{places}f}",
+            _money(row["allocated"], currency),
+            _money(row["unallocated"], currency),
         )
     console.print(table)
     for row in rows:
         if not row["unallocated_lines"]:
             continue
         console.print(
-            Text(f"unallocated {row['unallocated']:,.2f} {currency}", style="yellow")
+            Text(f"unallocated {_money(row['unallocated'], currency)} {currency}", style="yellow")
             + Text(f" of {row['charge']}: {row['unallocated_lines']:,} line(s) of ")
             + _outside(row["unallocated_resources"].replace(",", ", "))
             + Text(
@@ -334,15 +351,13 @@ def run_diff(
         moved = False
         for field in ("calls", "units", "amount"):
             before, after = row[f"{field}_before"], row[f"{field}_after"]
-            text = f"{after:,.2f}" if field == "amount" else f"{after:,}"
+            currency = row["currency"] if field == "amount" else None
+            text = _figure(after, currency)
             if before != after:
                 moved = True
                 delta = after - before
-                text = (
-                    f"{before:,} -> {after:,} ({delta:+,})"
-                    if field != "amount"
-                    else (f"{before:,.2f} -> {after:,.2f} ({delta:+,.2f})")
-                )
+                sign = "+" if delta >= 0 else ""
+                text = f"{_figure(before, currency)} -> {text} ({sign}{_figure(delta, currency)})"
             cells.append(text)
         changed += moved
         table.add_row(_outside(row["tenant_id"]), *cells, style="bold yellow" if moved else None)
@@ -362,9 +377,11 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
         title_justify="left",
     )
     rows = [
-        (*_line_cells(row), f"{row['peak_rps']:,}") for row in report.lines.iter_rows(named=True)
+        (*_line_cells(row, currency), f"{row['peak_rps']:,}")
+        for row in report.lines.iter_rows(named=True)
     ]
-    total = ("total", "", f"{report.calls:,}", f"{report.units:,}", f"{report.amount:,.2f}", "", "")
+    amount = _money(report.amount, currency)
+    total = ("total", "", f"{report.calls:,}", f"{report.units:,}", amount, "", "")
     # Numbers are never cut: each numeric column is as wide as its widest cell; the name
     # column takes what is left of the terminal, and long names end in an ellipsis.
     widths = [max(len(cells[i]) for cells in [*rows, total]) for i in range(len(total))]
@@ -381,8 +398,7 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
     table.add_row(*total)
     console.print(table, markup=False)
     console.print(
-        f"account cost (exact) {report.account_cost} {currency}; billed total "
-        f"{report.amount:,.2f} {currency}",
+        f"account cost (exact) {report.account_cost} {currency}; billed total {amount} {currency}",
         highlight=False,
     )
     _print_overhead(console, report.overhead, report.account_cost, currency)
@@ -390,7 +406,7 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
     if un.calls:
         console.print(
             f"[yellow]unattributed[/]: {un.calls:,} calls, {un.units:,} units "
-            f"({un.unit_share * 100:.2f} % of units), {un.amount:,.2f} {currency}",
+            f"({un.unit_share * 100:.2f} % of units), {_money(un.amount, currency)} {currency}",
             highlight=False,
         )
     else:
@@ -424,6 +440,6 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
             f"{row['near_edge_calls']:,}",
             f"{row['units_saved']:,}",
             f"{100 * row['units_saved'] / row['units']:.1f} %" if row["units"] else "",
-            f"{row['cost_saved']:,.2f}",
+            _money(row["cost_saved"], currency),
         )
     console.print(edges, markup=False)

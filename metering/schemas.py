@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 TS = pl.Datetime("ms", "UTC")
 Schema = dict[str, pl.DataType]
+# A rounded amount (the warehouse's store.schema.AMOUNT): to its currency's minor unit, 0
+# to 4 decimals (rate.money); an exact cost is Decimal(38, 12).
+AMOUNT_DIGITS = (20, 4)  # precision, scale
+AMOUNT = pl.Decimal(*AMOUNT_DIGITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,9 +352,9 @@ INVOICE: dict[str, pl.DataType] = {
     "meter_units": pl.Int64(),
     "request_variance": pl.Decimal(38, 6),
     "request_variance_pct": pl.Decimal(38, 4),
-    "invoiced_net_cost": pl.Decimal(18, 2),
-    "modelled_cost": pl.Decimal(18, 2),
-    "cost_variance": pl.Decimal(18, 2),
+    "invoiced_net_cost": AMOUNT,
+    "modelled_cost": AMOUNT,
+    "cost_variance": AMOUNT,
     "cost_variance_pct": pl.Decimal(38, 4),
     "usage_cost": pl.Decimal(38, 12),
     "savings_plan_negation": pl.Decimal(38, 12),
@@ -362,7 +366,7 @@ INVOICE: dict[str, pl.DataType] = {
     "currency": pl.Utf8(),
     "lines": pl.Int64(),
     "allocate": pl.Utf8(),
-    "allocated_total": pl.Decimal(18, 2),
+    "allocated_total": AMOUNT,
     "tolerance": pl.Decimal(18, 6),
     "within_tolerance": pl.Boolean(),
     "run_id": pl.Utf8(),
@@ -376,7 +380,7 @@ TENANT_CHARGES: dict[str, pl.DataType] = {
     "month": pl.Utf8(),
     "tenant_id": pl.Utf8(),
     "charge": pl.Utf8(),
-    "amount": pl.Decimal(18, 2),
+    "amount": AMOUNT,
     "driver": pl.Utf8(),
     "share": pl.Decimal(18, 12),
     "run_id": pl.Utf8(),
@@ -393,8 +397,8 @@ SHARED_COSTS: dict[str, pl.DataType] = {
     "driver": pl.Utf8(),
     "lines": pl.Int64(),
     "invoiced_cost": pl.Decimal(38, 12),
-    "allocated": pl.Decimal(18, 2),
-    "unallocated": pl.Decimal(18, 2),
+    "allocated": AMOUNT,
+    "unallocated": AMOUNT,
     "unallocated_lines": pl.Int64(),
     "unallocated_resources": pl.Utf8(),
     "daily_lines": pl.Int64(),

@@ -294,15 +294,18 @@ def _moment(text: str) -> datetime:
     return datetime(2026, int(month), int(day), int(hour or 0))
 
 
-def shared_frame(format: str = "cur2") -> pl.DataFrame:
-    """SHARED_LINES as CUR 2.0 (or AWS's FOCUS 1.0 export) columns and types."""
-    lines = SHARED_LINES
+def shared_frame(
+    format: str = "cur2", currency: str = "USD", scale: Decimal = Decimal(1)
+) -> pl.DataFrame:
+    """SHARED_LINES as CUR 2.0 (or AWS's FOCUS 1.0 export) columns and types, their costs
+    times ``scale`` in ``currency``."""
+    lines = [(*line[:6], float(Decimal(str(line[6])) * scale)) for line in SHARED_LINES]
     n = len(lines)
     if format == "focus":
         return pl.DataFrame(
             {
                 "BilledCost": [line[6] for line in lines],
-                "BillingCurrency": ["USD"] * n,
+                "BillingCurrency": [currency] * n,
                 "BillingPeriodStart": [datetime(2026, 10, 1)] * n,
                 "ChargeCategory": [line[1] for line in lines],
                 "ChargePeriodStart": [_moment(line[3]) for line in lines],
@@ -330,7 +333,7 @@ def shared_frame(format: str = "cur2") -> pl.DataFrame:
             "line_item_usage_end_date": [_moment(line[4]) for line in lines],
             "line_item_usage_amount": [line[5] for line in lines],
             "line_item_unblended_cost": [line[6] for line in lines],
-            "line_item_currency_code": ["USD"] * n,
+            "line_item_currency_code": [currency] * n,
             "product_region_code": ["us-east-1"] * n,
         },
         schema_overrides={
@@ -345,10 +348,16 @@ def shared_frame(format: str = "cur2") -> pl.DataFrame:
 
 
 def write_shared_month(
-    folder: Path, form: str = "parquet", format: str = "cur2", body: str = SHARED_COSTS
+    folder: Path,
+    form: str = "parquet",
+    format: str = "cur2",
+    body: str = SHARED_COSTS,
+    currency: str = "USD",
+    scale: Decimal = Decimal(1),
 ) -> Path:
-    """SHARED_CALLS as metering records and SHARED_LINES as the month's export in ``folder``,
-    with a meter.toml that splits the invoiced Data API cost (1.00) and ``body``'s shared
+    """SHARED_CALLS as metering records and SHARED_LINES as the month's export in ``folder``
+    (their costs times ``scale``, in ``currency``: [pricing] currency), with a meter.toml
+    that splits the invoiced Data API cost (1.00 times ``scale``) and ``body``'s shared
     costs; returns the config."""
     from tests.helpers import export_records, record, write_config
 
@@ -362,6 +371,7 @@ def write_shared_month(
         for i, (tenant, cluster, day, req) in enumerate(SHARED_CALLS)
     ]
     export_records(folder / "dynamodb", rows)
-    write_export(folder / "cur", shared_frame(format), form, parts=1)
+    write_export(folder / "cur", shared_frame(format, currency, scale), form, parts=1)
     invoice = f'[invoice]\nuris = ["cur"]\nformat = "{format}"\nallocate = "invoice"\n'
-    return write_config(folder, f"\n{invoice}{body}")
+    pricing = f'[pricing]\ncurrency = "{currency}"\n' if currency != "USD" else ""
+    return write_config(folder, f"\n{pricing}{invoice}{body}")

@@ -176,7 +176,7 @@ def test_a_warehouse_of_schema_6_migrates_and_bills_its_charges(tmp_path: Path) 
     version = "SELECT value FROM meter_meta WHERE key = 'schema_version'"
     assert _rows(config, version) == [("6",)]  # (exports read it as it is)
     result = bill(load_config(config), OCT)
-    assert _rows(config, version) == [("7",)]
+    assert _rows(config, version) == [("8",)]
     assert result.joined_again is None  # meter's SQL changed: the month is joined whole
     charges = _rows(config, "SELECT tenant_id, charge, amount FROM tenant_charges")
     assert {(t, c): a for t, c, a in charges} == CHARGES
@@ -202,3 +202,65 @@ def test_the_sample_shows_the_tie_out_and_its_shared_cost(tmp_path: Path) -> Non
     assert shared["unallocated"] == 0
     finance = list(csv.DictReader(io.StringIO(export(config, OCT, "finance").decode())))
     assert sum(D(row["amount"]) for row in finance) == D("233.72") + result.bill.amount
+
+
+@pytest.mark.parametrize(
+    ("currency", "scale", "places"),
+    [("JPY", D(100), 0), ("KWD", D("0.1"), 3)],  # the same minor units: 42 yen, 0.042 dinars
+)
+def test_shared_costs_in_a_currency_of_0_or_3_decimals(
+    tmp_path: Path, currency: str, scale: Decimal, places: int
+) -> None:
+    """The invoice of the month above in yen (every cost times 100) or in Kuwaiti dinars
+    (times 0.1): the same split in minor units, each charge rounded to the currency's own
+    decimals and written with exactly them in the charges and finance CSVs, FOCUS, --json
+    and the summary."""
+    import json
+
+    config = write_shared_month(tmp_path, currency=currency, scale=scale)
+
+    def text(amount: Decimal) -> str:
+        return f"{amount * scale:.{places}f}"
+
+    done = runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config), "--json"])
+    assert done.exit_code == 0, done.output
+    doc = json.loads(done.stdout)
+    assert {(c["tenant_id"], c["charge"]): c["amount"] for c in doc["charges"]} == {
+        key: text(amount) for key, amount in CHARGES.items()
+    }
+    assert [(s["charge"], s["allocated"], s["unallocated"]) for s in doc["shared_costs"]] == [
+        ("aurora_compute", text(D("10.10")), text(D(0))),
+        ("aurora_io", text(D("0.30")), text(D(0))),
+        ("aurora_storage", text(D("2.00")), text(D("0.75"))),
+    ]
+    stored = _rows(config, "SELECT tenant_id, charge, amount, currency FROM tenant_charges")
+    assert {(t, c): (a, cur) for t, c, a, cur in stored} == {
+        key: (amount * scale, currency) for key, amount in CHARGES.items()
+    }
+
+    month = ["--month", "2026-10", "--config", str(config)]
+    charges = runner.invoke(app, ["export", *month, "--format", "charges"])
+    assert charges.exit_code == 0, charges.output
+    rows = list(csv.DictReader(io.StringIO(charges.output)))
+    assert {(r["tenant_id"], r["charge"]): r["amount"] for r in rows} == {
+        key: text(amount) for key, amount in CHARGES.items()
+    }
+    assert {r["currency"] for r in rows} == {currency}
+    finance = list(
+        csv.DictReader(io.StringIO(export(load_config(config), OCT, "finance").decode()))
+    )
+    assert {row["tenant_id"]: row["amount"] for row in finance} == {
+        tenant: text(total) for tenant, total in TOTALS.items()
+    }
+    focus = list(csv.DictReader(io.StringIO(export(load_config(config), OCT, "focus").decode())))
+    assert {(r["x_TenantId"], r["x_Charge"]): r["EffectiveCost"] for r in focus} == {
+        key: text(amount) for key, amount in CHARGES.items()
+    }
+    assert {(r["BilledCost"], r["BillingCurrency"]) for r in focus} == {(text(D(0)), currency)}
+    shared = [r for r in focus if r["x_Charge"] != "data_api"]
+    assert all(r["ListCost"] == r["ListUnitPrice"] == r["EffectiveCost"] for r in shared)
+
+    summary = runner.invoke(app, ["report", *month], env={"COLUMNS": "120"})
+    assert f"unallocated {text(D('0.75'))} {currency} of aurora_storage" in " ".join(
+        summary.output.split()
+    )

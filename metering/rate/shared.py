@@ -6,9 +6,10 @@ when it lists them: ``collect.invoice``). A line of one day (an hourly or daily 
 split by the tenants' driver on its cluster that day, a line of a longer period by the
 month's; a day without calls of the cluster falls back to the cluster's month. The split is
 the Data API's rule (``rate.carriers``, ``money.allocate``): exact shares, then the tenant
-lines of each charge rounded by the largest remainder, so they sum to the cent to what was
-allocated. A line that cannot be split (its cluster has no call in the month, or it names
-no resource) is unallocated: counted and shown, never spread over the others.
+lines of each charge rounded by the largest remainder to the minor unit of ``[pricing]
+currency`` (``money.minor_units``), so they sum exactly to what was allocated. A line that
+cannot be split (its cluster has no call in the month, or it names no resource) is
+unallocated: counted and shown, never spread over the others.
 """
 
 from __future__ import annotations

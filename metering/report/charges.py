@@ -2,6 +2,7 @@
 charge of a month, the Data API's own line (``data_api``) and each shared cost's share.
 
 A tenant's rows sum to its finance CSV amount; each charge's rows sum to what it allocated.
+Amounts have exactly their currency's decimals (``money.amount_text``).
 Cells follow the finance CSV's rules (``csv_bytes``, ``neutralise``); the same warehouse
 gives the same bytes.
 """
@@ -12,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
 
+from metering.rate.money import amount_text
 from metering.report.finance import csv_bytes, neutralise
 
 COLUMNS = (
@@ -49,7 +51,7 @@ def charges_csv(charges: pl.DataFrame, tenant_month: pl.DataFrame) -> bytes:
                 row["charge"],
                 row["driver"],
                 row["quantity"],
-                str(Decimal(row["amount"]).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)),
+                amount_text(row["amount"], row["currency"]),
                 row["currency"],
                 str((Decimal(row["share"]) * 100).quantize(Decimal("0.0001"), ROUND_HALF_UP)),
                 neutralise(row["clusters"]),

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import polars as pl
 
 from metering.config import DATA_API_CHARGE
+from metering.rate.money import amount_text
 from metering.text import CONTROL
 
 COLUMNS = (
@@ -51,10 +52,6 @@ def csv_bytes(rows: Iterable[Iterable[object]]) -> bytes:
     they are. ``None`` is an empty cell.
     """
     return "".join(",".join(map(_cell, row)) + "\n" for row in rows).encode("utf-8")
-
-
-def _money(value: Decimal) -> str:
-    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 def _pct(share: Decimal) -> str:
@@ -104,7 +101,7 @@ def finance_csv(tenant_month: pl.DataFrame, charges: pl.DataFrame | None = None)
             row["units"],
             row["request_bytes"],
             row["response_bytes"],
-            _money(totals[row["tenant_id"]][0]),
+            amount_text(totals[row["tenant_id"]][0], row["currency"]),
             row["currency"],
             _pct(totals[row["tenant_id"]][1]),
             row["run_id"],

@@ -37,6 +37,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import polars as pl
 
 from metering.config import DATA_API_CHARGE
+from metering.rate.money import amount_text, shown_places
 from metering.report.finance import csv_bytes, neutralise
 from metering.schemas import UNATTRIBUTED
 
@@ -121,22 +122,16 @@ def _timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _money(value: Decimal) -> str:
-    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
 def _pct(share: Decimal) -> str:
     return str((Decimal(share) * 100).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
-def _plain(value: Decimal) -> str:
-    """A decimal in FOCUS's numeric format: no exponent, no trailing zeros past the cent."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0")
-        whole, _, cents = text.partition(".")
-        text = f"{whole}.{cents.ljust(2, '0')}"
-    return text
+def _plain(value: Decimal, places: int) -> str:
+    """A decimal in FOCUS's numeric format: no exponent, no trailing zeros past the
+    currency's minor unit (``places`` decimals: 2 for USD, none for JPY, 3 for KWD)."""
+    whole, _, decimals = format(value, "f").partition(".")
+    decimals = decimals.rstrip("0").ljust(places, "0")
+    return f"{whole}.{decimals}" if decimals else whole
 
 
 def _block(block_bytes: int) -> str:
@@ -165,6 +160,7 @@ def _charges(tenant_month: pl.DataFrame, charges: pl.DataFrame | None) -> list[d
             "share": row["share"],
             "cost_exact": row["cost_exact"],
             "quantity": row["units"],
+            "currency": row["currency"],
             "clusters": "",
         }
         for row in tenant_month.sort("tenant_id").iter_rows(named=True)
@@ -205,7 +201,9 @@ def focus_csv(
     for charge in _charges(tenant_month, charges):
         tenant, name = str(charge["tenant_id"]), str(charge["charge"])
         row = lines_of.get(tenant, {})
-        amount = _money(Decimal(str(charge["amount"])))
+        currency = str(charge["currency"])
+        places = shown_places(currency)
+        amount = amount_text(Decimal(str(charge["amount"])), currency)
         data_api = name == DATA_API_CHARGE
         who = "not attributed to a tenant" if tenant == UNATTRIBUTED else f"of tenant {tenant}"
         driver = str(charge["driver"])
@@ -216,7 +214,7 @@ def focus_csv(
             )
             quantity = Decimal(int(str(charge["quantity"])))
             price = unit_price
-            list_cost = _plain(price * quantity)
+            list_cost = _plain(price * quantity, places)
             pricing_unit = PRICING_UNIT
         else:
             description = (
@@ -233,10 +231,10 @@ def focus_csv(
             f"{TAG_PREFIX}charge": name,
         }
         focus = {
-            "BilledCost": "0.00",
+            "BilledCost": amount_text(Decimal(0), currency),
             "BillingAccountId": neutralise(account_id),
             "BillingAccountName": neutralise(account_name),
-            "BillingCurrency": row.get("currency", ""),
+            "BillingCurrency": currency,
             "BillingPeriodEnd": end,
             "BillingPeriodStart": start,
             "ChargeCategory": "Usage",
@@ -252,7 +250,7 @@ def focus_csv(
             "InvoiceId": "",
             "InvoiceIssuerName": ISSUER,
             "ListCost": list_cost,
-            "ListUnitPrice": _plain(price),
+            "ListUnitPrice": _plain(price, places),
             "PricingCategory": "Standard",
             "PricingQuantity": quantity,
             "PricingUnit": pricing_unit,

@@ -35,6 +35,7 @@ from metering.schemas import (
 from metering.sql import literal
 from metering.store.frames import ArrowStream, polars
 from metering.store.schema import (
+    AMOUNT,
     COUNTER_COLUMNS,
     MIGRATIONS,
     MONTH_TABLES,
@@ -463,7 +464,8 @@ def set_month_state(path: str | Path, month: Month, event: str, by: str, reason:
 
 
 def diff_runs(path: str | Path, month: Month) -> tuple[list[int], pl.DataFrame]:
-    """Per tenant, the last two runs of ``month`` side by side; (their run_seqs, rows)."""
+    """Per tenant, the last two runs of ``month`` side by side; (their run_seqs, rows). The
+    rows' ``currency`` is the newer run's."""
     with connect(path, read_only=True) as con:
         seqs = [
             row[0]
@@ -477,12 +479,13 @@ def diff_runs(path: str | Path, month: Month) -> tuple[list[int], pl.DataFrame]:
             return seqs, pl.DataFrame()
         new, old = seqs
         lines = con.sql(
-            """
+            f"""
             SELECT coalesce(n.tenant_id, o.tenant_id) AS tenant_id,
                    coalesce(o.calls, 0) AS calls_before, coalesce(n.calls, 0) AS calls_after,
                    coalesce(o.units, 0) AS units_before, coalesce(n.units, 0) AS units_after,
-                   coalesce(o.amount, 0)::DECIMAL(18, 2) AS amount_before,
-                   coalesce(n.amount, 0)::DECIMAL(18, 2) AS amount_after
+                   coalesce(o.amount, 0)::{AMOUNT} AS amount_before,
+                   coalesce(n.amount, 0)::{AMOUNT} AS amount_after,
+                   (SELECT any_value(currency) FROM bill_runs WHERE run_seq = $new) AS currency
             FROM (SELECT * FROM run_lines WHERE run_seq = $new) n
             FULL OUTER JOIN (SELECT * FROM run_lines WHERE run_seq = $old) o USING (tenant_id)
             ORDER BY tenant_id

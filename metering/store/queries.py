@@ -16,6 +16,7 @@ import polars as pl
 from metering.month import Month
 from metering.store import connect, month_state
 from metering.store.frames import polars
+from metering.store.schema import AMOUNT
 
 __all__ = [
     "PARQUET_TABLES",
@@ -127,7 +128,7 @@ def month_changes(path: str | Path, month: Month) -> pl.DataFrame:
     """
     return _frame(
         path,
-        """
+        f"""
         WITH cur AS (
             SELECT tenant_id, tenant_name, registered, amount, cost_exact FROM tenant_month
             WHERE month = $month
@@ -138,8 +139,8 @@ def month_changes(path: str | Path, month: Month) -> pl.DataFrame:
             SELECT coalesce(cur.tenant_id, prev.tenant_id) AS tenant_id,
                    coalesce(cur.tenant_name, prev.tenant_name) AS tenant_name,
                    coalesce(cur.registered, prev.registered) AS registered,
-                   coalesce(prev.amount, 0)::DECIMAL(18, 2) AS previous_amount,
-                   coalesce(cur.amount, 0)::DECIMAL(18, 2) AS amount,
+                   coalesce(prev.amount, 0)::{AMOUNT} AS previous_amount,
+                   coalesce(cur.amount, 0)::{AMOUNT} AS amount,
                    coalesce(prev.cost_exact, 0)::DECIMAL(38, 12) AS previous_cost_exact,
                    coalesce(cur.cost_exact, 0)::DECIMAL(38, 12) AS cost_exact,
                    prev.tenant_id IS NULL AS new,
@@ -148,7 +149,7 @@ def month_changes(path: str | Path, month: Month) -> pl.DataFrame:
             WHERE EXISTS (SELECT 1 FROM prev)
         )
         SELECT tenant_id, tenant_name, registered, previous_amount, amount,
-               (amount - previous_amount)::DECIMAL(18, 2) AS change,
+               (amount - previous_amount)::{AMOUNT} AS change,
                previous_cost_exact, cost_exact,
                (cost_exact - previous_cost_exact)::DECIMAL(38, 12) AS change_exact,
                CASE WHEN previous_amount > 0
