@@ -14,9 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from metering.config import DATA_API_CHARGE
 from metering.outputs import MonthReport
 from metering.overhead import Overhead
 from metering.rate.money import amount_text, shown_places
+from metering.report.finance import tenant_totals
 from metering.schemas import MONTH_ROW, BillResult
 from metering.text import printable
 
@@ -43,22 +45,39 @@ def _line_cells(row: dict[str, Any], currency: str) -> tuple[Text | str, ...]:
     )
 
 
+def _with_shared(lines: pl.DataFrame, charges: pl.DataFrame) -> dict[str, Decimal] | None:
+    """Each tenant's total over all its charges (the finance CSV's amount), when the month
+    has shared costs; else None (the amount is the Data API line's)."""
+    if not charges.height or charges["charge"].is_in([DATA_API_CHARGE]).all():
+        return None
+    return {tenant: amount for tenant, (amount, _) in tenant_totals(lines, charges).items()}
+
+
+def _total(totals: dict[str, Decimal], currency: str) -> str:
+    return f"{_money(sum(totals.values(), Decimal(0)), currency)} {currency}"
+
+
 def bill_summary(result: BillResult, console: Console | None = None) -> None:
     """The summary ``meter bill`` prints: lines, totals, counters, quarantine, warehouse."""
     console = console or Console()
     bill = result.bill
     table = Table(title=f"meter bill {result.month}  (run {result.run_id})", title_justify="left")
+    totals = _with_shared(result.tenant_month, result.charges)
     for name, justify in (
         ("tenant", "left"), ("name", "left"), ("calls", "right"), ("units", "right"),
         ("amount", "right"), ("share", "right"),
     ):  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    if totals is not None:
+        table.add_column("all charges", justify="right")
     for row in result.tenant_month.iter_rows(named=True):
-        table.add_row(*_line_cells(row, bill.currency))
+        shared = () if totals is None else (_money(totals[row["tenant_id"]], bill.currency),)
+        table.add_row(*_line_cells(row, bill.currency), *shared)
     table.add_section()
+    whole = () if totals is None else (_total(totals, bill.currency),)
     table.add_row(
         "total", "", f"{result.tenant_month['calls'].sum():,}", f"{bill.total_units:,}",
-        f"{_money(bill.amount, bill.currency)} {bill.currency}", "",
+        f"{_money(bill.amount, bill.currency)} {bill.currency}", "", *whole,
     )  # fmt: skip
     console.print(table)
     counters = result.counters.as_dict()
@@ -376,20 +395,28 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
         ),
         title_justify="left",
     )
+    totals = _with_shared(report.lines, report.charges)
     rows = [
-        (*_line_cells(row, currency), f"{row['peak_rps']:,}")
+        (
+            *_line_cells(row, currency),
+            f"{row['peak_rps']:,}",
+            *(() if totals is None else (_money(totals[row["tenant_id"]], currency),)),
+        )
         for row in report.lines.iter_rows(named=True)
     ]
     amount = _money(report.amount, currency)
-    total = ("total", "", f"{report.calls:,}", f"{report.units:,}", amount, "", "")
+    total: tuple[str, ...] = ("total", "", f"{report.calls:,}", f"{report.units:,}", amount, "", "")
+    headers: tuple[str, ...] = ("tenant", "name", "calls", "units", "amount", "share", "peak/s")
+    if totals is not None:
+        total += (_money(sum(totals.values(), Decimal(0)), currency),)
+        headers += ("all charges",)
     # Numbers are never cut: each numeric column is as wide as its widest cell; the name
     # column takes what is left of the terminal, and long names end in an ellipsis.
     widths = [max(len(cells[i]) for cells in [*rows, total]) for i in range(len(total))]
-    headers = ("tenant", "name", "calls", "units", "amount", "share", "peak/s")
     widths = [max(w, len(h)) for w, h in zip(widths, headers, strict=True)]
     spare = console.width - sum(widths) + widths[1] - 3 * len(headers) - 1
     table.add_column("tenant", no_wrap=True, min_width=widths[0])
-    table.add_column("name", overflow="ellipsis", no_wrap=True, max_width=max(8, spare))
+    table.add_column("name", overflow="ellipsis", no_wrap=True, max_width=max(5, spare))
     for name, width in zip(headers[2:], widths[2:], strict=True):
         table.add_column(name, justify="right", no_wrap=True, min_width=width)
     for cells in rows:

@@ -121,13 +121,24 @@ def test_the_charges_export_and_the_summary(tmp_path: Path) -> None:
         "acme:data_api",
     ]
     assert {(r["tenant_id"], r["charge"]): D(r["amount"]) for r in rows} == CHARGES
-    report = runner.invoke(app, ["report", "--month", "2026-10", "--config", str(config)])
+    report = runner.invoke(
+        app, ["report", "--month", "2026-10", "--config", str(config)], env={"COLUMNS": "120"}
+    )
     assert "unallocated 0.75" in " ".join(report.output.split())
+    # Both tables show, beside the Data API line, each tenant's total over its charges: the
+    # finance CSV's amount (a column only a month with shared costs has).
+    for output in (summary, " ".join(report.output.split())):
+        assert "all charges" in output
+        for tenant, total in TOTALS.items():
+            assert f"{tenant} " in output and f" {total} " in output
+        assert f" {sum(TOTALS.values())} " in output
 
 
 def test_without_shared_costs_the_charges_are_the_data_api_lines(tmp_path: Path) -> None:
     config = write_shared_month(tmp_path, body="")
-    bill(load_config(config), OCT)
+    done = runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    assert "all charges" not in done.output  # the amount column is the whole charge
     charges = _rows(config, "SELECT tenant_id, charge, amount FROM tenant_charges")
     assert {(t, c): a for t, c, a in charges} == {
         key: amount for key, amount in CHARGES.items() if key[1] == "data_api"
