@@ -40,6 +40,7 @@ _HOMES = {
     "WarehouseBusyError": "metering.errors",
     "WarehouseError": "metering.errors",
     "alt_text": "metering.report.charts",
+    "amount_text": "metering.rate.money",
     "bill": "metering.pipeline",
     "billed_months": "metering.outputs",
     "call_rates": "metering.outputs",
@@ -49,6 +50,7 @@ _HOMES = {
     "export": "metering.outputs",
     "health": "metering.period",
     "load_config": "metering.config",
+    "minor_units": "metering.rate.money",
     "month_changes": "metering.outputs",
     "month_report": "metering.outputs",
     "month_trend": "metering.outputs",
@@ -84,6 +86,7 @@ __all__ = [
     "WarehouseError",
     "__version__",
     "alt_text",
+    "amount_text",
     "bill",
     "billed_months",
     "call_rates",
@@ -93,6 +96,7 @@ __all__ = [
     "export",
     "health",
     "load_config",
+    "minor_units",
     "month_changes",
     "month_report",
     "month_trend",
@@ -154,6 +158,7 @@ if TYPE_CHECKING:
     from metering.pipeline import bill
     from metering.publish import Published
     from metering.rate import Bill
+    from metering.rate.money import amount_text, minor_units
     from metering.report.charts import (
         alt_text,
         plot_cost_per_tenant,

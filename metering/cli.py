@@ -300,8 +300,9 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="finance (CSV), focus (FinOps FOCUS 1.x CSV) or parquet (tenant_month, "
-            "tenant_day and calls, for BI and dbt: a folder).",
+            help="finance (CSV), charges (CSV: each tenant's charges), focus (FinOps FOCUS "
+            "1.2 CSV) or parquet (tenant_month, tenant_day and calls, for BI and dbt: a "
+            "folder).",
         ),
     ] = "finance",
     out: Annotated[
@@ -310,7 +311,7 @@ def export(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Export a billed month: the finance CSV or FinOps FOCUS rows, one per tenant line, or
+    """Export a billed month: the finance CSV, each tenant's charges or FinOps FOCUS rows, or
     its tables as Parquet."""
     with _errors():
         from metering.month import Month
@@ -536,8 +537,9 @@ def sample(
     ] = 120,
     json: JsonOption = False,
 ) -> None:
-    """Generate a realistic sample month: CloudTrail files, a metering-record export, a
-    tenants registry and a meter.toml (the same seed gives the same bytes)."""
+    """Generate a realistic sample month: CloudTrail files, a metering-record export, its AWS
+    invoice (CUR 2.0), a tenants registry and a meter.toml (the same seed gives the same
+    bytes)."""
     with _errors("sample" if json else None):
         from metering.month import Month
         from metering.sample import generate

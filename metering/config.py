@@ -52,7 +52,7 @@ Measure = Literal["request", "response", "request+response", "max"]
 # of 10^8 calls is at most 10^8 * 20 MiB = 2.1e15 units even with 1-byte blocks, or 10^14
 # units of unknown size: far inside BIGINT (9.2e18). A price of at most 10^6 per million
 # is at most 1 per unit, so the month costs at most 2.1e15. The tightest limits, the
-# amounts' DECIMAL(18, 2) (below 10^16) and, for a cost to 12 decimals, Python's 28-digit
+# amounts' DECIMAL(20, 4) (below 10^16) and, for a cost to 12 decimals, Python's 28-digit
 # Decimal context (2.1e27 < 10^28), leave room for about 4x more; DECIMAL(38, 12) far more.
 # At most 6 decimals per million keep a unit's cost, and so the account cost, exact in 12
 # decimals. tests/test_config.py prices that extreme month.
@@ -120,7 +120,7 @@ class Tier(_Strict):
 
 
 class PricingConfig(_Strict):
-    currency: StrictStr = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    currency: StrictStr = "USD"  # ISO 4217, with a minor unit (rate.money.currency_problem)
     block_bytes: StrictInt = Field(default=32768, ge=1, le=MAX_BLOCK_BYTES)
     measure: Measure = "request+response"
     unknown_size_units: StrictInt = Field(default=1, ge=1, le=MAX_UNKNOWN_SIZE_UNITS)
@@ -130,6 +130,16 @@ class PricingConfig(_Strict):
         Tier(up_to=1_000_000_000, per_million=Decimal("0.35")),
         Tier(per_million=Decimal("0.20")),
     )
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_4217(cls, code: str) -> str:
+        from metering.rate.money import currency_problem  # (rate imports this module)
+
+        problem = currency_problem(code)
+        if problem is not None:
+            raise ValueError(problem)
+        return code
 
     @field_validator("tiers")
     @classmethod
@@ -395,6 +405,57 @@ class EngineConfig(_Strict):
         return conf
 
 
+# What a shared cost is split by (SPEC 8): each tenant's billed units, billed calls, or the
+# bytes its calls were billed on ([pricing] measure; a call of unknown size counts none).
+Driver = Literal["units", "calls", "bytes"]
+# The charge name of the Data API's own line among a tenant's charges (tenant_charges).
+DATA_API_CHARGE = "data_api"
+_CHARGE_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+class SharedCostConfig(_Strict):
+    """A ``[[shared_costs]]`` entry: other RDS lines of the tenants' clusters, split over
+    the tenants by their share of ``driver`` (README, "Shared costs")."""
+
+    name: StrictStr
+    usage_types: tuple[StrictStr, ...] = Field(min_length=1)
+    clusters: tuple[StrictStr, ...] = ()  # cluster ARNs; empty: the clusters the calls name
+    driver: Driver = "units"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _CHARGE_NAME.fullmatch(name) or name == DATA_API_CHARGE:
+            raise ValueError(
+                f"name {name!r} must be lower-case letters, digits and _ (starting with a "
+                f'letter, at most 63), and not "{DATA_API_CHARGE}" (the Data API\'s own '
+                'charge); e.g. name = "aurora_compute"'
+            )
+        return name
+
+    @field_validator("usage_types")
+    @classmethod
+    def _patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in patterns:
+            if not pattern.strip("%_"):
+                raise ValueError(
+                    f"usage type pattern {pattern!r} matches every usage type; name the "
+                    'cost\'s, e.g. "%Aurora:ServerlessV2Usage%"'
+                )
+        return patterns
+
+    @field_validator("clusters")
+    @classmethod
+    def _arns(cls, clusters: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in clusters:
+            if not re.fullmatch(r"arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:cluster:[^\s]+", arn):
+                raise ValueError(
+                    f"{arn!r} is not a cluster ARN (arn:aws:rds:REGION:ACCOUNT:cluster:NAME, "
+                    "as the Data API calls name it)"
+                )
+        return clusters
+
+
 class Config(_Strict):
     warehouse: WarehouseConfig = WarehouseConfig()
     pricing: PricingConfig = PricingConfig()
@@ -404,6 +465,7 @@ class Config(_Strict):
     publish: PublishConfig = PublishConfig()
     overhead: OverheadConfig = OverheadConfig()
     invoice: InvoiceConfig | None = None
+    shared_costs: tuple[SharedCostConfig, ...] = ()
     engine: EngineConfig = EngineConfig()
 
     _path: Path | None = PrivateAttr(default=None)
@@ -413,6 +475,19 @@ class Config(_Strict):
     def _some_source(self) -> Config:
         if self.sources.cloudtrail is None and self.sources.metering is None:
             raise ValueError("configure [sources.cloudtrail], [sources.metering] or both")
+        return self
+
+    @model_validator(mode="after")
+    def _shared_costs(self) -> Config:
+        if self.shared_costs and self.invoice is None:
+            raise ValueError(
+                "[[shared_costs]] split lines of the AWS invoice: configure [invoice] uris "
+                "(AWS Data Exports) too"
+            )
+        names = [entry.name for entry in self.shared_costs]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"[[shared_costs]] names {', '.join(twice)} more than once")
         return self
 
     @property

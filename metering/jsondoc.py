@@ -2,7 +2,8 @@
 BI jobs (README "Machine-readable output").
 
 Every document has ``command`` and ``exit_code``; amounts and exact costs are strings (exact
-decimals: parse them as decimals, never as floats), counts are integers, times ISO-8601 in
+decimals: parse them as decimals, never as floats), a rounded amount with exactly its
+currency's decimals (``rate.money.amount_text``); counts are integers, times ISO-8601 in
 UTC, paths absolute. Keys are only ever added.
 """
 
@@ -16,7 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metering.schemas import Counters
+from metering.rate.money import amount_text
+from metering.schemas import AMOUNT, Counters
 
 if TYPE_CHECKING:
     import polars as pl
@@ -45,10 +47,17 @@ def _plain(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not part of a JSON document")
 
 
-def _rows(frame: pl.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
-    """``frame``'s rows as objects, of those of ``columns`` it has (``dumps`` writes their
-    decimals as text)."""
-    return frame.select([c for c in columns if c in frame.columns]).to_dicts()
+def _rows(frame: pl.DataFrame, columns: Sequence[str], currency: str) -> list[dict[str, Any]]:
+    """``frame``'s rows as objects, of those of ``columns`` it has: its rounded amounts
+    (columns of the ``AMOUNT`` type) as text with ``currency``'s decimals; ``dumps`` writes
+    the other decimals as text."""
+    rows = frame.select([c for c in columns if c in frame.columns]).to_dicts()
+    amounts = [c for c, dtype in frame.schema.items() if dtype == AMOUNT and c in columns]
+    for row in rows:
+        for column in amounts:
+            if row[column] is not None:
+                row[column] = amount_text(row[column], currency)
+    return rows
 
 
 def _quarantine(entries: Sequence[QuarantineEntry]) -> dict[str, Any]:
@@ -81,68 +90,75 @@ LINE_COLUMNS = (
 def bill(result: BillResult) -> dict[str, Any]:
     """``meter bill --json``."""
     conflicts = result.conflicts
+    currency = result.bill.currency
     return {
         "command": "bill",
         "exit_code": result.exit_code,
         "month": str(result.month),
         "run_id": result.run_id,
         "warehouse": str(Path(result.warehouse).resolve()),
-        "currency": result.bill.currency,
+        "currency": currency,
         "account_cost": result.bill.account_cost,
-        "amount": result.bill.amount,
+        "amount": amount_text(result.bill.amount, currency),
         "total_units": result.bill.total_units,
         "counters": result.counters.as_dict(),
-        "lines": _rows(result.tenant_month, LINE_COLUMNS),
+        "lines": _rows(result.tenant_month, LINE_COLUMNS, currency),
         "unregistered_tenants": list(result.unregistered),
         "quarantine": _quarantine(result.quarantine),
         "conflicts": {
             "count": conflicts.height,
-            "listed": _rows(conflicts.head(LISTED), ("request_id", "event_id", "reason")),
+            "listed": _rows(conflicts.head(LISTED), ("request_id", "event_id", "reason"), currency),
         },
         "reconciliation": _rows(
             result.reconciliation,
             ("day", "matched", "cloudtrail_only", "metering_only", "error_disagreements"),
+            currency,
         ),
         "overhead": _overhead(result.overhead),
-        "invoice": _rows(result.invoice, tuple(result.invoice.columns)),
+        "invoice": _rows(result.invoice, tuple(result.invoice.columns), currency),
         "input_files": {
             "decoded": result.decoded_files,
             "reused": result.reused_files,
             "calls_joined_again": result.joined_again,
         },
+        "charges": _rows(result.charges, tuple(result.charges.columns), currency),
+        "shared_costs": _rows(result.shared_costs, tuple(result.shared_costs.columns), currency),
         "calls": result.calls_at,
     }
 
 
 def report(result: MonthReport) -> dict[str, Any]:
     """``meter report --json``."""
-    run = result.run
+    run, currency = result.run, result.currency
     return {
         "command": "report",
         "exit_code": 0,
         "month": str(result.month),
         "run_id": run.get("run_id"),
-        "currency": result.currency,
+        "currency": currency,
         "account_cost": result.account_cost,
-        "amount": result.amount,
+        "amount": amount_text(result.amount, currency),
         "calls": result.calls,
         "units": result.units,
         "counters": {f.name: run.get(f.name) for f in fields(Counters) if f.name in run},
-        "lines": _rows(result.lines, LINE_COLUMNS),
-        "edge_savings": _rows(result.savings, tuple(result.savings.columns)),
+        "lines": _rows(result.lines, LINE_COLUMNS, currency),
+        "edge_savings": _rows(result.savings, tuple(result.savings.columns), currency),
         "overhead": _overhead(result.overhead),
-        "invoice": _rows(result.invoice, tuple(result.invoice.columns)),
+        "invoice": _rows(result.invoice, tuple(result.invoice.columns), currency),
+        "charges": _rows(result.charges, tuple(result.charges.columns), currency),
+        "shared_costs": _rows(result.shared_costs, tuple(result.shared_costs.columns), currency),
     }
 
 
 def diff(month: str, runs: Sequence[int], frame: pl.DataFrame, exit_code: int) -> dict[str, Any]:
-    """``meter diff --json``."""
+    """``meter diff --json`` (amounts with the decimals of the newer run's currency)."""
+    currency = str(frame["currency"][0]) if frame.height else ""
     return {
         "command": "diff",
         "exit_code": exit_code,
         "month": month,
         "runs": list(runs),
-        "tenants": _rows(frame, tuple(frame.columns)),
+        "tenants": _rows(frame, tuple(frame.columns), currency),
     }
 
 

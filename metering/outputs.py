@@ -15,24 +15,42 @@ from metering.config import Config
 from metering.month import Month
 from metering.overhead import Overhead
 from metering.rate import measured_bytes
-from metering.schemas import UNATTRIBUTED, Progress, decimal_column
+from metering.schemas import AMOUNT_DIGITS, UNATTRIBUTED, Progress, decimal_column
 
 
 def export(config: Config, month: Month, format: str) -> bytes:
-    """A billed month as export bytes (``finance`` CSV or FinOps ``focus`` CSV)."""
+    """A billed month as export bytes (``finance`` CSV, ``charges`` CSV or FinOps ``focus``
+    CSV)."""
     from metering.errors import UsageError
-    from metering.report import finance_csv
+    from metering.report import charges_csv, finance_csv
+    from metering.store.queries import charge_rows
 
-    if format not in ("finance", "focus"):
-        raise UsageError(f"--format {format!r}: choose finance, focus or parquet")
+    if format not in ("finance", "charges", "focus"):
+        raise UsageError(f"--format {format!r}: choose finance, charges, focus or parquet")
     rows = _billed_lines(config, month)
+    charges, _ = charge_rows(config.warehouse.path, month)
     if format == "finance":
-        return finance_csv(rows)
+        return finance_csv(rows, charges)
+    if format == "charges":
+        if charges.is_empty():
+            raise UsageError(
+                f"{month} was billed before meter kept charges (schema 7); bill it again: "
+                f"`{config.command(f'meter bill --month {month}')}`"
+            )
+        return charges_csv(charges, rows)
     from metering.report import focus_csv
     from metering.store.queries import tenant_attribution
 
     attribution = tenant_attribution(config.warehouse.path, month)
-    return focus_csv(rows, attribution, (month.start, month.end), config.pricing.block_bytes)
+    pricing = config.pricing
+    return focus_csv(
+        rows,
+        attribution,
+        (month.start, month.end),
+        pricing.block_bytes,
+        charges=charges,
+        unit_price=pricing.tiers[0].per_million / 1_000_000,
+    )
 
 
 def export_parquet(config: Config, month: Month, folder: Path) -> list[Path]:
@@ -55,6 +73,8 @@ class MonthReport:
     block_bytes: int
     margin_bytes: int
     invoice: pl.DataFrame = field(default_factory=pl.DataFrame)  # the tie-out (no rows: none)
+    charges: pl.DataFrame = field(default_factory=pl.DataFrame)  # tenant_charges rows
+    shared_costs: pl.DataFrame = field(default_factory=pl.DataFrame)  # shared_costs rows
 
     @property
     def currency(self) -> str:
@@ -122,8 +142,8 @@ def _billed_lines(config: Config, month: Month) -> pl.DataFrame:
 def month_report(config: Config, month: Month) -> MonthReport:
     """A billed month's lines, totals, unattributed share and payload-edge savings."""
     from metering.rate.edges import default_margin, edge_savings
-    from metering.rate.money import worth
-    from metering.store.queries import billed_run, invoice_rows, payload_sizes
+    from metering.rate.money import shown_places, worth
+    from metering.store.queries import billed_run, charge_rows, invoice_rows, payload_sizes
 
     lines = _billed_lines(config, month)
     path = config.warehouse.path
@@ -135,12 +155,16 @@ def month_report(config: Config, month: Month) -> MonthReport:
     )
     total_units = int(str(run.get("total_units", 0)))
     cost = Decimal(str(run.get("account_cost", 0)))
-    saved_cost = [worth(units, cost, total_units) for units in savings["units_saved"]]
+    places = shown_places(str(run.get("currency") or pricing.currency))  # the bill's
+    saved_cost = [worth(units, cost, total_units, places) for units in savings["units_saved"]]
     savings = savings.join(
         lines.select("tenant_id", "tenant_name"), on="tenant_id", how="left", maintain_order="left"
-    ).with_columns(cost_saved=decimal_column(saved_cost, 18, 2))
+    ).with_columns(cost_saved=decimal_column(saved_cost, *AMOUNT_DIGITS))
     invoice = invoice_rows(path, month)
-    return MonthReport(month, run, lines, savings, pricing.block_bytes, margin, invoice)
+    charges, shared = charge_rows(path, month)
+    return MonthReport(
+        month, run, lines, savings, pricing.block_bytes, margin, invoice, charges, shared
+    )
 
 
 def chart(

@@ -24,7 +24,7 @@ from metering.config import Config
 from metering.errors import ConfigError, EmptyMonthError, WarehouseError
 from metering.month import Month
 from metering.period import who
-from metering.rate import price, profile, select, tieout
+from metering.rate import price, profile, select, shared, tieout
 from metering.rate.money import account_cost, minor_units
 from metering.schemas import (
     EVENTS,
@@ -298,6 +298,7 @@ def _rate(
         reconciliation=engine.frame(profile.reconciliation(calls)),
         conflicts=engine.frame(select.conflicts(calls)),
         evidence=engine.frame(overhead.counts(calls, events)).row(0, named=True),
+        drivers=engine.frame(shared.cluster_drivers(calls, config)),
     )
     return priced(config, month, inputs, run_id, sums, allow_empty)
 
@@ -318,12 +319,16 @@ def priced(
     lines, unregistered = profile.cost_profile(totals, the_bill, registry)
     days = profile.day_costs(sums.days, the_bill)
     quarantine = sorted(inputs.both.quarantine, key=lambda q: (q.source_uri, q.locator, q.reason))
+    tenant_month = _of(lines, month, run_id)
+    drivers = sums.drivers
+    invoiced_lines = inputs.invoice.shared if inputs.invoice is not None else []
+    charges = shared.charges(config, str(month), tenant_month, invoiced_lines, drivers, run_id)
     return BillResult(
         month,
         run_id,
         Path(config.warehouse.path),
         the_bill,
-        _of(lines, month, run_id),
+        tenant_month,
         counters,
         quarantine,
         unregistered,
@@ -332,6 +337,8 @@ def priced(
         reconciliation=_of(sums.reconciliation, month),
         overhead=_overhead(config, sums.evidence),
         invoice=_tie_out(config, month, inputs, run_id, the_bill.total_units, the_bill.amount),
+        charges=charges.tenant_charges,
+        shared_costs=charges.shared_costs,
     )
 
 

@@ -27,9 +27,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from metering.errors import PublishBusyError, PublishError
+from metering.rate.money import amount_text
 from metering.rls import SETTING, quote_ident, redacted, rls_statements
 
 if TYPE_CHECKING:
@@ -48,7 +50,7 @@ _DDL = {
             units bigint NOT NULL,
             request_bytes bigint NOT NULL,
             response_bytes bigint NOT NULL,
-            amount numeric(18, 2) NOT NULL,
+            amount numeric NOT NULL,
             currency text NOT NULL,
             share numeric(18, 12) NOT NULL,
             peak_rps bigint NOT NULL,
@@ -133,12 +135,18 @@ class Published:
     changed: list[str] = field(default_factory=list)  # tenants whose lines changed
 
 
+def _amount(amount: Decimal, currency: str) -> Decimal:
+    """A line's amount with exactly its currency's decimals (``numeric`` keeps them:
+    ``amount::text`` is 9.20 in USD, 920 in JPY, 9.200 in KWD)."""
+    return Decimal(amount_text(amount, currency))
+
+
 def _lines(usage: MonthUsage) -> dict[str, list[Any]]:
     """Per tenant: calls, units and amount (as text), as ``publications`` keeps them."""
     return {
-        str(tenant): [int(calls), int(units), str(amount)]
-        for tenant, calls, units, amount in usage.tenants.select(
-            "tenant_id", "calls", "units", "amount"
+        str(tenant): [int(calls), int(units), str(_amount(amount, currency))]
+        for tenant, calls, units, amount, currency in usage.tenants.select(
+            "tenant_id", "calls", "units", "amount", "currency"
         ).iter_rows()
     }
 
@@ -148,9 +156,18 @@ def _create(cur: Any, schema: str, role: str) -> None:
     exists = cur.execute(
         "SELECT to_regclass(%s) IS NOT NULL", (f"{quote_ident(schema)}.publications",)
     ).fetchone()
-    if exists and exists[0]:
-        return
     target = quote_ident(schema)
+    if exists and exists[0]:
+        scale = cur.execute(
+            "SELECT numeric_scale FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'tenant_month' AND column_name = 'amount'",
+            (schema,),
+        ).fetchone()
+        if scale and scale[0] is not None:
+            # Made by a meter that kept amounts to 2 places (numeric(18, 2)): widened to
+            # keep each currency's own decimals (a catalog change: no row is rewritten).
+            cur.execute(f"ALTER TABLE {target}.tenant_month ALTER COLUMN amount TYPE numeric")
+        return
     cur.execute(f"CREATE SCHEMA IF NOT EXISTS {target}")
     for ddl in _DDL.values():
         cur.execute(ddl.format(schema=target))
@@ -170,6 +187,7 @@ def _rows(usage: MonthUsage, provisional: bool, now: datetime) -> Rows:
     month = str(usage.month)
     out: Rows = {t: {} for t in TENANT_TABLES}
     for row in usage.tenants.iter_rows(named=True):
+        row["amount"] = _amount(row["amount"], row["currency"])
         values = [month, *(row[c] for c in _COLUMNS["tenant_month"][1:11])]
         out["tenant_month"].setdefault(row["tenant_id"], []).append(
             [*values, usage.run_id, provisional, now]

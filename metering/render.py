@@ -14,9 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from metering.config import DATA_API_CHARGE
 from metering.outputs import MonthReport
 from metering.overhead import Overhead
-from metering.rate.money import minor_units
+from metering.rate.money import amount_text, shown_places
+from metering.report.finance import tenant_totals
 from metering.schemas import MONTH_ROW, BillResult
 from metering.text import printable
 
@@ -26,16 +28,33 @@ def _outside(text: str) -> Text:
     return Text(printable(text))
 
 
-def _line_cells(row: dict[str, Any]) -> tuple[Text | str, ...]:
+def _money(amount: Decimal, currency: str) -> str:
+    """A rounded amount with its currency's decimals and thousands separators."""
+    return amount_text(amount, currency, grouped=True)
+
+
+def _line_cells(row: dict[str, Any], currency: str) -> tuple[Text | str, ...]:
     """A tenant line as bill and report print it: tenant, name, calls, units, amount, share."""
     return (
         _outside(row["tenant_id"]),
         _outside(row["tenant_name"]),
         f"{row['calls']:,}",
         f"{row['units']:,}",
-        f"{row['amount']:,.2f}",
+        _money(row["amount"], currency),
         f"{row['share'] * 100:.2f} %",
     )
+
+
+def _with_shared(lines: pl.DataFrame, charges: pl.DataFrame) -> dict[str, Decimal] | None:
+    """Each tenant's total over all its charges (the finance CSV's amount), when the month
+    has shared costs; else None (the amount is the Data API line's)."""
+    if not charges.height or charges["charge"].is_in([DATA_API_CHARGE]).all():
+        return None
+    return {tenant: amount for tenant, (amount, _) in tenant_totals(lines, charges).items()}
+
+
+def _total(totals: dict[str, Decimal], currency: str) -> str:
+    return f"{_money(sum(totals.values(), Decimal(0)), currency)} {currency}"
 
 
 def bill_summary(result: BillResult, console: Console | None = None) -> None:
@@ -43,17 +62,22 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     console = console or Console()
     bill = result.bill
     table = Table(title=f"meter bill {result.month}  (run {result.run_id})", title_justify="left")
+    totals = _with_shared(result.tenant_month, result.charges)
     for name, justify in (
         ("tenant", "left"), ("name", "left"), ("calls", "right"), ("units", "right"),
         ("amount", "right"), ("share", "right"),
     ):  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    if totals is not None:
+        table.add_column("all charges", justify="right")
     for row in result.tenant_month.iter_rows(named=True):
-        table.add_row(*_line_cells(row))
+        shared = () if totals is None else (_money(totals[row["tenant_id"]], bill.currency),)
+        table.add_row(*_line_cells(row, bill.currency), *shared)
     table.add_section()
+    whole = () if totals is None else (_total(totals, bill.currency),)
     table.add_row(
         "total", "", f"{result.tenant_month['calls'].sum():,}", f"{bill.total_units:,}",
-        f"{bill.amount:,.2f} {bill.currency}", "",
+        f"{_money(bill.amount, bill.currency)} {bill.currency}", "", *whole,
     )  # fmt: skip
     console.print(table)
     counters = result.counters.as_dict()
@@ -68,6 +92,7 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
     if result.overhead is not None:
         _print_overhead(console, result.overhead, bill.account_cost, bill.currency)
     tie_out(result.invoice, console)
+    shared_costs(result.shared_costs, console)
     if result.reused_files:
         again = result.joined_again
         kept = "" if again is None else f"; {again:,} calls joined again, the rest kept"
@@ -132,9 +157,9 @@ def overhead_lines(overhead: Overhead | None, account_cost: Decimal, currency: s
             "bill it again to see it)"
         ]
     cloudtrail, dynamodb, total = overhead.rounded(currency)
-    places = minor_units(currency)
     lines = [
-        f"metering overhead, estimated (never billed to tenants): {total:,.{places}f} {currency}"
+        "metering overhead, estimated (never billed to tenants): "
+        f"{_money(total, currency)} {currency}"
     ]
     for name, count, what, amount in (
         ("CloudTrail", overhead.data_events, "data events", cloudtrail),
@@ -143,7 +168,8 @@ def overhead_lines(overhead: Overhead | None, account_cost: Decimal, currency: s
         if count is None:
             lines.append(f"  {name}: not a configured source, not counted")
         else:
-            lines.append(f"  {name}: {count:,} {what}, {amount:,.{places}f} {currency}")
+            money = _money(amount or Decimal(0), currency)
+            lines.append(f"  {name}: {count:,} {what}, {money} {currency}")
     ratio = overhead.ratio(account_cost)
     exact = f"  exact {_exact(overhead.total)} {currency}"
     lines.append(
@@ -194,9 +220,13 @@ def _quantity(value: Decimal) -> str:
     return f"{value.normalize():,f}"
 
 
-def _signed(value: Decimal | int, pct: Decimal | None, money: bool = False) -> str:
-    """A variance and its percentage: ``+27 (+45.00 %)``."""
-    text = f"{value:+,.2f}" if money else f"{Decimal(value).normalize():+,f}"
+def _signed(value: Decimal | int, pct: Decimal | None, currency: str | None = None) -> str:
+    """A variance (an amount in ``currency``, or a count) and its percentage: ``+27
+    (+45.00 %)``."""
+    if currency is not None:
+        text = ("+" if value >= 0 else "") + _money(Decimal(value), currency)
+    else:
+        text = f"{Decimal(value).normalize():+,f}"
     return text if pct is None else f"{text} ({pct:+.2f} %)"
 
 
@@ -223,9 +253,9 @@ def tie_out(frame: pl.DataFrame, console: Console) -> None:
     )
     table.add_row(
         "net cost before tax",
-        f"{month['invoiced_net_cost']:,.2f}",
-        f"{month['modelled_cost']:,.2f}",
-        _signed(month["cost_variance"], month["cost_variance_pct"], money=True),
+        _money(month["invoiced_net_cost"], currency),
+        _money(month["modelled_cost"], currency),
+        _signed(month["cost_variance"], month["cost_variance_pct"], currency),
     )
     console.print(table)
     if len(regions) > 1:
@@ -234,7 +264,7 @@ def tie_out(frame: pl.DataFrame, console: Console) -> None:
                 _outside(
                     "; ".join(
                         f"{row['region'] or '(none)'} {_quantity(row['invoiced_requests'])} "
-                        f"requests, {row['invoiced_net_cost']:,.2f}"
+                        f"requests, {_money(row['invoiced_net_cost'], currency)}"
                         for row in regions
                     )
                 )
@@ -249,16 +279,17 @@ def tie_out(frame: pl.DataFrame, console: Console) -> None:
         ("discounts", "discounts"),
         ("other charges", "other_charges"),
     )
-    made_of = ", ".join(f"{name} {month[key]:,.2f}" for name, key in parts if month[key])
+    places = shown_places(currency)  # (exact sums, shown to the minor unit)
+    made_of = ", ".join(f"{name} {month[key]:,.{places}f}" for name, key in parts if month[key])
     tax = month["tax"] or Decimal(0)
     console.print(
         f"AWS net cost: {made_of or 'no charges'} ({month['lines']:,} Data API lines); tax "
-        f"{tax:,.2f}",
+        f"{tax:,.{places}f}",
         highlight=False,
     )
     if month["allocate"] == "invoice":
         console.print(
-            f"tenant lines split what AWS invoiced: {month['allocated_total']:,.2f} "
+            f"tenant lines split what AWS invoiced: {_money(month['allocated_total'], currency)} "
             f'{currency} (allocate = "invoice")',
             highlight=False,
         )
@@ -269,6 +300,58 @@ def tie_out(frame: pl.DataFrame, console: Console) -> None:
             'block_bytes against AWS\'s meter (README, "Tying out to the AWS invoice")',
             highlight=False,
         )
+
+
+def _figure(value: Decimal | int, currency: str | None) -> str:
+    """A count, or an amount in ``currency``, with thousands separators."""
+    return f"{value:,}" if currency is None else _money(Decimal(value), currency)
+
+
+def shared_costs(frame: pl.DataFrame, console: Console) -> None:
+    """The month's shared costs (the ``shared_costs`` table's rows), when it has any: what
+    AWS invoiced of each, what was split over the tenants, and what could not be."""
+    if frame.is_empty():
+        return
+    rows = frame.to_dicts()
+    currency = rows[0]["currency"]
+    places = shown_places(currency)  # (an exact cost, shown to the minor unit)
+    table = Table(
+        title=f"shared costs, {rows[0]['month']} ({currency}; split by each tenant's driver)",
+        title_justify="left",
+    )
+    for name, justify in (
+        ("charge", "left"), ("driver", "left"), ("lines", "right"), ("AWS invoiced", "right"),
+        ("allocated", "right"), ("unallocated", "right"),
+    ):  # fmt: skip
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(
+            row["charge"],
+            row["driver"],
+            f"{row['lines']:,}",
+            f"{row['invoiced_cost']:,.{places}f}",
+            _money(row["allocated"], currency),
+            _money(row["unallocated"], currency),
+        )
+    console.print(table)
+    for row in rows:
+        if not row["unallocated_lines"]:
+            continue
+        console.print(
+            Text(f"unallocated {_money(row['unallocated'], currency)} {currency}", style="yellow")
+            + Text(f" of {row['charge']}: {row['unallocated_lines']:,} line(s) of ")
+            + _outside(row["unallocated_resources"].replace(",", ", "))
+            + Text(
+                ": no tenant's call to split them by (no call on the cluster this month, or "
+                "no resource named): not spread over the tenants (the shared_costs table)"
+            ),
+            soft_wrap=True,
+        )
+    console.print(
+        "the finance CSV's amounts are each tenant's total over its charges "
+        "(meter export --format charges lists them)",
+        highlight=False,
+    )
 
 
 def run_diff(
@@ -290,15 +373,13 @@ def run_diff(
         moved = False
         for field in ("calls", "units", "amount"):
             before, after = row[f"{field}_before"], row[f"{field}_after"]
-            text = f"{after:,.2f}" if field == "amount" else f"{after:,}"
+            currency = row["currency"] if field == "amount" else None
+            text = _figure(after, currency)
             if before != after:
                 moved = True
                 delta = after - before
-                text = (
-                    f"{before:,} -> {after:,} ({delta:+,})"
-                    if field != "amount"
-                    else (f"{before:,.2f} -> {after:,.2f} ({delta:+,.2f})")
-                )
+                sign = "+" if delta >= 0 else ""
+                text = f"{_figure(before, currency)} -> {text} ({sign}{_figure(delta, currency)})"
             cells.append(text)
         changed += moved
         table.add_row(_outside(row["tenant_id"]), *cells, style="bold yellow" if moved else None)
@@ -317,18 +398,28 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
         ),
         title_justify="left",
     )
+    totals = _with_shared(report.lines, report.charges)
     rows = [
-        (*_line_cells(row), f"{row['peak_rps']:,}") for row in report.lines.iter_rows(named=True)
+        (
+            *_line_cells(row, currency),
+            f"{row['peak_rps']:,}",
+            *(() if totals is None else (_money(totals[row["tenant_id"]], currency),)),
+        )
+        for row in report.lines.iter_rows(named=True)
     ]
-    total = ("total", "", f"{report.calls:,}", f"{report.units:,}", f"{report.amount:,.2f}", "", "")
+    amount = _money(report.amount, currency)
+    total: tuple[str, ...] = ("total", "", f"{report.calls:,}", f"{report.units:,}", amount, "", "")
+    headers: tuple[str, ...] = ("tenant", "name", "calls", "units", "amount", "share", "peak/s")
+    if totals is not None:
+        total += (_money(sum(totals.values(), Decimal(0)), currency),)
+        headers += ("all charges",)
     # Numbers are never cut: each numeric column is as wide as its widest cell; the name
     # column takes what is left of the terminal, and long names end in an ellipsis.
     widths = [max(len(cells[i]) for cells in [*rows, total]) for i in range(len(total))]
-    headers = ("tenant", "name", "calls", "units", "amount", "share", "peak/s")
     widths = [max(w, len(h)) for w, h in zip(widths, headers, strict=True)]
     spare = console.width - sum(widths) + widths[1] - 3 * len(headers) - 1
     table.add_column("tenant", no_wrap=True, min_width=widths[0])
-    table.add_column("name", overflow="ellipsis", no_wrap=True, max_width=max(8, spare))
+    table.add_column("name", overflow="ellipsis", no_wrap=True, max_width=max(5, spare))
     for name, width in zip(headers[2:], widths[2:], strict=True):
         table.add_column(name, justify="right", no_wrap=True, min_width=width)
     for cells in rows:
@@ -337,8 +428,7 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
     table.add_row(*total)
     console.print(table, markup=False)
     console.print(
-        f"account cost (exact) {report.account_cost} {currency}; billed total "
-        f"{report.amount:,.2f} {currency}",
+        f"account cost (exact) {report.account_cost} {currency}; billed total {amount} {currency}",
         highlight=False,
     )
     _print_overhead(console, report.overhead, report.account_cost, currency)
@@ -346,7 +436,7 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
     if un.calls:
         console.print(
             f"[yellow]unattributed[/]: {un.calls:,} calls, {un.units:,} units "
-            f"({un.unit_share * 100:.2f} % of units), {un.amount:,.2f} {currency}",
+            f"({un.unit_share * 100:.2f} % of units), {_money(un.amount, currency)} {currency}",
             highlight=False,
         )
     else:
@@ -358,6 +448,7 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
             highlight=False,
         )
     tie_out(report.invoice, console)
+    shared_costs(report.shared_costs, console)
     block_kib = f"{report.block_bytes / 1024:g} KiB"
     saving = report.savings.filter(report.savings["units_saved"] > 0).head(top)
     if saving.is_empty():
@@ -379,6 +470,6 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
             f"{row['near_edge_calls']:,}",
             f"{row['units_saved']:,}",
             f"{100 * row['units_saved'] / row['units']:.1f} %" if row["units"] else "",
-            f"{row['cost_saved']:,.2f}",
+            _money(row["cost_saved"], currency),
         )
     console.print(edges, markup=False)

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 
 TS = pl.Datetime("ms", "UTC")
 Schema = dict[str, pl.DataType]
+# A rounded amount (the warehouse's store.schema.AMOUNT): to its currency's minor unit, 0
+# to 4 decimals (rate.money); an exact cost is Decimal(38, 12).
+AMOUNT_DIGITS = (20, 4)  # precision, scale
+AMOUNT = pl.Decimal(*AMOUNT_DIGITS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,7 @@ JOINED: dict[str, pl.DataType] = {
     "conflict": pl.Utf8(),  # how copies of the call disagree (null: they do not)
     "tenant_id": pl.Utf8(),
     "attribution": pl.Utf8(),
+    "resource_arn": pl.Utf8(),  # the call's cluster (SPEC 2.1), what shared costs split by
 }
 
 # Every call of JOINED, rated (rate.rated): its units, and whether it is in the month and
@@ -146,6 +151,7 @@ RATED: dict[str, pl.DataType] = {
     "conflict": pl.Utf8(),
     "in_month": pl.Boolean(),
     "billed": pl.Boolean(),
+    "resource_arn": pl.Utf8(),
 }
 
 # One row per billed call, as the warehouse's `calls` view shows it (SPEC 6): the month, its
@@ -157,7 +163,8 @@ CALLS: dict[str, pl.DataType] = {
     **{
         name: dtype
         for name, dtype in RATED.items()
-        if name not in ("error_code", "error_seen_by", "conflict", "in_month", "billed")
+        if name
+        not in ("error_code", "error_seen_by", "conflict", "in_month", "billed", "resource_arn")
     },
 }
 
@@ -345,9 +352,9 @@ INVOICE: dict[str, pl.DataType] = {
     "meter_units": pl.Int64(),
     "request_variance": pl.Decimal(38, 6),
     "request_variance_pct": pl.Decimal(38, 4),
-    "invoiced_net_cost": pl.Decimal(18, 2),
-    "modelled_cost": pl.Decimal(18, 2),
-    "cost_variance": pl.Decimal(18, 2),
+    "invoiced_net_cost": AMOUNT,
+    "modelled_cost": AMOUNT,
+    "cost_variance": AMOUNT,
     "cost_variance_pct": pl.Decimal(38, 4),
     "usage_cost": pl.Decimal(38, 12),
     "savings_plan_negation": pl.Decimal(38, 12),
@@ -359,12 +366,45 @@ INVOICE: dict[str, pl.DataType] = {
     "currency": pl.Utf8(),
     "lines": pl.Int64(),
     "allocate": pl.Utf8(),
-    "allocated_total": pl.Decimal(18, 2),
+    "allocated_total": AMOUNT,
     "tolerance": pl.Decimal(18, 6),
     "within_tolerance": pl.Boolean(),
     "run_id": pl.Utf8(),
 }
 MONTH_ROW = "all"  # the `invoice` table's region of a month's own row
+
+# Each tenant's charges (rate.shared, the `tenant_charges` table): the Data API's line and
+# each shared cost's share; `quantity` is the tenant's driver (units, calls or bytes) on
+# the charge's clusters, `clusters` those clusters (comma-separated ARNs).
+TENANT_CHARGES: dict[str, pl.DataType] = {
+    "month": pl.Utf8(),
+    "tenant_id": pl.Utf8(),
+    "charge": pl.Utf8(),
+    "amount": AMOUNT,
+    "driver": pl.Utf8(),
+    "share": pl.Decimal(18, 12),
+    "run_id": pl.Utf8(),
+    "cost_exact": pl.Decimal(38, 12),
+    "quantity": pl.Int64(),
+    "currency": pl.Utf8(),
+    "clusters": pl.Utf8(),
+}
+# Each [[shared_costs]] entry of a month (the `shared_costs` table): the invoice's lines it
+# took and their exact cost; what was split over the tenants and what could not be.
+SHARED_COSTS: dict[str, pl.DataType] = {
+    "month": pl.Utf8(),
+    "charge": pl.Utf8(),
+    "driver": pl.Utf8(),
+    "lines": pl.Int64(),
+    "invoiced_cost": pl.Decimal(38, 12),
+    "allocated": AMOUNT,
+    "unallocated": AMOUNT,
+    "unallocated_lines": pl.Int64(),
+    "unallocated_resources": pl.Utf8(),
+    "daily_lines": pl.Int64(),
+    "currency": pl.Utf8(),
+    "run_id": pl.Utf8(),
+}
 
 
 @dataclass(slots=True)
@@ -395,6 +435,18 @@ class InvoiceRegion:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SharedLine:
+    """A line of the invoice that a ``[[shared_costs]]`` entry takes (SPEC 8): its cost
+    (every line type but tax, which counts only with ``include_tax``), the resource it names
+    ("" when none) and its day (None: a line of a longer period, split by the month)."""
+
+    charge: str
+    resource_id: str
+    day: str | None  # YYYY-MM-DD
+    cost: Decimal
+
+
 @dataclass(slots=True)
 class Invoice:
     """The month's AmazonRDS lines of AWS Data Exports, summed: the Data API's per region,
@@ -404,6 +456,7 @@ class Invoice:
     regions: dict[str, InvoiceRegion] = field(default_factory=dict)  # "" when unknown
     rds_net: Decimal = Decimal(0)  # every AmazonRDS line of the month but tax
     rds_tax: Decimal = Decimal(0)  # AmazonRDS tax lines without a usage type
+    shared: list[SharedLine] = field(default_factory=list)  # the [[shared_costs]] lines
     accounting: Collected = field(default_factory=lambda: Collected(pl.DataFrame()))
 
     @property
@@ -445,6 +498,8 @@ class BillResult:
     reconciliation: pl.DataFrame = field(default_factory=pl.DataFrame)
     overhead: Overhead | None = None  # what the month's evidence cost (an estimate)
     invoice: pl.DataFrame = field(default_factory=lambda: empty(INVOICE))  # the tie-out
+    charges: pl.DataFrame = field(default_factory=lambda: empty(TENANT_CHARGES))
+    shared_costs: pl.DataFrame = field(default_factory=lambda: empty(SHARED_COSTS))
     calls_at: str | None = None  # a Spark bill's calls: their Parquet folder (None: warehouse)
 
     @property
@@ -462,7 +517,8 @@ class MonthSums:
     ``totals``, ``days``: per tenant, and per tenant and day, of the billed calls
     (rate.profile); ``reconciliation`` per day; ``conflicts``: the calls whose copies
     disagree; ``evidence``: the data events and metering writes of the month
-    (overhead.counts)."""
+    (overhead.counts); ``drivers``: per tenant, cluster and day, what shared costs are
+    split by (rate.shared.cluster_drivers)."""
 
     decided: dict[str, int]
     totals: pl.DataFrame
@@ -470,6 +526,7 @@ class MonthSums:
     reconciliation: pl.DataFrame
     conflicts: pl.DataFrame
     evidence: dict[str, int]
+    drivers: pl.DataFrame
 
 
 def fingerprint(parts: list[tuple[str, str]]) -> str:

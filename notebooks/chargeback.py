@@ -142,22 +142,29 @@ print(f"warehouse {warehouse}: billed months {', '.join(map(str, months))}; look
 # ## The month at a glance
 #
 # The bill as `meter bill` wrote it: the account cost (exact), and the lines, rounded to the
-# cent so that they add up exactly to the account total.
+# currency's minor unit (the cent) so that they add up exactly to the account total.
 
 # %%
 month_report = metering.month_report(config, month)
 lines = month_report.lines
 currency = month_report.currency
+
+
+def money(amount) -> str:
+    """An amount with exactly the currency's decimals (0.01 USD, 1 JPY, 0.001 KWD)."""
+    return metering.amount_text(amount, currency, grouped=True)
+
+
 names = dict(lines.select("tenant_id", "tenant_name").iter_rows())
 print(
     f"{month}: {month_report.calls:,} calls, {month_report.units:,} billed units, "
     f"account cost {month_report.account_cost} {currency}, "
-    f"billed total {month_report.amount:,.2f} {currency} over {lines.height} lines"
+    f"billed total {money(month_report.amount)} {currency} over {lines.height} lines"
 )
 unattributed = month_report.unattributed
 print(
     f"unattributed: {unattributed.calls:,} calls, {unattributed.unit_share:.2%} of units, "
-    f"{unattributed.amount:,.2f} {currency}"
+    f"{money(unattributed.amount)} {currency}"
 )
 
 # %%
@@ -264,8 +271,9 @@ if changes.height:
     before = sum(changes["previous_amount"])
     after = sum(changes["amount"])
     print(
-        f"{month.previous()} to {month}: {before:,.2f} to {after:,.2f} {currency} "
-        f"({after - before:+,.2f}); {int(changes['new'].sum())} new, "
+        f"{month.previous()} to {month}: {money(before)} to {money(after)} {currency} "
+        f"({'+' if after >= before else ''}{money(after - before)}); "
+        f"{int(changes['new'].sum())} new, "
         f"{int(changes['gone'].sum())} without calls, the biggest changes:"
     )
     table(
@@ -312,7 +320,7 @@ operations = metering.tenant_operations(config, month, tenant_id).with_columns(
 print(
     f"drill-down {tenant_id}: {int(row['calls'][0]):,} calls on {days.height} "
     f"day{'s' if days.height != 1 else ''}, "
-    f"{int(row['units'][0]):,} units, {row['amount'][0]:,.2f} {currency}"
+    f"{int(row['units'][0]):,} units, {money(row['amount'][0])} {currency}"
 )
 keep(days, f"days-{tenant_id}")
 display(days.sort(["calls", "day"], descending=[True, False]).head(3).drop("tenant_id"))

@@ -219,3 +219,159 @@ CUR_REGIONS = {
         lines=5,
     ),
 }
+
+
+# -- shared costs (SPEC 8): ACU, I/O and storage lines of the tenants' clusters -----------
+
+ALPHA = "arn:aws:rds:us-east-1:123456789012:cluster:alpha"
+BETA = "arn:aws:rds:us-east-1:123456789012:cluster:beta"
+GAMMA = "arn:aws:rds:us-east-1:123456789012:cluster:gamma"  # no call of the month
+ACU = "USE1-Aurora:ServerlessV2Usage"
+IO = "USE1-Aurora:StorageIOUsage"
+STORAGE = "USE1-Aurora:StorageUsage"
+
+# The month's calls: (tenant, cluster, day, request bytes) of 1-unit calls but globex's
+# 40,000-byte one (2 units). Units per cluster and day (what aurora_compute splits by):
+#   alpha  10-01 acme 3, globex 1; 10-02 acme 1, globex 2; month acme 4, globex 3
+#   beta   10-01 initech 2;        10-02 initech 1, acme 1; month initech 3, acme 1
+# and a call of globex that names no cluster (10-03).
+SHARED_CALLS: list[tuple[str, str | None, int, int]] = [
+    *[("acme", ALPHA, 1, 100)] * 3,
+    ("globex", ALPHA, 1, 100),
+    ("acme", ALPHA, 2, 100),
+    ("globex", ALPHA, 2, 40000),
+    *[("initech", BETA, 1, 100)] * 2,
+    ("initech", BETA, 2, 100),
+    ("acme", BETA, 2, 100),
+    ("globex", None, 3, 100),
+]
+
+# usage type, line type, resource, start, end, usage amount, unblended cost. Hours and
+# days are split by that day's driver (alpha has no call on 10-03: by its month's); the
+# monthly lines (start 10-01, end 11-01) by the month's.
+SHARED_LINES: list[tuple[str, str, str, str, str, float, float]] = [
+    ("USE1-Aurora:DataAPIRequests", "Usage", ALPHA, "10-01", "11-01", 12.0, 1.00),
+    (ACU, "Usage", ALPHA, "10-01T00", "10-01T01", 1.0, 2.50),
+    (ACU, "Usage", ALPHA, "10-01T01", "10-01T02", 1.0, 1.50),
+    (ACU, "Usage", ALPHA, "10-02", "10-03", 4.0, 3.00),
+    (ACU, "Usage", ALPHA, "10-03", "10-04", 1.0, 0.50),
+    (ACU, "Credit", ALPHA, "10-01", "11-01", 0.0, -0.40),
+    (ACU, "Usage", BETA, "10-01", "10-02", 1.0, 1.00),
+    (ACU, "Usage", BETA, "10-02", "10-03", 2.0, 2.00),
+    (ACU, "Usage", GAMMA, "10-02", "10-03", 9.0, 9.99),  # no call: not the tenants' cluster
+    (IO, "Usage", ALPHA, "10-01", "11-01", 1e5, 0.10),
+    (IO, "Usage", BETA, "10-01", "11-01", 2e5, 0.20),
+    (STORAGE, "Usage", ALPHA, "10-01", "11-01", 10.0, 1.00),
+    (STORAGE, "Usage", BETA, "10-01", "11-01", 10.0, 1.00),
+    (STORAGE, "Usage", GAMMA, "10-01", "11-01", 7.0, 0.70),  # listed, no call: unallocated
+    (STORAGE, "Usage", "", "10-01", "11-01", 0.5, 0.05),  # names no resource: unallocated
+]
+
+SHARED_COSTS = f"""
+[[shared_costs]]
+name = "aurora_compute"
+usage_types = ["%Aurora:ServerlessV2Usage%"]
+driver = "units"
+
+[[shared_costs]]
+name = "aurora_io"
+usage_types = ["%StorageIOUsage%"]
+driver = "calls"
+
+[[shared_costs]]
+name = "aurora_storage"
+usage_types = ["%Aurora:StorageUsage%"]
+clusters = ["{ALPHA}", "{BETA}", "{GAMMA}"]
+driver = "bytes"
+"""
+
+
+def _moment(text: str) -> datetime:
+    month, _, rest = text.partition("-")
+    day, _, hour = rest.partition("T")
+    if month == "11":
+        return datetime(2026, 11, 1)
+    return datetime(2026, int(month), int(day), int(hour or 0))
+
+
+def shared_frame(
+    format: str = "cur2", currency: str = "USD", scale: Decimal = Decimal(1)
+) -> pl.DataFrame:
+    """SHARED_LINES as CUR 2.0 (or AWS's FOCUS 1.0 export) columns and types, their costs
+    times ``scale`` in ``currency``."""
+    lines = [(*line[:6], float(Decimal(str(line[6])) * scale)) for line in SHARED_LINES]
+    n = len(lines)
+    if format == "focus":
+        return pl.DataFrame(
+            {
+                "BilledCost": [line[6] for line in lines],
+                "BillingCurrency": [currency] * n,
+                "BillingPeriodStart": [datetime(2026, 10, 1)] * n,
+                "ChargeCategory": [line[1] for line in lines],
+                "ChargePeriodStart": [_moment(line[3]) for line in lines],
+                "ChargePeriodEnd": [_moment(line[4]) for line in lines],
+                "ConsumedQuantity": [line[5] for line in lines],
+                "RegionId": ["us-east-1"] * n,
+                "ResourceId": [line[2] or None for line in lines],
+                "ServiceName": ["Amazon Relational Database Service"] * n,
+                "x_ServiceCode": ["AmazonRDS"] * n,
+                "x_UsageType": [line[0] for line in lines],
+            },
+            schema_overrides={
+                c: pl.Datetime("ms", "UTC")
+                for c in ("BillingPeriodStart", "ChargePeriodStart", "ChargePeriodEnd")
+            },
+        )
+    return pl.DataFrame(
+        {
+            "bill_billing_period_start_date": [datetime(2026, 10, 1)] * n,
+            "line_item_line_item_type": [line[1] for line in lines],
+            "line_item_product_code": ["AmazonRDS"] * n,
+            "line_item_usage_type": [line[0] for line in lines],
+            "line_item_resource_id": [line[2] for line in lines],
+            "line_item_usage_start_date": [_moment(line[3]) for line in lines],
+            "line_item_usage_end_date": [_moment(line[4]) for line in lines],
+            "line_item_usage_amount": [line[5] for line in lines],
+            "line_item_unblended_cost": [line[6] for line in lines],
+            "line_item_currency_code": [currency] * n,
+            "product_region_code": ["us-east-1"] * n,
+        },
+        schema_overrides={
+            c: pl.Datetime("ms")
+            for c in (
+                "bill_billing_period_start_date",
+                "line_item_usage_start_date",
+                "line_item_usage_end_date",
+            )
+        },
+    )
+
+
+def write_shared_month(
+    folder: Path,
+    form: str = "parquet",
+    format: str = "cur2",
+    body: str = SHARED_COSTS,
+    currency: str = "USD",
+    scale: Decimal = Decimal(1),
+) -> Path:
+    """SHARED_CALLS as metering records and SHARED_LINES as the month's export in ``folder``
+    (their costs times ``scale``, in ``currency``: [pricing] currency), with a meter.toml
+    that splits the invoiced Data API cost (1.00 times ``scale``) and ``body``'s shared
+    costs; returns the config."""
+    from tests.helpers import export_records, record, write_config
+
+    rows = [
+        {
+            **record(
+                f"r{i:03d}", tenant, f"2026-10-{day:02d}T08:{i:02d}:00.000Z", req=req, resp=100
+            ),
+            "resource_arn": cluster,
+        }
+        for i, (tenant, cluster, day, req) in enumerate(SHARED_CALLS)
+    ]
+    export_records(folder / "dynamodb", rows)
+    write_export(folder / "cur", shared_frame(format, currency, scale), form, parts=1)
+    invoice = f'[invoice]\nuris = ["cur"]\nformat = "{format}"\nallocate = "invoice"\n'
+    pricing = f'[pricing]\ncurrency = "{currency}"\n' if currency != "USD" else ""
+    return write_config(folder, f"\n{pricing}{invoice}{body}")

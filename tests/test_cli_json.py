@@ -26,7 +26,8 @@ from tests.helpers import (
 BILL_KEYS = [
     "command", "exit_code", "month", "run_id", "warehouse", "currency", "account_cost",
     "amount", "total_units", "counters", "lines", "unregistered_tenants", "quarantine",
-    "conflicts", "reconciliation", "overhead", "invoice", "input_files", "calls",
+    "conflicts", "reconciliation", "overhead", "invoice", "input_files", "charges",
+    "shared_costs", "calls",
 ]  # fmt: skip
 LINE_KEYS = [
     "tenant_id", "tenant_name", "cost_center", "calls", "units", "request_bytes",
@@ -191,7 +192,7 @@ def test_parquet_export_and_progress_lines_in_a_log(tmp_path: Path) -> None:
         assert exported == kept, table
     described = con.sql(f"DESCRIBE SELECT amount FROM '{out}/tenant_month.parquet'").fetchall()
     con.close()
-    assert described[0][:2] == ("amount", "DECIMAL(18,2)")  # money stays exact
+    assert described[0][:2] == ("amount", "DECIMAL(20,4)")  # money stays exact
     charts = meter("chart", "--month", "2026-10", "--config", config, "--out", str(tmp_path / "c"))
     assert charts.returncode == 0, charts.stderr
     assert re.search(r"Z charts 5/5 \(100%", charts.stderr), charts.stderr  # one month: no trend

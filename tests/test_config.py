@@ -226,17 +226,21 @@ def test_the_accepted_forms_load_exactly(tmp_path: Path) -> None:
     assert [tier.up_to for tier in pricing.tiers] == [1_000, 2_000, 3_000, 10**15, None]
 
 
-def test_the_ranges_cannot_overflow() -> None:
+@pytest.mark.parametrize("currency", ["USD", "JPY", "CLF"])
+def test_the_ranges_cannot_overflow(currency: str) -> None:
     """The extreme month the ranges allow: 10^8 calls of 20 MiB billed in 1-byte blocks at
-    the highest prices. Every amount is exact (no Decimal rounding) and fits its column."""
+    the highest prices, in a currency of 2, 0 and 4 decimals. Every amount is exact (no
+    Decimal rounding) and fits its column."""
     from decimal import Inexact, localcontext
 
     import duckdb
 
     from metering.config import MAX_UP_TO, PricingConfig, Tier
     from metering.rate import price
+    from metering.store.schema import AMOUNT
 
     pricing = PricingConfig(
+        currency=currency,
         block_bytes=1,
         tiers=(
             Tier(up_to=MAX_UP_TO, per_million=Decimal("999999.999999")),
@@ -263,9 +267,7 @@ def test_the_ranges_cannot_overflow() -> None:
         stored = con.execute("SELECT ?::VARCHAR::DECIMAL(38, 12)", [str(amount)]).fetchone()
         assert stored == (amount,)
     for amount in [bill.amount, *(line.amount for line in bill.lines.values())]:
-        assert con.execute("SELECT ?::VARCHAR::DECIMAL(18, 2)", [str(amount)]).fetchone() == (
-            amount,
-        )
+        assert con.execute(f"SELECT ?::VARCHAR::{AMOUNT}", [str(amount)]).fetchone() == (amount,)
 
 
 def test_overhead_prices_default_to_aws_public_prices(tmp_path: Path) -> None:

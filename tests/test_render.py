@@ -102,6 +102,7 @@ def test_run_diff_escapes_outside_text() -> None:
             **{f"{field}_after": [2, 1] for field in ("calls", "units")},
             "amount_before": [Decimal(1), Decimal(1)],
             "amount_after": [Decimal(2), Decimal(1)],
+            "currency": ["USD", "USD"],
         }
     )
     console, out = _terminal()

@@ -16,7 +16,7 @@ from metering.attribute.match import MATCHED
 from metering.config import load_config
 from metering.month import Month
 from metering.overhead import counts as overhead_counts
-from metering.rate import profile, select
+from metering.rate import profile, select, shared
 from metering.schemas import EVENTS, JOINED, RATED, RECORDS, Relation
 from metering.sql import SPARK
 from metering.store import month_calls
@@ -105,6 +105,7 @@ SPARK_STEPS = {
     "tenant_days": lambda: profile.tenant_days(CALLS, SPARK).sql,
     "reconciliation": lambda: profile.reconciliation(CALLS, SPARK).sql,
     "overhead": lambda: overhead_counts(CALLS, Relation("_events_all", EVENTS), SPARK).sql,
+    "drivers": lambda: shared.cluster_drivers(CALLS, CONFIG, SPARK).sql,
 }
 
 

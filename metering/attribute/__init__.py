@@ -30,14 +30,14 @@ RULES: dict[str, Callable[[Any, Dialect], str]] = {
 }
 
 UNMATCHED = "unattributed"  # the attribution of calls no rule matched
-# What the rules read; dropped once the tenant is decided, so the calls stay narrow.
+# What the rules read; dropped once the tenant is decided, so the calls stay narrow (the
+# cluster, resource_arn, stays: shared costs are split per cluster).
 EVIDENCE = (
     "record_tenant_id",
     "user_arn",
     "issuer_arn",
     "source_identity",
     "secret_arn",
-    "resource_arn",
 )
 
 

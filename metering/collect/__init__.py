@@ -8,7 +8,7 @@ spread over processes. ``collect_month`` is the step: both sources of a month, a
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,13 @@ from metering.collect.exports import read_exports
 from metering.collect.invoice import read_invoice
 from metering.collect.registry import registry_digest
 from metering.collect.spool import Spool
-from metering.config import CloudTrailSource, Config, InvoiceConfig, MeteringSource
+from metering.config import (
+    CloudTrailSource,
+    Config,
+    InvoiceConfig,
+    MeteringSource,
+    SharedCostConfig,
+)
 from metering.month import Month
 from metering.schemas import RECORDS, Collected, Counters, Invoice, Progress, empty, fingerprint
 from metering.trace import trace
@@ -121,16 +127,25 @@ def collect_month(
         records, events = (job.result() for job in [threads.submit(run, *j) for j in jobs])
     invoice = None
     if config.invoice is not None:
-        invoice = collect_invoice(config.invoice, month, config.pricing.currency, spool)
+        invoice = collect_invoice(
+            config.invoice, month, config.pricing.currency, spool, config.shared_costs
+        )
     return Inputs(events, records, invoice)
 
 
-def collect_invoice(source: InvoiceConfig, month: Month, currency: str, spool: Spool) -> Invoice:
-    """What AWS invoiced for the month's Data API requests, from the configured exports
-    (files fetched or gunzipped in the spool's folder, and removed after)."""
+def collect_invoice(
+    source: InvoiceConfig,
+    month: Month,
+    currency: str,
+    spool: Spool,
+    shared: Sequence[SharedCostConfig] = (),
+) -> Invoice:
+    """What AWS invoiced for the month's Data API requests, and the lines of its ``shared``
+    costs, from the configured exports (files fetched or gunzipped in the spool's folder,
+    and removed after)."""
     scratch = spool.folder / "invoice" if spool.folder else Path(tempfile.gettempdir())
     with trace("collect invoice"):
-        return read_invoice(source, month, currency, scratch)
+        return read_invoice(source, month, currency, scratch, shared)
 
 
 def collect_records(

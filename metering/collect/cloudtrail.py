@@ -26,13 +26,15 @@ counted in ``skipped_non_data_api``.
 from __future__ import annotations
 
 import posixpath
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
+from operator import itemgetter
 
 import polars as pl
 
 from metering import limits
-from metering.collect.checks import kept_strings, shown
+from metering.collect.checks import Check, kept_strings, shown, split
 from metering.collect.files import InputObject, Listing, list_objects
 from metering.collect.spool import Job, Spool
 from metering.collect.text import Text
@@ -45,7 +47,6 @@ from metering.schemas import (
     EVENTS,
     TS,
     Collected,
-    Counters,
     InputFile,
     Progress,
     QuarantineEntry,
@@ -178,20 +179,21 @@ FIELD_NAMES = {
 }
 
 
-def _reasons() -> pl.Expr:
-    """Why a row cannot be billed (null when it can)."""
-    return pl.coalesce(
-        pl.when(_missing("event_id")).then(pl.lit("eventID is missing")),
-        pl.when(_missing("event_time")).then(pl.lit("eventTime is missing")),
-        pl.when(pl.col("_time").is_null()).then(
+def _checks() -> list[Check]:
+    """The rules a row must keep to be billed."""
+    return [
+        Check(_missing("event_id"), pl.lit("eventID is missing")),
+        Check(_missing("event_time"), pl.lit("eventTime is missing")),
+        Check(
+            pl.col("_time").is_null(),
             pl.format(
                 "eventTime is not a UTC ISO-8601 time like 2026-10-31T23:59:59Z: {}",
                 shown("event_time"),
-            )
+            ),
         ),
-        pl.when(_missing("operation")).then(pl.lit("eventName is missing")),
+        Check(_missing("operation"), pl.lit("eventName is missing")),
         *kept_strings(FIELD_NAMES),
-    )
+    ]
 
 
 def events_frame(records: Sequence[Record]) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
@@ -199,11 +201,9 @@ def events_frame(records: Sequence[Record]) -> tuple[pl.DataFrame, list[tuple[in
     raw = pl.DataFrame(_columns(records), schema={name: pl.Utf8 for name in EVENTS})
     raw = raw.with_columns(
         _time=_event_times(raw["event_time"]), _index=pl.int_range(pl.len(), dtype=pl.Int64)
-    ).with_columns(_reason=_reasons())
-    bad = raw.filter(pl.col("_reason").is_not_null())
-    if bad.height:
-        raw = raw.filter(pl.col("_reason").is_null())
-    good = raw.with_columns(
+    )
+    kept, bad = split(raw, _checks())
+    good = kept.with_columns(
         event_time=pl.col("_time"),
         # No requestID (or an empty one) joins nothing and dedupes nothing.
         request_id=pl.when(_missing("request_id")).then(None).otherwise(pl.col("request_id")),
@@ -215,14 +215,18 @@ def events_frame(records: Sequence[Record]) -> tuple[pl.DataFrame, list[tuple[in
 
 class _Rows:
     """Data API records of one or more files, held until they make a frame, with what
-    else they gave: records of other services, quarantine entries."""
+    else they gave: records of other services, quarantine entries, the files read."""
 
     def __init__(self) -> None:
         self.records: list[Record] = []
-        # Where each record came from: file, position, 0, uri, and its locator's source.
-        self.where: list[tuple[int, int, int, str, Decoded, int]] = []
-        self.bad: list[tuple[int, int, int, str, str, str]] = []  # ... and the reason
+        # Where the records came from, a span per decoded piece (not a tuple per record):
+        # (its first row in ``records``, file, position of its first record, uri, the
+        # piece, the indices of its records that were kept).
+        self.spans: list[tuple[int, int, int, str, Decoded, list[int]]] = []
+        self.bad: list[tuple[int, int, int, str, str, str]] = []  # (file, at, order, uri,
+        # locator, reason)
         self.seen = self.skipped = 0
+        self.read = Collected(pl.DataFrame())  # the files read: counters and fingerprints
 
     def add(self, decoded: Decoded, uri: str, file: int, start: int) -> int:
         """Some records of the ``file``-th file, the first of them its ``start``-th; returns
@@ -234,11 +238,19 @@ class _Rows:
             for i, r in enumerate(records)
             if type(r) is Record and r.eventSource in DATA_API_SOURCES
         ]
-        bad = [i for i, r in enumerate(records) if type(r) is str]
-        self.records += [records[i] for i in ours]  # type: ignore[misc]
-        self.where += [(file, start + i, 0, uri, decoded, i) for i in ours]
-        self.bad += [(file, start + i, 0, uri, decoded.locator(i), records[i]) for i in bad]  # type: ignore[misc]
-        self.skipped += len(records) - len(ours) - len(bad)
+        if len(ours) == len(records):
+            self.spans.append((len(self.records), file, start, uri, decoded, ours))
+            self.records += records  # type: ignore[arg-type]
+        else:
+            bad = [] if decoded.typed else [i for i, r in enumerate(records) if type(r) is str]
+            if ours:
+                self.spans.append((len(self.records), file, start, uri, decoded, ours))
+                self.records += [records[i] for i in ours]  # type: ignore[misc]
+            self.bad += [
+                (file, start + i, 0, uri, decoded.locator(i), records[i])  # type: ignore[misc]
+                for i in bad
+            ]
+            self.skipped += len(records) - len(ours) - len(bad)
         after = start + len(decoded.records)  # a problem of the text comes after its records
         self.bad += [
             (file, after, order, p.source_uri, p.locator, p.reason)
@@ -248,18 +260,29 @@ class _Rows:
         self.seen += count
         return count
 
+    def file_read(self, obj: InputObject, text: Text) -> None:
+        self.read.counters.files_read += 1
+        self.read.inputs.append(InputFile(obj.uri, obj.name, text.reader.digest, obj.size))
+        self.read.reusable = self.read.reusable and not text.unreadable
+
     def __len__(self) -> int:
         return len(self.records) + len(self.bad)
 
+    def _where(self, row: int) -> tuple[int, int, int, str, str]:
+        """(file, position, 0, uri, locator) of the ``row``-th record held."""
+        span = self.spans[bisect_right(self.spans, row, key=itemgetter(0)) - 1]
+        first, file, start, uri, decoded, ours = span
+        index = ours[row - first]
+        return file, start + index, 0, uri, decoded.locator(index)
+
     def collected(self) -> Collected:
         """What is held, as EVENTS rows, counters and quarantine (in file order)."""
-        collected = Collected(empty(EVENTS))
+        collected = self.read
+        collected.frame = empty(EVENTS)
         bad = self.bad
         if self.records:
             collected.frame, invalid = events_frame(self.records)
-            for i, why in invalid:
-                file, at, order, uri, decoded, index = self.where[i]
-                bad.append((file, at, order, uri, decoded.locator(index), why))
+            bad += [(*self._where(i), why) for i, why in invalid]
         collected.quarantine = [QuarantineEntry(*entry[3:]) for entry in sorted(bad)]
         counters = collected.counters
         counters.records_seen, counters.skipped_non_data_api = self.seen, self.skipped
@@ -271,7 +294,7 @@ def trail_parts(objs: Sequence[InputObject]) -> Iterator[Collected]:
     """Decode CloudTrail files into EVENTS frames, a part at a time, with their counters and
     quarantine. The records of many small files make one frame (a frame costs the same for
     a hundred records as for tens of thousands), at most ``limits.MAX_RECORDS_AT_ONCE`` at
-    once; each file's fingerprint comes once it is read."""
+    once; each file's fingerprint comes with the part that holds its last records."""
     rows = _Rows()
     for file, obj in enumerate(objs):
         text = Text(obj)
@@ -281,9 +304,7 @@ def trail_parts(objs: Sequence[InputObject]) -> Iterator[Collected]:
             if len(rows) >= limits.MAX_RECORDS_AT_ONCE:
                 yield rows.collected()
                 rows = _Rows()
-        read = Collected(pl.DataFrame(), Counters(files_read=1), reusable=not text.unreadable)
-        read.inputs.append(InputFile(obj.uri, obj.name, text.reader.digest, obj.size))
-        yield read
+        rows.file_read(obj, text)
     yield rows.collected()
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Literal
@@ -29,10 +30,17 @@ import polars as pl
 
 from metering.collect.files import InputObject, Reader, is_s3, list_objects, read_small
 from metering.collect.text import Text
-from metering.config import InvoiceConfig
+from metering.config import InvoiceConfig, SharedCostConfig
 from metering.errors import InputError
 from metering.month import Month
-from metering.schemas import Collected, InputFile, Invoice, InvoiceRegion, QuarantineEntry
+from metering.schemas import (
+    Collected,
+    InputFile,
+    Invoice,
+    InvoiceRegion,
+    QuarantineEntry,
+    SharedLine,
+)
 
 Format = Literal["cur2", "focus"]
 
@@ -55,6 +63,9 @@ COLUMNS: dict[Format, dict[str, tuple[str, ...]]] = {
         "cost": ("line_item_unblended_cost",),
         "currency": ("line_item_currency_code",),
         "region": ("product_region_code",),
+        "resource_id": ("line_item_resource_id",),
+        "usage_start": ("line_item_usage_start_date",),
+        "usage_end": ("line_item_usage_end_date",),
     },
     "focus": {
         "billing_period": ("BillingPeriodStart",),
@@ -65,9 +76,12 @@ COLUMNS: dict[Format, dict[str, tuple[str, ...]]] = {
         "cost": ("BilledCost",),
         "currency": ("BillingCurrency",),
         "region": ("RegionId",),
+        "resource_id": ("ResourceId",),
+        "usage_start": ("ChargePeriodStart",),
+        "usage_end": ("ChargePeriodEnd",),
     },
 }
-OPTIONAL = frozenset({"region"})
+OPTIONAL = frozenset({"region", "resource_id", "usage_start", "usage_end"})
 
 # How each line type counts (README, "Tying out to the AWS invoice"). Requests are the usage
 # amount of the usage kinds only; every kind but tax is in the net cost. Types not listed
@@ -226,10 +240,17 @@ def _listed(uri: str, export: str, manifests: list[InputObject], found: _Files) 
     return {_tail(f) for f in files}
 
 
-def read_invoice(source: InvoiceConfig, month: Month, currency: str, scratch: Path) -> Invoice:
+def read_invoice(
+    source: InvoiceConfig,
+    month: Month,
+    currency: str,
+    scratch: Path,
+    shared: Sequence[SharedCostConfig] = (),
+) -> Invoice:
     """What AWS invoiced for ``month``'s AmazonRDS lines under ``source.uris``, the Data
-    API's (``source.data_api_usage_types``) per region; lines in another currency than
-    ``currency`` are quarantined. ``scratch``: a folder for files fetched or gunzipped."""
+    API's (``source.data_api_usage_types``) per region, and the lines each ``shared`` cost
+    takes; lines in another currency than ``currency`` are quarantined. ``scratch``: a
+    folder for files fetched or gunzipped."""
     found = find_invoice_files(source.uris, month)
     invoice = Invoice(currency)
     accounting = invoice.accounting
@@ -237,6 +258,7 @@ def read_invoice(source: InvoiceConfig, month: Month, currency: str, scratch: Pa
     accounting.counters.unlisted_files += found.unlisted
     _quarantine(accounting, found.problems)
     data_api = like(source.data_api_usage_types)
+    taker = _taker(shared, source.include_tax, month)
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="invoice-", dir=scratch) as folder:
         for number, obj in enumerate(found.data):
@@ -248,7 +270,7 @@ def read_invoice(source: InvoiceConfig, month: Month, currency: str, scratch: Pa
                 continue
             accounting.counters.files_read += 1
             accounting.inputs.append(InputFile(obj.uri, f"invoice:{obj.name}", digest, obj.size))
-            problems = _add(invoice, lines, source.format, data_api)
+            problems = _add(invoice, lines, source.format, data_api, taker)
             _quarantine(accounting, [QuarantineEntry(obj.uri, *p) for p in problems])
     return invoice
 
@@ -328,8 +350,53 @@ def _short(exc: BaseException) -> str:
     return " ".join(str(exc).split())[:200]
 
 
+Taker = Callable[[dict[str, str | None], str, Decimal], SharedLine | None]
+
+
+def _taker(shared: Sequence[SharedCostConfig], include_tax: bool, month: Month) -> Taker:
+    """Which ``[[shared_costs]]`` entry takes a line (the first whose usage types and
+    clusters match; tax lines only with ``include_tax``): the line as it takes it, or None."""
+    entries = [(entry, like(entry.usage_types), frozenset(entry.clusters)) for entry in shared]
+
+    def take(row: dict[str, str | None], kind: str, cost: Decimal) -> SharedLine | None:
+        if kind == "tax" and not include_tax:
+            return None
+        usage_type, resource = row["usage_type"] or "", row["resource_id"] or ""
+        for entry, matches, clusters in entries:
+            if matches(usage_type) and (not clusters or not resource or resource in clusters):
+                day = _day(row["usage_start"], row["usage_end"], month)
+                return SharedLine(entry.name, resource, day, cost)
+        return None
+
+    return take
+
+
+def _day(start: str | None, end: str | None, month: Month) -> str | None:
+    """The day of the month a line's usage period lies in (an hourly or daily line), or
+    None when it spans more than a day (a monthly line) or is not dated."""
+    if not start or len(start) < 10:
+        return None
+    day = start[:10]
+    if day[:7] != str(month):
+        return None
+    if not end or len(end) < 10:
+        return day
+    end_day, end_time = end[:10], end[11:19]
+    if end_day == day:
+        return day
+    try:
+        next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    except ValueError:
+        return None
+    return day if end_day == next_day and end_time in ("", "00:00:00") else None
+
+
 def _add(
-    invoice: Invoice, lines: pl.DataFrame, format: Format, data_api: Callable[[str], bool]
+    invoice: Invoice,
+    lines: pl.DataFrame,
+    format: Format,
+    data_api: Callable[[str], bool],
+    take: Taker | None = None,
 ) -> list[tuple[str, str]]:
     """Add ``lines`` to ``invoice``; return the (locator, reason) of those that cannot be."""
     problems = []
@@ -348,6 +415,10 @@ def _add(
             continue
         usage_type = row["usage_type"] or ""
         kind = _kind(row["line_type"] or "", format)
+        if take is not None and not data_api(usage_type):
+            taken = take(row, kind, cost)
+            if taken is not None:
+                invoice.shared.append(taken)
         if kind == "tax":
             if data_api(usage_type):
                 _region(invoice, row["region"]).tax += cost

@@ -25,7 +25,7 @@ import msgspec
 import polars as pl
 
 from metering import limits
-from metering.collect.checks import kept_strings, shown
+from metering.collect.checks import Check, kept_strings, shown, split
 from metering.collect.text import lines_of
 from metering.schemas import RECORDS, QuarantineEntry, Withheld
 
@@ -229,10 +229,6 @@ def items_frame(
 ) -> pl.DataFrame:
     """Raw string columns of the decoded items (``written``: their WriteTimestampMicros
     text, when they come from an incremental export), plus their locators."""
-
-    def optional(values: Iterable[OptionalS | None]) -> list[str | None]:
-        return [v.S if v is not None else None for v in values]
-
     frame = pl.DataFrame(
         {
             "locator": list(numbers),
@@ -242,9 +238,9 @@ def items_frame(
             "operation": [i.operation.S for i in items],
             "request_bytes": [i.request_bytes.N for i in items],
             "response_bytes": [i.response_bytes.N for i in items],
-            "resource_arn": optional(i.resource_arn for i in items),
-            "principal_arn": optional(i.principal_arn for i in items),
-            "error_code": optional(i.error_code for i in items),
+            "resource_arn": [v.S if (v := i.resource_arn) is not None else None for i in items],
+            "principal_arn": [v.S if (v := i.principal_arn) is not None else None for i in items],
+            "error_code": [v.S if (v := i.error_code) is not None else None for i in items],
         },
         schema={"locator": pl.Int64, **{n: pl.Utf8 for n in RECORDS if n != "written_us"}},
     )
@@ -261,15 +257,43 @@ def size_bounds() -> dict[str, int]:
     return {"request_bytes": limits.MAX_REQUEST_BYTES, "response_bytes": limits.MAX_RESPONSE_BYTES}
 
 
-def _size_check(column: str, limit: int) -> pl.Expr:
+def _size_checks(column: str, limit: int) -> list[Check]:
     raw = shown(column)
     value = pl.col(f"_{column}")
-    return (
-        pl.when(value.is_null())
-        .then(pl.format(f"{column} is not a whole number: {{}}", raw))
-        .when((value < 0) | (value > limit))
-        .then(pl.format(f"{column} = {{}} is outside [0, {limit:,}]", raw))
-    )
+    return [
+        Check(value.is_null(), pl.format(f"{column} is not a whole number: {{}}", raw)),
+        Check(
+            (value < 0) | (value > limit),
+            pl.format(f"{column} = {{}} is outside [0, {limit:,}]", raw),
+        ),
+    ]
+
+
+def _checks() -> list[Check]:
+    """The rules a record must keep to be billed."""
+    return [
+        Check(pl.col("request_id").str.strip_chars() == "", pl.lit("request_id is empty")),
+        Check(pl.col("tenant_id").str.strip_chars() == "", pl.lit("tenant_id is empty")),
+        Check(
+            pl.col("_ts").is_null(),
+            pl.format(
+                "ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", shown("ts")
+            ),
+        ),
+        *(
+            check
+            for column, bound in size_bounds().items()
+            for check in _size_checks(column, bound)
+        ),
+        Check(
+            pl.col("written_us").is_not_null() & ~(pl.col("_written_us") >= 0).fill_null(False),
+            pl.format(
+                "Metadata.WriteTimestampMicros is not a whole number of microseconds: {}",
+                shown("written_us"),
+            ),
+        ),
+        *kept_strings({name: name for name in _KEPT}),
+    ]
 
 
 def validate(
@@ -282,30 +306,9 @@ def validate(
         _request_bytes=pl.col("request_bytes").str.to_integer(strict=False),
         _response_bytes=pl.col("response_bytes").str.to_integer(strict=False),
         _written_us=pl.col("written_us").str.to_integer(strict=False),
-    ).with_columns(
-        _reason=pl.coalesce(
-            pl.when(pl.col("request_id").str.strip_chars() == "").then(
-                pl.lit("request_id is empty")
-            ),
-            pl.when(pl.col("tenant_id").str.strip_chars() == "").then(pl.lit("tenant_id is empty")),
-            pl.when(pl.col("_ts").is_null()).then(
-                pl.format(
-                    "ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", shown("ts")
-                )
-            ),
-            *(_size_check(column, bound) for column, bound in bounds.items()),
-            pl.when(
-                pl.col("written_us").is_not_null() & ~(pl.col("_written_us") >= 0).fill_null(False)
-            ).then(
-                pl.format(
-                    "Metadata.WriteTimestampMicros is not a whole number of microseconds: {}",
-                    shown("written_us"),
-                )
-            ),
-            *kept_strings({name: name for name in _KEPT}),
-        )
     )
-    bad = checked.filter(pl.col("_reason").is_not_null()).with_columns(
+    kept, broken = split(checked, _checks())
+    bad = broken.with_columns(
         # Only a size past its bound: the units the record would bill are known.
         _withheld=pl.col("_ts").is_not_null()
         & pl.all_horizontal([pl.col(f"_{column}") >= 0 for column in bounds])
@@ -328,7 +331,7 @@ def validate(
             "_response_bytes",
         ).iter_rows()
     ]
-    good = checked.filter(pl.col("_reason").is_null()).select(
+    good = kept.select(
         pl.col("request_id"),
         pl.col("tenant_id"),
         pl.col("_ts").alias("ts"),

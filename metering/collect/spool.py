@@ -226,11 +226,14 @@ def grouped(jobs: Sequence[Job[Task]]) -> list[list[Job[Task]]]:
     """Jobs by group, in the order their first job comes; a group of more than GROUP_BYTES
     of input is cut in pieces of about that (in job order, so the cuts stay put)."""
     by_group: dict[str, list[list[Job[Task]]]] = {}
+    held: dict[str, int] = {}  # input bytes of each group's last piece
     for job in jobs:
         pieces = by_group.setdefault(job.group, [[]])
-        if pieces[-1] and sum(j.obj.size for j in pieces[-1]) + job.obj.size > GROUP_BYTES:
+        if pieces[-1] and held[job.group] + job.obj.size > GROUP_BYTES:
             pieces.append([])
+            held[job.group] = 0
         pieces[-1].append(job)
+        held[job.group] = held.get(job.group, 0) + job.obj.size
     return [piece for pieces in by_group.values() for piece in pieces]
 
 

@@ -107,7 +107,7 @@ def _whole(text: bytes | bytearray, uri: str) -> Decoded | None:
         return None
     if found is None:
         return Decoded([], problems=[QuarantineEntry(uri, "file", NOT_A_LOG)])
-    return Decoded(found)
+    return Decoded(found, typed=True)
 
 
 # -- piece by piece ------------------------------------------------------------------------

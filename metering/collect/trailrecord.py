@@ -97,6 +97,7 @@ class Decoded:
     records: Sequence[Item]
     where: Sequence[str] | None = None  # locators, or None for "record 1", "record 2", ...
     problems: list[QuarantineEntry] = field(default_factory=list)
+    typed: bool = False  # every record is a ``Record`` (a typed decode): none to quarantine
 
     def locator(self, index: int) -> str:
         return self.where[index] if self.where is not None else f"record {index + 1}"

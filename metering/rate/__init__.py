@@ -25,6 +25,7 @@ __all__ = [
     "account_cost",
     "allocate",
     "call_units",
+    "carriers",
     "measured_bytes",
     "price",
     "round_half_up",
@@ -80,6 +81,21 @@ class Bill:
         return round_half_up(exact, EXACT_PLACES)
 
 
+def carriers(
+    weights: Mapping[str, int], unattributed: Literal["platform", "share_pro_rata"]
+) -> dict[str, int]:
+    """Who carries a cost split by ``weights`` (units, calls, bytes per tenant), and by how
+    much: the tenants of a positive weight. Under ``share_pro_rata`` the ``__unattributed__``
+    weight is left out, so the attributed tenants carry its cost in proportion to theirs;
+    with no attributed tenant to carry it, it stays a line of its own. The Data API's bill
+    and every shared cost split by this one rule."""
+    positive = {tenant: weight for tenant, weight in weights.items() if weight > 0}
+    attributed = {t: w for t, w in positive.items() if t != UNATTRIBUTED}
+    if unattributed == "share_pro_rata" and UNATTRIBUTED in positive and attributed:
+        return attributed
+    return positive
+
+
 def price(
     tenant_units: Mapping[str, int],
     pricing: PricingConfig,
@@ -97,10 +113,7 @@ def price(
     total = sum(tenant_units.values())
     if cost is None:
         cost = account_cost(total, pricing.tiers)
-    weights = {tenant: units for tenant, units in tenant_units.items() if units > 0}
-    attributed = {t: u for t, u in weights.items() if t != UNATTRIBUTED}
-    if unattributed == "share_pro_rata" and UNATTRIBUTED in weights and attributed:
-        weights = attributed
+    weights = carriers(tenant_units, unattributed)
     places = minor_units(pricing.currency)
     exact = allocate(cost, weights)
     amounts = round_lines(exact, places)

@@ -9,7 +9,7 @@ import polars as pl
 
 from metering.rate import Bill
 from metering.rate.select import DISAGREE
-from metering.schemas import UNATTRIBUTED, Relation, decimal_column
+from metering.schemas import AMOUNT_DIGITS, UNATTRIBUTED, Relation, decimal_column
 from metering.sql import DUCKDB, Dialect, utc_day, utc_second
 
 UNATTRIBUTED_NAME = "Unattributed calls"
@@ -92,7 +92,7 @@ def cost_profile(
         cost_center=pl.col("cost_center").fill_null(""),
         registered=pl.col("registered").fill_null(False),
         cost_exact=decimal_column([x.cost_exact if x else zero for x in lines], 38, 12),
-        amount=decimal_column([x.amount if x else zero for x in lines], 18, 2),
+        amount=decimal_column([x.amount if x else zero for x in lines], *AMOUNT_DIGITS),
         share=decimal_column([bill.share(t) for t in rows["tenant_id"]], 18, 12),
     )
     return rows.sort("tenant_id"), unregistered

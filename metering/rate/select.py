@@ -60,7 +60,7 @@ def rated(
                error_code, error_seen_by, request_bytes, response_bytes, {units} AS units,
                attribution,
                source, source = 'cloudtrail' AS size_estimated, conflict,
-               {in_month} AS in_month, {billed} AS billed
+               {in_month} AS in_month, {billed} AS billed, resource_arn
         FROM {joined}
     """
     return Relation.query(sql, RATED)

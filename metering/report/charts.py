@@ -30,7 +30,8 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
-from metering.schemas import UNATTRIBUTED, Progress
+from metering.rate.money import amount_text, shown_places
+from metering.schemas import AMOUNT, UNATTRIBUTED, Progress
 
 __all__ = [
     "ChartData",
@@ -96,15 +97,16 @@ def _count(value: float, _pos: object = None) -> str:
     return f"{value:,.0f}"
 
 
-def _money_axis(axis: Axis, largest: float, smallest: float = 0.0) -> None:
+def _money_axis(axis: Axis, currency: str, largest: float, smallest: float = 0.0) -> None:
     """Money ticks from ``smallest`` to ``largest``: as many decimals as the tick step
-    needs (at least cents under 100), thousands separators, a real minus sign."""
+    needs (at least the currency's minor unit under 100: cents, fils), thousands
+    separators, a real minus sign."""
     locator = MaxNLocator(nbins=6, steps=[1, 2, 5, 10])  # one significant digit per step
     ticks = locator.tick_values(smallest, largest or 1.0)
     step = float(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
     places = max(0, -math.floor(math.log10(step))) if step > 0 else 2
     if max(abs(largest), abs(smallest)) < 100:
-        places = max(places, 2)
+        places = max(places, shown_places(currency))
 
     def text(value: float, _pos: object) -> str:
         shown = f"{abs(value):,.{places}f}"
@@ -120,19 +122,20 @@ def _exact(amount: float | Decimal | Fraction) -> Decimal:
     return amount if isinstance(amount, Decimal) else Decimal(str(amount))
 
 
-def _small(amount: float | Decimal | Fraction) -> str:
-    """A small amount in plain decimals, two significant digits (half up): 0.000083, not
-    8.3e-05."""
+def _small(amount: float | Decimal | Fraction, currency: str) -> str:
+    """A small amount in plain decimals, two significant digits (half up), at least the
+    currency's minor unit: 0.000083, not 8.3e-05."""
     value = _exact(amount)
-    places = max(2, 1 - value.adjusted()) if value else 2
+    least = shown_places(currency)
+    places = max(least, 1 - value.adjusted()) if value else least
     return f"{value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP):f}"
 
 
 def _billed(amount: Decimal, exact: Decimal, currency: str) -> str:
     """A billed amount, and the exact cost beside it when the bill rounded it to 0.00."""
-    text = f"{amount:,.2f} {currency}"
+    text = f"{amount_text(amount, currency, grouped=True)} {currency}"
     if amount == 0 and exact > 0:
-        text += f" (exact {_small(exact)})"
+        text += f" (exact {_small(exact, currency)})"
     return text
 
 
@@ -159,20 +162,19 @@ def _clip(text: str, most: int) -> str:
 
 
 def _about(amount: float | Decimal | Fraction, currency: str) -> str:
-    """An estimate of money to the cent (half up), or to two significant digits when it is
-    less."""
-    value = _exact(amount)
-    if 0 < value < Decimal("0.005"):
-        return f"about {_small(value)} {currency}"
-    return f"about {value.quantize(Decimal('0.01'), ROUND_HALF_UP):,.2f} {currency}"
+    """An estimate of money to the minor unit (half up), or to two significant digits when
+    it is less."""
+    return f"about {_money(_exact(amount), currency)}"
 
 
 def _money(amount: Decimal, currency: str) -> str:
-    """An exact amount shown to the cent, half up (or to two significant digits when less
-    than half a cent)."""
-    if 0 < abs(amount) < Decimal("0.005"):
-        return f"{_small(amount)} {currency}"
-    return f"{amount.quantize(Decimal('0.01'), ROUND_HALF_UP):,.2f} {currency}"
+    """An exact amount shown to the currency's minor unit (the cent), half up, or to two
+    significant digits when less than half of it."""
+    places = shown_places(currency)
+    if 0 < abs(amount) < Decimal(5).scaleb(-places - 1):
+        return f"{_small(amount, currency)} {currency}"
+    rounded = amount.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP)
+    return f"{amount_text(rounded, currency, grouped=True)} {currency}"
 
 
 def _stack_legend(ax: Axes, title: str) -> None:
@@ -278,7 +280,7 @@ def plot_cost_per_tenant(
         ax.text(value + largest * 0.01, y, text, va="center", ha="left", fontsize=9)
     room = 1.35 + 0.01 * max((len(t) for t in texts), default=0)  # for the labels
     ax.set_xlim(0, largest * room)
-    _money_axis(ax.xaxis, largest * room)
+    _money_axis(ax.xaxis, currency, largest * room)
     ax.set_xlabel(f"Cost in the month ({currency})")
     ax.set_title("Cost per tenant", loc="left", fontweight="bold")
     ax.grid(axis="x", alpha=0.3)
@@ -391,7 +393,7 @@ def plot_daily_cost(
     _day_axis(ax, all_days)
     largest = max(bottom, default=0.0) or 1.0
     ax.set_ylim(0, largest * 1.08)
-    _money_axis(ax.yaxis, largest * 1.08)
+    _money_axis(ax.yaxis, currency, largest * 1.08)
     ax.set_ylabel(f"Cost per day ({currency})")
     ax.set_xlabel("Day (UTC; weekends shaded)")
     ax.set_title("Cost per day by tenant", loc="left", fontweight="bold")
@@ -690,7 +692,7 @@ def plot_edge_savings(
         ax.set_xlim(0, largest * room)
         ax.set_ylim(max(len(positions), 4) - 0.5, -0.5)  # bars keep their thickness
         if money is not None:
-            _money_axis(ax.xaxis, largest * room)
+            _money_axis(ax.xaxis, currency, largest * room)
             ax.set_xlabel(
                 f"Saving in a month ({currency}, at the month's average cost per unit: "
                 "one unit per trimmed call)"
@@ -800,7 +802,7 @@ def plot_trend(ax: Axes, trend: pl.DataFrame, currency: str = "USD", top: int = 
     tops: list[str] = []
     for index, (x, height, month) in enumerate(zip(positions, bottom, months, strict=True)):
         text = _compact(billed[month], currency) if len(months) > 6 else ""
-        text = text or f"{billed[month]:,.2f} {currency}"
+        text = text or f"{amount_text(billed[month], currency, grouped=True)} {currency}"
         if index and _consecutive(months[index - 1], month):
             last = months[index - 1]
             text += "\n" + _total_change(billed[last], billed[month], exact[last], exact[month])
@@ -817,7 +819,7 @@ def plot_trend(ax: Axes, trend: pl.DataFrame, currency: str = "USD", top: int = 
         )
     ax.set_xticks(positions, [_short_month(m) for m in months])
     ax.set_ylim(0, largest * 1.2)
-    _money_axis(ax.yaxis, largest * 1.2)
+    _money_axis(ax.yaxis, currency, largest * 1.2)
     ax.set_ylabel(f"Cost per month ({currency})")
     ax.set_title("Cost per month, by tenant", loc="left", fontweight="bold")
     ax.grid(axis="y", alpha=0.3)
@@ -857,7 +859,8 @@ def _change_text(
     the two invoices; when the bill rounded the change away (amounts of a few cents or
     less), the exact change and its percentage of last month's exact cost are shown.
     """
-    text = f"{_signed(change) if change else '0.00'} {currency}"
+    places = shown_places(currency)
+    text = f"{_signed(change, places) if change else amount_text(change, currency)} {currency}"
     detail = [status] if status else []
     pct: Decimal | None = None
     if status:
@@ -866,8 +869,9 @@ def _change_text(
         pct = 100 * change / before
         detail.append(f"{_signed(pct, 1)} %")
     elif exact and change == 0:
-        places = max(2, 1 - math.floor(math.log10(abs(exact))))
-        detail.append(f"exact {_signed(exact, places)}")
+        detail.append(
+            f"exact {_signed(exact, max(places, 1 - math.floor(math.log10(abs(exact)))))}"
+        )
         if before_exact > 0:
             pct = 100 * exact / before_exact
             detail.append(f"{_signed(pct, 1)} %")
@@ -956,7 +960,7 @@ def plot_month_change(
     left = low - room if low < 0 else -span * 0.02
     right_edge = high + room if high > 0 else span * 0.02
     ax.set_xlim(left, right_edge)
-    _money_axis(ax.xaxis, right_edge, left)
+    _money_axis(ax.xaxis, currency, right_edge, left)
     ax.set_xlabel(f"Change in cost from the month before ({currency})")
     ax.set_title("Change in cost per tenant", loc="left", fontweight="bold")
     ax.grid(axis="x", alpha=0.3)
@@ -977,7 +981,7 @@ def plot_month_change(
         },
         schema={
             "label": pl.Utf8,
-            "change": pl.Decimal(18, 2),
+            "change": AMOUNT,
             "change_exact": pl.Decimal(38, 12),
             "change_pct": pl.Float64,
             "text": pl.Utf8,
@@ -1089,8 +1093,12 @@ def draw_charts(data: ChartData, out: Path, progress: Progress | None = None) ->
     _headline(fig, f"Cost per tenant, {when}")
     _subtitle(
         ax,
-        f"{total:,.2f} {currency} billed"
-        + (f" (exact cost {_small(exact)} {currency})" if total == 0 and exact > 0 else "")
+        f"{amount_text(total, currency, grouped=True)} {currency} billed"
+        + (
+            f" (exact cost {_small(exact, currency)} {currency})"
+            if total == 0 and exact > 0
+            else ""
+        )
         + f" over {count} tenant line{'s' if count != 1 else ''}."
         " Bars: each line's exact share of the account cost; labels: the billed amount"
         " (rounded, lines sum to the total) and the share.",
@@ -1106,8 +1114,8 @@ def draw_charts(data: ChartData, out: Path, progress: Progress | None = None) ->
         peak = per_day.sort(["cost", "day"], descending=[True, False]).row(0)
         _subtitle(
             ax,
-            f"{total:,.2f} {currency} billed"
-            + (f" (exact {_small(exact)})" if total == 0 and exact > 0 else "")
+            f"{amount_text(total, currency, grouped=True)} {currency} billed"
+            + (f" (exact {_small(exact, currency)})" if total == 0 and exact > 0 else "")
             + f": {_money(exact / per_day.height, currency)} a day on average, the most on"
             f" {_day_name(peak[0])} ({_money(Decimal(peak[1]), currency)}). The most"
             " expensive tenants each have a colour; the others share the grey slice.",
@@ -1207,7 +1215,8 @@ def draw_charts(data: ChartData, out: Path, progress: Progress | None = None) ->
         _headline(fig, f"Change in cost per tenant, {month_label(previous)} to {when}")
         _subtitle(
             ax,
-            f"Billed {before:,.2f} {currency} in {month_label(previous)}, {after:,.2f}"
+            f"Billed {amount_text(before, currency, grouped=True)} {currency} in "
+            f"{month_label(previous)}, {amount_text(after, currency, grouped=True)}"
             f" {currency} in {when}: "
             + _change_text(
                 after - before,

@@ -11,6 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import polars as pl
 
+from metering.config import DATA_API_CHARGE
+from metering.rate.money import amount_text
 from metering.text import CONTROL
 
 COLUMNS = (
@@ -52,16 +54,43 @@ def csv_bytes(rows: Iterable[Iterable[object]]) -> bytes:
     return "".join(",".join(map(_cell, row)) + "\n" for row in rows).encode("utf-8")
 
 
-def _money(value: Decimal) -> str:
-    return str(Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
 def _pct(share: Decimal) -> str:
     return str((Decimal(share) * 100).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
-def finance_csv(tenant_month: pl.DataFrame) -> bytes:
-    """The CSV bytes for a month's ``tenant_month`` rows."""
+def tenant_totals(
+    tenant_month: pl.DataFrame, charges: pl.DataFrame | None = None
+) -> dict[str, tuple[Decimal, Decimal]]:
+    """Each tenant's amount and share (0..1) of the month: its Data API line, plus, when the
+    month has shared costs (``charges``: its ``tenant_charges`` rows), its share of each; the
+    share is then of the month's total over all charges. The amounts sum exactly to what was
+    allocated: each charge's lines sum to its total."""
+    lines = {
+        row["tenant_id"]: (Decimal(row["amount"]), Decimal(row["share"]))
+        for row in tenant_month.iter_rows(named=True)
+    }
+    shared = (
+        charges.filter(pl.col("charge") != DATA_API_CHARGE)
+        if charges is not None and charges.height
+        else None
+    )
+    if shared is None or not shared.height:
+        return lines
+    amounts = {tenant: amount for tenant, (amount, _) in lines.items()}
+    for tenant, amount in shared.select("tenant_id", "amount").iter_rows():
+        amounts[tenant] = amounts.get(tenant, Decimal(0)) + Decimal(amount)
+    whole = sum(amounts.values(), Decimal(0))
+    return {
+        tenant: (amount, Decimal(amount) / whole if whole else Decimal(0))
+        for tenant, amount in amounts.items()
+    }
+
+
+def finance_csv(tenant_month: pl.DataFrame, charges: pl.DataFrame | None = None) -> bytes:
+    """The CSV bytes for a month's ``tenant_month`` rows; with shared costs (``charges``,
+    its ``tenant_charges`` rows), each tenant's amount is its total over all its charges
+    (``tenant_totals``)."""
+    totals = tenant_totals(tenant_month, charges)
     lines = (
         (
             row["month"],
@@ -72,9 +101,9 @@ def finance_csv(tenant_month: pl.DataFrame) -> bytes:
             row["units"],
             row["request_bytes"],
             row["response_bytes"],
-            _money(row["amount"]),
+            amount_text(totals[row["tenant_id"]][0], row["currency"]),
             row["currency"],
-            _pct(row["share"]),
+            _pct(totals[row["tenant_id"]][1]),
             row["run_id"],
         )
         for row in tenant_month.sort("tenant_id").iter_rows(named=True)

@@ -23,6 +23,7 @@ from metering.sample.cloudtrail import (
     write_trail,
 )
 from metering.sample.dynamodb import write_export
+from metering.sample.invoice import write_invoice
 from metering.schemas import Progress
 
 __all__ = ["SampleSummary", "generate"]
@@ -81,7 +82,8 @@ def generate(
     delivery_minutes: int = DELIVERY_MINUTES,
     progress: Progress | None = None,
 ) -> SampleSummary:
-    """Write a sample month under ``out``: cloudtrail/, dynamodb/, tenants.csv, meter.toml.
+    """Write a sample month under ``out``: cloudtrail/, dynamodb/, cur/ (its AWS invoice),
+    tenants.csv, meter.toml.
 
     ``noise_share`` is the share of CloudTrail records from other services (S3, STS, KMS);
     by default there are 0.3 of them per Data API record, 23 % of the trail. Each CloudTrail
@@ -174,6 +176,17 @@ def generate(
             out / "cloudtrail", trail_calls, month, seed + 6, noise_share, jobs, delivery_minutes
         )
 
+    # What AWS invoiced for the month: the calls that succeeded, metered or not, at their
+    # real sizes; and the Serverless v2 clusters' capacity, a cost the tenants share.
+    invoiced = ["ts", "request_bytes", "response_bytes", "resource_arn"]
+    billed = pl.concat(
+        [
+            records.select(invoiced).with_columns(pl.col("resource_arn").cast(pl.Utf8)),
+            unmetered.with_columns(resource_arn=pl.lit(CLUSTER_ARN)).select(invoiced),
+        ]
+    )
+    write_invoice(out / "cur", month, billed, [CLUSTER_ARN, ANALYTICS_CLUSTER_ARN], seed + 7)
+
     # The last tenant is left out on purpose: meter bills it and reports it unregistered.
     registry = [(t.tenant_id, t.name, t.cost_center, t.profile) for t in tenant_list[:-1]]
     (out / "tenants.csv").write_bytes(
@@ -224,4 +237,13 @@ kind = "metering_record"
 [[attribution.rules]]
 kind = "principal"
 pattern = "assumed-role/tenant-(?P<tenant>[a-z0-9-]+)/"
+
+[invoice]                              # what AWS invoiced: a CUR 2.0 export (the tie-out)
+uris = ["cur"]
+format = "cur2"
+
+[[shared_costs]]                       # the clusters' Serverless v2 capacity, by units
+name = "aurora_compute"
+usage_types = ["%Aurora:ServerlessV2Usage%"]
+driver = "units"
 """

@@ -22,7 +22,7 @@ from metering.collect.files import Reader, list_objects
 from metering.errors import InputError
 from metering.month import Month
 from metering.overhead import COUNTS as EVIDENCE
-from metering.rate import profile, select
+from metering.rate import profile, select, shared
 from metering.schemas import Collected, MonthSums, Relation
 from metering.spark.decode import accounting
 
@@ -37,6 +37,7 @@ FRAMES = {
     "days": profile.tenant_days(_NONE).columns,
     "reconciliation": profile.reconciliation(_NONE).columns,
     "conflicts": select.conflicts(_NONE).columns,
+    "drivers": shared.DRIVERS,
 }
 
 

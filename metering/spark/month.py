@@ -17,7 +17,7 @@ import polars as pl
 from metering import attribute, overhead
 from metering.config import Config
 from metering.month import Month
-from metering.rate import profile, select
+from metering.rate import profile, select, shared
 from metering.schemas import EVENTS, RATED, MonthSums, Relation
 from metering.spark import join
 from metering.spark.decode import SparkSpool, ddl
@@ -80,6 +80,7 @@ def month_sums(
             reconciliation=_frame(spark, profile.reconciliation(calls_of, SPARK)),
             conflicts=_frame(spark, select.conflicts(calls_of)),
             evidence=_row(spark, overhead.counts(calls_of, events, SPARK)),
+            drivers=_frame(spark, shared.cluster_drivers(calls_of, config, SPARK)),
         )
     return sums, count
 

@@ -35,6 +35,7 @@ from metering.schemas import (
 from metering.sql import literal
 from metering.store.frames import ArrowStream, polars
 from metering.store.schema import (
+    AMOUNT,
     COUNTER_COLUMNS,
     MIGRATIONS,
     MONTH_TABLES,
@@ -183,6 +184,8 @@ class RunRows:
     recipe: str  # what the calls were joined and rated by (see ``LastBill``)
     inputs: dict[str, list[Path]]  # per source, the spooled files they were joined from
     invoice: pl.DataFrame | None = None  # the tie-out with the AWS invoice (schemas.INVOICE)
+    charges: pl.DataFrame | None = None  # each tenant's charges (schemas.TENANT_CHARGES)
+    shared_costs: pl.DataFrame | None = None  # each shared cost's totals (SHARED_COSTS)
     calls_at: str | None = None  # the folder of the month's Parquet calls (a Spark bill)
 
     @classmethod
@@ -221,6 +224,8 @@ class RunRows:
             recipe,
             inputs,
             result.invoice,
+            result.charges,
+            result.shared_costs,
             calls_at,
         )
 
@@ -391,9 +396,9 @@ def write_run(
     rows: RunRows,
     progress: Progress | None = None,
 ) -> int:
-    """Replace ``month``'s lines, days, reconciliation, quarantine and tie-out with ``rows``,
-    and record the run; returns its sequence number. Call it inside the run's ``transaction``,
-    after its calls."""
+    """Replace ``month``'s lines, days, reconciliation, quarantine, tie-out and charges with
+    ``rows``, and record the run; returns its sequence number. Call it inside the run's
+    ``transaction``, after its calls."""
     run_id = rows.run["run_id"]
     quarantine = pl.DataFrame(
         {
@@ -405,7 +410,17 @@ def write_run(
         },
         schema=dict.fromkeys(("run_id", "month", "source_uri", "locator", "reason"), pl.Utf8),
     )
-    invoice = rows.invoice if rows.invoice is not None else pl.DataFrame()
+    optional = (
+        ("invoice", rows.invoice),
+        ("tenant_charges", rows.charges),
+        ("shared_costs", rows.shared_costs),
+        (
+            "month_call_files",
+            None
+            if rows.calls_at is None
+            else pl.DataFrame({"month": [str(month)], "uri": [rows.calls_at]}),
+        ),
+    )
     tables = (
         ("tenant_month", rows.tenant_month),
         ("tenant_day", rows.tenant_day),
@@ -416,12 +431,7 @@ def write_run(
             "month_runs",
             pl.DataFrame({"month": [str(month)], "run_id": [run_id], "recipe": [rows.recipe]}),
         ),
-        *((("invoice", invoice),) if invoice.height else ()),
-        *(
-            (("month_call_files", pl.DataFrame({"month": [str(month)], "uri": [rows.calls_at]})),)
-            if rows.calls_at is not None
-            else ()
-        ),
+        *((table, frame) for table, frame in optional if frame is not None and frame.height),
     )
     ensure_open(con, month)  # checked again inside the transaction
     seq = con.execute("SELECT coalesce(max(run_seq), 0) + 1 FROM bill_runs").fetchall()[0][0]
@@ -481,7 +491,8 @@ def set_month_state(path: str | Path, month: Month, event: str, by: str, reason:
 
 
 def diff_runs(path: str | Path, month: Month) -> tuple[list[int], pl.DataFrame]:
-    """Per tenant, the last two runs of ``month`` side by side; (their run_seqs, rows)."""
+    """Per tenant, the last two runs of ``month`` side by side; (their run_seqs, rows). The
+    rows' ``currency`` is the newer run's."""
     with connect(path, read_only=True) as con:
         seqs = [
             row[0]
@@ -495,12 +506,13 @@ def diff_runs(path: str | Path, month: Month) -> tuple[list[int], pl.DataFrame]:
             return seqs, pl.DataFrame()
         new, old = seqs
         lines = con.sql(
-            """
+            f"""
             SELECT coalesce(n.tenant_id, o.tenant_id) AS tenant_id,
                    coalesce(o.calls, 0) AS calls_before, coalesce(n.calls, 0) AS calls_after,
                    coalesce(o.units, 0) AS units_before, coalesce(n.units, 0) AS units_after,
-                   coalesce(o.amount, 0)::DECIMAL(18, 2) AS amount_before,
-                   coalesce(n.amount, 0)::DECIMAL(18, 2) AS amount_after
+                   coalesce(o.amount, 0)::{AMOUNT} AS amount_before,
+                   coalesce(n.amount, 0)::{AMOUNT} AS amount_after,
+                   (SELECT any_value(currency) FROM bill_runs WHERE run_seq = $new) AS currency
             FROM (SELECT * FROM run_lines WHERE run_seq = $new) n
             FULL OUTER JOIN (SELECT * FROM run_lines WHERE run_seq = $old) o USING (tenant_id)
             ORDER BY tenant_id

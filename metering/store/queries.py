@@ -16,6 +16,7 @@ import polars as pl
 from metering.month import Month
 from metering.store import connect, month_state
 from metering.store.frames import polars
+from metering.store.schema import AMOUNT
 
 __all__ = [
     "PARQUET_TABLES",
@@ -23,6 +24,7 @@ __all__ = [
     "billed_months",
     "billed_run",
     "call_rates",
+    "charge_rows",
     "invoice_rows",
     "month_changes",
     "month_trend",
@@ -75,6 +77,23 @@ def invoice_rows(path: str | Path, month: Month) -> pl.DataFrame:
         )
 
 
+def charge_rows(path: str | Path, month: Month) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The month's charges: ``tenant_charges`` (by tenant and charge) and ``shared_costs``
+    (by charge); no rows when it has none, or a warehouse older than the tables (a bill
+    migrates it)."""
+    with connect(path, read_only=True) as con:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "tenant_charges" not in tables:
+            return pl.DataFrame(), pl.DataFrame()
+        params = {"month": str(month)}
+        charges = "SELECT * FROM tenant_charges WHERE month = $month ORDER BY tenant_id, charge"
+        shared = "SELECT * FROM shared_costs WHERE month = $month ORDER BY charge"
+        return (
+            polars(con.sql(charges, params=params)),
+            polars(con.sql(shared, params=params)),
+        )
+
+
 def month_trend(path: str | Path, through: Month, months: int = 12) -> pl.DataFrame:
     """Tenant lines of the ``months`` billed months up to ``through`` (YYYY-MM).
 
@@ -109,7 +128,7 @@ def month_changes(path: str | Path, month: Month) -> pl.DataFrame:
     """
     return _frame(
         path,
-        """
+        f"""
         WITH cur AS (
             SELECT tenant_id, tenant_name, registered, amount, cost_exact FROM tenant_month
             WHERE month = $month
@@ -120,8 +139,8 @@ def month_changes(path: str | Path, month: Month) -> pl.DataFrame:
             SELECT coalesce(cur.tenant_id, prev.tenant_id) AS tenant_id,
                    coalesce(cur.tenant_name, prev.tenant_name) AS tenant_name,
                    coalesce(cur.registered, prev.registered) AS registered,
-                   coalesce(prev.amount, 0)::DECIMAL(18, 2) AS previous_amount,
-                   coalesce(cur.amount, 0)::DECIMAL(18, 2) AS amount,
+                   coalesce(prev.amount, 0)::{AMOUNT} AS previous_amount,
+                   coalesce(cur.amount, 0)::{AMOUNT} AS amount,
                    coalesce(prev.cost_exact, 0)::DECIMAL(38, 12) AS previous_cost_exact,
                    coalesce(cur.cost_exact, 0)::DECIMAL(38, 12) AS cost_exact,
                    prev.tenant_id IS NULL AS new,
@@ -130,7 +149,7 @@ def month_changes(path: str | Path, month: Month) -> pl.DataFrame:
             WHERE EXISTS (SELECT 1 FROM prev)
         )
         SELECT tenant_id, tenant_name, registered, previous_amount, amount,
-               (amount - previous_amount)::DECIMAL(18, 2) AS change,
+               (amount - previous_amount)::{AMOUNT} AS change,
                previous_cost_exact, cost_exact,
                (cost_exact - previous_cost_exact)::DECIMAL(38, 12) AS change_exact,
                CASE WHEN previous_amount > 0

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 SCHEMA_VERSION = 9
 
+# A rounded amount: to its currency's minor unit, 0 to 4 decimals in ISO 4217 (JPY 0, USD 2,
+# KWD 3, CLF 4: rate.money.MOST_PLACES), with 16 digits before the point.
+AMOUNT = "DECIMAL(20, 4)"
+
 # Counters added since the first schema: new warehouses have them last, as migrated ones do.
 ADDED_COUNTERS = (
     "unlisted_files",
@@ -59,7 +63,7 @@ TABLES = {
             total_calls BIGINT NOT NULL,
             total_units BIGINT NOT NULL,
             account_cost DECIMAL(38, 12) NOT NULL,
-            amount DECIMAL(18, 2) NOT NULL,
+            amount {AMOUNT} NOT NULL,
             currency VARCHAR NOT NULL,
             {", ".join(f"{c} BIGINT NOT NULL" for c in COUNTER_COLUMNS[: -len(ADDED_COUNTERS)])},
             unregistered_tenants VARCHAR[] NOT NULL,
@@ -91,7 +95,8 @@ TABLES = {
             conflict VARCHAR,
             in_month BOOLEAN NOT NULL DEFAULT true,
             billed BOOLEAN NOT NULL DEFAULT true,
-            error_seen_by VARCHAR
+            error_seen_by VARCHAR,
+            resource_arn VARCHAR
         )""",
     # The run whose calls a month holds, and the recipe they were joined and rated by (a
     # fingerprint of the config and meter's SQL: the next bill reuses them only under the
@@ -112,7 +117,7 @@ TABLES = {
             size BIGINT NOT NULL,
             mtime_ns BIGINT NOT NULL
         )""",
-    "tenant_month": """
+    "tenant_month": f"""
         CREATE TABLE IF NOT EXISTS tenant_month (
             month VARCHAR NOT NULL,
             tenant_id VARCHAR NOT NULL,
@@ -123,7 +128,7 @@ TABLES = {
             request_bytes BIGINT NOT NULL,
             response_bytes BIGINT NOT NULL,
             cost_exact DECIMAL(38, 12) NOT NULL,
-            amount DECIMAL(18, 2) NOT NULL,
+            amount {AMOUNT} NOT NULL,
             currency VARCHAR NOT NULL,
             share DECIMAL(18, 12) NOT NULL,
             peak_rps BIGINT NOT NULL,
@@ -193,7 +198,7 @@ CALL_FILES = """
 _PARQUET_COLUMNS = (
     "request_id, event_id, event_time::TIMESTAMPTZ AS event_time, tenant_id, operation, "
     "request_bytes, response_bytes, units, attribution, source, size_estimated, error_code, "
-    "conflict, in_month, billed, error_seen_by"
+    "conflict, in_month, billed, error_seen_by, resource_arn"
 )
 
 
@@ -219,14 +224,14 @@ def views(call_files: list[tuple[str, str]]) -> tuple[str, ...]:
 TABLES |= {
     "month_call_files": CALL_FILES,
     # Every execution's tenant lines, kept after the month is re-billed: `meter diff`.
-    "run_lines": """
+    "run_lines": f"""
         CREATE TABLE IF NOT EXISTS run_lines (
             run_seq BIGINT NOT NULL,
             month VARCHAR NOT NULL,
             tenant_id VARCHAR NOT NULL,
             calls BIGINT NOT NULL,
             units BIGINT NOT NULL,
-            amount DECIMAL(18, 2) NOT NULL,
+            amount {AMOUNT} NOT NULL,
             PRIMARY KEY (run_seq, tenant_id)
         )""",
     # Close and reopen events; a month's state is its newest event.
@@ -246,7 +251,7 @@ TABLES |= {
     # invoice's Data API lines and the month's own (region 'all'), which alone holds meter's
     # figures, the variances, whether the requests are within tolerance, the tax and the
     # total the tenant lines sum to.
-    "invoice": """
+    "invoice": f"""
         CREATE TABLE IF NOT EXISTS invoice (
             month VARCHAR NOT NULL,
             region VARCHAR NOT NULL,
@@ -254,9 +259,9 @@ TABLES |= {
             meter_units BIGINT,
             request_variance DECIMAL(38, 6),
             request_variance_pct DECIMAL(38, 4),
-            invoiced_net_cost DECIMAL(18, 2) NOT NULL,
-            modelled_cost DECIMAL(18, 2),
-            cost_variance DECIMAL(18, 2),
+            invoiced_net_cost {AMOUNT} NOT NULL,
+            modelled_cost {AMOUNT},
+            cost_variance {AMOUNT},
             cost_variance_pct DECIMAL(38, 4),
             usage_cost DECIMAL(38, 12) NOT NULL,
             savings_plan_negation DECIMAL(38, 12) NOT NULL,
@@ -268,12 +273,59 @@ TABLES |= {
             currency VARCHAR NOT NULL,
             lines BIGINT NOT NULL,
             allocate VARCHAR NOT NULL,
-            allocated_total DECIMAL(18, 2),
+            allocated_total {AMOUNT},
             tolerance DECIMAL(18, 6) NOT NULL,
             within_tolerance BOOLEAN,
             run_id VARCHAR NOT NULL,
             PRIMARY KEY (month, region)
         )""",
+    # Each tenant's charges of a month (SPEC 8): the Data API's own line (charge
+    # 'data_api', its amount tenant_month's) and each [[shared_costs]] entry's share, split by
+    # the driver; a tenant's charges sum to its total, the month's to what was allocated.
+    "tenant_charges": f"""
+        CREATE TABLE IF NOT EXISTS tenant_charges (
+            month VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            charge VARCHAR NOT NULL,
+            amount {AMOUNT} NOT NULL,
+            driver VARCHAR NOT NULL,
+            share DECIMAL(18, 12) NOT NULL,
+            run_id VARCHAR NOT NULL,
+            cost_exact DECIMAL(38, 12) NOT NULL,
+            quantity BIGINT NOT NULL,
+            currency VARCHAR NOT NULL,
+            clusters VARCHAR NOT NULL,
+            PRIMARY KEY (month, tenant_id, charge)
+        )""",
+    # Each [[shared_costs]] entry of a month: what the invoice's lines of it cost, what was
+    # split over the tenants and what could not be (lines of a cluster without calls, lines
+    # that name no resource), never spread silently.
+    "shared_costs": f"""
+        CREATE TABLE IF NOT EXISTS shared_costs (
+            month VARCHAR NOT NULL,
+            charge VARCHAR NOT NULL,
+            driver VARCHAR NOT NULL,
+            lines BIGINT NOT NULL,
+            invoiced_cost DECIMAL(38, 12) NOT NULL,
+            allocated {AMOUNT} NOT NULL,
+            unallocated {AMOUNT} NOT NULL,
+            unallocated_lines BIGINT NOT NULL,
+            unallocated_resources VARCHAR NOT NULL,
+            daily_lines BIGINT NOT NULL,
+            currency VARCHAR NOT NULL,
+            run_id VARCHAR NOT NULL,
+            PRIMARY KEY (month, charge)
+        )""",
+}
+
+# Every rounded amount of the warehouse (the rest are exact costs, DECIMAL(38, 12)).
+AMOUNT_COLUMNS = {
+    "bill_runs": ("amount",),
+    "tenant_month": ("amount",),
+    "run_lines": ("amount",),
+    "invoice": ("invoiced_net_cost", "modelled_cost", "cost_variance", "allocated_total"),
+    "tenant_charges": ("amount",),
+    "shared_costs": ("allocated", "unallocated"),
 }
 
 # How to bring an older warehouse up to SCHEMA_VERSION: the statements that take version
@@ -316,9 +368,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE reconciliation ADD COLUMN error_disagreements BIGINT NOT NULL DEFAULT 0",
     ),
     6: (TABLES["invoice"],),
-    # Versions 7 and 8 are other branches' (shared costs, currencies): empty until merged.
-    7: (),
-    8: (),
+    # Shared costs (SPEC 8): each call's cluster, and the charges split by it.
+    7: (
+        "ALTER TABLE call_rows ADD COLUMN resource_arn VARCHAR",
+        TABLES["tenant_charges"],
+        TABLES["shared_costs"],
+    ),
+    # Amounts to each currency's own minor unit (3 decimals for KWD, 4 for CLF): every
+    # rounded amount widened; the values are kept as they were.
+    8: tuple(
+        f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {AMOUNT}"
+        for table, columns in AMOUNT_COLUMNS.items()
+        for column in columns
+    ),
     9: (CALL_FILES,),
 }
 
@@ -332,5 +394,7 @@ MONTH_TABLES = (
     "reconciliation",
     "quarantine",
     "invoice",
+    "tenant_charges",
+    "shared_costs",
     "month_call_files",
 )

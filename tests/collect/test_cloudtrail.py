@@ -789,7 +789,8 @@ def test_sample_trail_exercises_the_join(tmp_path: Path) -> None:
 
     result = bill(load_config(summary.config), OCT)
     c = result.counters
-    assert c.files_read == len(wanted) + 5  # + the export's 4 data files and its empty one
+    # + the export's 4 data files and its empty one, the CUR export's data file and manifest
+    assert c.files_read == len(wanted) + 5 + 2
     assert c.duplicates == duplicated
     assert c.errored_calls == 6
     assert c.calls_billed == 2000 + 20  # the metered month + the unmetered calls

@@ -227,3 +227,30 @@ def test_the_monthly_close_publishes_the_closed_month(
     assert "2026-10: published to meter_usage for 2 tenants (published)" in done.stdout
     app = postgres.dsn(pg_db, "app")
     assert _usage(app, "globex") == [("globex", 3, 3, "0.00", False)]  # closed: not provisional
+
+
+def test_amounts_keep_their_currency_s_decimals_in_a_schema_an_older_meter_made(
+    tmp_path: Path, postgres: Any, pg_db: str, publisher: str
+) -> None:
+    import psycopg
+
+    publish_month(load_config(_month(tmp_path / "usd")), OCT, publisher)
+    with psycopg.connect(publisher) as connection:  # as meter made it when amounts had 2 places
+        connection.execute(
+            "ALTER TABLE meter_usage.tenant_month ALTER COLUMN amount TYPE numeric(18, 2)"
+        )
+    config = _month(tmp_path / "kwd")
+    with config.open("a") as toml:  # 5 units at 0.0012345678 dinars: 0.006 = 0.004 + 2 x 0.001
+        toml.write('\n[pricing]\ncurrency = "KWD"\ntiers = [ { per_million = "1234.5678" } ]\n')
+    bill(load_config(config), OCT)
+    done = publish_month(load_config(config), OCT, publisher)
+    assert done.status == "replaced"
+    app = postgres.dsn(pg_db, "app")
+    assert _usage(app, "acme") == [("acme", 2, 3, "0.004", True)]
+    assert _usage(app, "globex") == [("globex", 1, 1, "0.001", True)]
+    scale = (
+        "SELECT numeric_precision, numeric_scale FROM information_schema.columns "
+        "WHERE table_schema = 'meter_usage' AND table_name = 'tenant_month' "
+        "AND column_name = 'amount'"
+    )
+    assert _read(publisher, None, scale) == [(None, None)]  # numeric: each amount its own

@@ -1,12 +1,15 @@
-"""The FinOps FOCUS export: column set against the spec, values, golden bytes."""
+"""The FinOps FOCUS export: column set against the spec, values, golden bytes (each row
+against FOCUS 1.2's column definitions: test_focus_spec.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -18,38 +21,10 @@ from metering.report import FOCUS_COLUMNS, X_COLUMNS, focus_csv, neutralise
 from tests.helpers import assert_golden
 from tests.report.conftest import OCT, hostile_lines, read_back
 
-# FOCUS 1.0 columns whose feature level is "Mandatory" (FOCUS_Spec, specification/columns/*.md).
-FOCUS_1_0_MANDATORY = {
-    "BilledCost",
-    "BillingAccountId",
-    "BillingAccountName",
-    "BillingCurrency",
-    "BillingPeriodEnd",
-    "BillingPeriodStart",
-    "ChargeCategory",
-    "ChargeClass",
-    "ChargeDescription",
-    "ChargePeriodEnd",
-    "ChargePeriodStart",
-    "ContractedCost",
-    "EffectiveCost",
-    "InvoiceIssuerName",
-    "ListCost",
-    "PricingQuantity",
-    "PricingUnit",
-    "ProviderName",
-    "PublisherName",
-    "ServiceCategory",
-    "ServiceName",
-}
-# Conditional / recommended FOCUS 1.0 columns this export fills.
-FOCUS_1_0_OPTIONAL_USED = {
-    "ChargeFrequency",
-    "ConsumedQuantity",
-    "ConsumedUnit",
-    "SubAccountId",
-    "SubAccountName",
-}
+# The FinOps Foundation's column definitions of FOCUS 1.2 (the latest released version),
+# pinned: built from FOCUS_Spec's specification/columns/*.md at tag v1.2 (the commit is in
+# the file). test_focus_spec.py checks every row against them.
+SPEC = json.loads((Path(__file__).parent / "focus_1_2_columns.json").read_text())
 
 
 def _rows(data: bytes) -> list[dict[str, str]]:
@@ -61,22 +36,26 @@ def test_the_column_set_is_pinned() -> None:
         "BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency",
         "BillingPeriodEnd", "BillingPeriodStart", "ChargeCategory", "ChargeClass",
         "ChargeDescription", "ChargeFrequency", "ChargePeriodEnd", "ChargePeriodStart",
-        "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "EffectiveCost",
-        "InvoiceIssuerName", "ListCost", "PricingQuantity", "PricingUnit", "ProviderName",
-        "PublisherName", "ServiceCategory", "ServiceName", "SubAccountId", "SubAccountName",
+        "ConsumedQuantity", "ConsumedUnit", "ContractedCost", "EffectiveCost", "InvoiceId",
+        "InvoiceIssuerName", "ListCost", "ListUnitPrice", "PricingCategory", "PricingQuantity",
+        "PricingUnit", "ProviderName", "PublisherName", "RegionId", "ResourceId", "ResourceType",
+        "ServiceCategory", "ServiceName", "ServiceSubcategory", "Tags",
     )  # fmt: skip
     assert X_COLUMNS == (
-        "x_Attribution", "x_BilledUnits", "x_BillingMonth", "x_Calls", "x_CostCenter",
-        "x_CostExact", "x_RequestBytes", "x_ResponseBytes", "x_RunId", "x_SharePct",
+        "x_AllocatedCost", "x_AllocationMethod", "x_Attribution", "x_BilledUnits",
+        "x_BillingMonth", "x_Calls", "x_Charge", "x_Clusters", "x_CostCenter", "x_CostExact",
+        "x_DriverQuantity", "x_RequestBytes", "x_ResponseBytes", "x_RunId", "x_SharePct",
         "x_SizeEstimatedCalls", "x_TenantId", "x_TenantName",
     )  # fmt: skip
 
 
 def test_columns_follow_the_spec() -> None:
-    assert set(FOCUS_COLUMNS) == FOCUS_1_0_MANDATORY | FOCUS_1_0_OPTIONAL_USED
+    columns = SPEC["columns"]
+    assert (SPEC["version"], SPEC["tag"]) == ("1.2", "v1.2")
+    mandatory = {name for name, c in columns.items() if c["feature_level"] == "Mandatory"}
+    assert mandatory <= set(FOCUS_COLUMNS)  # every Mandatory column, and only spec columns
+    assert set(FOCUS_COLUMNS) <= set(columns)
     assert list(FOCUS_COLUMNS) == sorted(FOCUS_COLUMNS)  # the spec's alphabetical order
-    for column in FOCUS_COLUMNS:  # PascalCase, letters only (FOCUS column naming)
-        assert re.fullmatch(r"(?:[A-Z][a-z]+)+", column), column
     for column in X_COLUMNS:  # custom columns carry the x_ prefix
         assert re.fullmatch(r"x_(?:[A-Z][a-z]+)+", column), column
     assert len(set(FOCUS_COLUMNS + X_COLUMNS)) == len(FOCUS_COLUMNS) + len(X_COLUMNS)
@@ -84,47 +63,65 @@ def test_columns_follow_the_spec() -> None:
 
 def test_small_month_rows(small: Config) -> None:
     rows = _rows(export(small, OCT, "focus"))
-    assert [r["SubAccountId"] for r in rows] == ["__unattributed__", "acme", "globex"]
-    assert [(r["BilledCost"], r["ConsumedQuantity"], r["PricingQuantity"]) for r in rows] == [
+    assert [r["x_TenantId"] for r in rows] == ["__unattributed__", "acme", "globex"]
+    assert [(r["EffectiveCost"], r["x_Calls"], r["PricingQuantity"]) for r in rows] == [
         ("0.70", "2", "2"),
         ("3.50", "10", "10"),
         ("3.85", "5", "11"),
     ]
     globex = rows[2]
     run_id = globex["x_RunId"]
+    tags = {
+        "meter/tenant_id": "globex",
+        "meter/tenant_name": "Globex Inc.",
+        "meter/cost_center": "CC-2",
+        "meter/charge": "data_api",
+    }
     assert globex == {
-        "BilledCost": "3.85",
-        "BillingAccountId": "rds-data-api",
-        "BillingAccountName": "RDS Data API tenant chargeback",
+        "BilledCost": "0.00",
+        "BillingAccountId": "meter-allocation",
+        "BillingAccountName": "RDS Data API tenant allocation (meter)",
         "BillingCurrency": "USD",
         "BillingPeriodEnd": "2026-11-01T00:00:00Z",
         "BillingPeriodStart": "2026-10-01T00:00:00Z",
         "ChargeCategory": "Usage",
         "ChargeClass": "",
-        "ChargeDescription": "RDS Data API requests of tenant globex, billed in 32 KiB request units",
+        "ChargeDescription": "RDS Data API requests of tenant globex, billed in 32 KiB request "
+        "units: an allocation of AWS's invoice, not an invoice line",
         "ChargeFrequency": "Usage-Based",
         "ChargePeriodEnd": "2026-11-01T00:00:00Z",
         "ChargePeriodStart": "2026-10-01T00:00:00Z",
-        "ConsumedQuantity": "5",
-        "ConsumedUnit": "Requests",
+        "ConsumedQuantity": "11",
+        "ConsumedUnit": "Request Units",
         "ContractedCost": "3.85",
         "EffectiveCost": "3.85",
-        "InvoiceIssuerName": "AWS",
+        "InvoiceId": "",
+        "InvoiceIssuerName": "Internal chargeback (meter): an allocation, not an invoice",
         "ListCost": "3.85",
+        "ListUnitPrice": "0.35",
+        "PricingCategory": "Standard",
         "PricingQuantity": "11",
         "PricingUnit": "Request Units",
         "ProviderName": "AWS",
         "PublisherName": "AWS",
+        "RegionId": "",
+        "ResourceId": "",
+        "ResourceType": "",
         "ServiceCategory": "Databases",
         "ServiceName": "Amazon RDS Data API",
-        "SubAccountId": "globex",
-        "SubAccountName": "Globex Inc.",
+        "ServiceSubcategory": "Relational Databases",
+        "Tags": json.dumps(tags, separators=(",", ":")),
+        "x_AllocatedCost": "3.85",
+        "x_AllocationMethod": "meter:units",
         "x_Attribution": "metering_record=5",
         "x_BilledUnits": "11",
         "x_BillingMonth": "2026-10",
         "x_Calls": "5",
+        "x_Charge": "data_api",
+        "x_Clusters": "",
         "x_CostCenter": "CC-2",
         "x_CostExact": "3.850000000000",
+        "x_DriverQuantity": "11",
         "x_RequestBytes": "1000",
         "x_ResponseBytes": str(32769 + 36044 + 36045 + 65546 + 40000 - 1000),
         "x_RunId": run_id,
@@ -133,30 +130,34 @@ def test_small_month_rows(small: Config) -> None:
         "x_TenantId": "globex",
         "x_TenantName": "Globex Inc.",
     }
-    assert rows[0]["ChargeDescription"] == (
+    assert rows[0]["ChargeDescription"].startswith(
         "RDS Data API requests not attributed to a tenant, billed in 32 KiB request units"
     )
-    assert rows[0]["SubAccountName"] == "Unattributed calls"
+    assert json.loads(rows[0]["Tags"])["meter/tenant_name"] == "Unattributed calls"
     assert run_id.startswith("2026-10-")
 
 
-def test_billed_cost_sums_to_the_month_total(sample: Config) -> None:
+def test_effective_cost_sums_to_the_month_total_billed_cost_to_nothing(sample: Config) -> None:
     rows = _rows(export(sample, OCT, "focus"))
     con = duckdb.connect(str(sample.warehouse.path), read_only=True)
     try:
         (total,) = con.execute(
             "SELECT amount FROM bill_runs WHERE month = '2026-10' ORDER BY finished_at DESC LIMIT 1"
         ).fetchone() or (None,)
+        (shared,) = con.execute(
+            "SELECT sum(allocated) FROM shared_costs WHERE month = '2026-10'"
+        ).fetchone() or (None,)
         (lines,) = con.execute(
-            "SELECT count(*) FROM tenant_month WHERE month = '2026-10'"
+            "SELECT count(*) FROM tenant_charges WHERE month = '2026-10'"
         ).fetchone() or (0,)
     finally:
         con.close()
-    assert len(rows) == lines
-    assert sum(Decimal(r["BilledCost"]) for r in rows) == total
-    assert all(
-        r["BilledCost"] == r["EffectiveCost"] == r["ListCost"] == r["ContractedCost"] for r in rows
-    )
+    assert len(rows) == lines == 16  # 8 tenants, each its Data API line and its compute share
+    # The Data API's lines and the sample's shared cost (Aurora capacity), to the cent.
+    assert sum(Decimal(r["EffectiveCost"]) for r in rows) == total + shared
+    # An allocation of AWS's invoice: beside AWS's own FOCUS rows it adds nothing billed.
+    assert {r["BilledCost"] for r in rows} == {"0.00"}
+    assert all(r["EffectiveCost"] == r["ContractedCost"] == r["x_AllocatedCost"] for r in rows)
     assert {r["ChargePeriodStart"] for r in rows} == {"2026-10-01T00:00:00Z"}
 
 
@@ -195,13 +196,14 @@ def test_cells_a_spreadsheet_would_run_are_neutralised() -> None:
     )
     period = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
     (row,) = _rows(focus_csv(frame, attribution, period, block_bytes=4096))
-    assert row["SubAccountId"] == row["x_TenantId"] == "'=cmd|' /C calc'!A0"
-    assert row["SubAccountName"] == row["x_TenantName"] == "'@evil"
+    assert row["x_TenantId"] == "'=cmd|' /C calc'!A0"
+    assert json.loads(row["Tags"])["meter/tenant_id"] == "=cmd|' /C calc'!A0"  # (a { first)
+    assert row["x_TenantName"] == "'@evil"
     assert row["x_CostCenter"] == "'+1"
-    assert row["BilledCost"] == "0.50"
+    assert row["EffectiveCost"] == "0.50"
     assert row["BillingCurrency"] == "EUR"
     assert row["x_Attribution"] == "metering_record=0;principal=1"
-    assert row["ChargeDescription"].endswith("billed in 4 KiB request units")
+    assert "billed in 4 KiB request units: an allocation" in row["ChargeDescription"]
 
 
 def test_any_text_round_trips_through_two_csv_readers() -> None:
@@ -218,8 +220,9 @@ def test_any_text_round_trips_through_two_csv_readers() -> None:
         for row, tenant, name, cost_center in zip(
             got, lines["tenant_id"], lines["tenant_name"], lines["cost_center"], strict=True
         ):
-            assert row["SubAccountId"] == row["x_TenantId"] == neutralise(tenant)
-            assert row["SubAccountName"] == row["x_TenantName"] == neutralise(name)
+            assert row["x_TenantId"] == neutralise(tenant)
+            assert row["x_TenantName"] == neutralise(name)
+            assert json.loads(row["Tags"])["meter/tenant_id"] == tenant
             assert row["x_CostCenter"] == neutralise(cost_center)
             assert row["ChargeDescription"].startswith(f"RDS Data API requests of tenant {tenant},")
             assert row["x_Attribution"] == "principal=1"

@@ -149,7 +149,7 @@ def test_notebook_trend_section_and_its_parquet_tables(
     # The tables are the library's, every column and the exact money (Decimal) kept.
     changes = pl.read_parquet(folder / "2026-10-month-over-month.parquet")
     assert_frame_equal(changes, metering.month_changes(small_two_months, OCT))
-    assert changes["change"].dtype == pl.Decimal(18, 2)
+    assert changes["change"].dtype == pl.Decimal(20, 4)
     trend = pl.read_parquet(folder / "2026-10-trend.parquet")
     assert_frame_equal(trend, metering.month_trend(small_two_months, OCT))
     profiles = pl.read_parquet(folder / "2026-10-profiles.parquet")

@@ -279,6 +279,10 @@ def test_older_warehouse_is_migrated_newer_refused(tmp_path: Path) -> None:
         assert set(OVERHEAD_COLUMNS) <= columns  # v5: NULL for runs billed before
         assert migrated.execute("SELECT count(*) FROM conflicts").fetchall() == [(0,)]  # v4
         assert migrated.execute("SELECT count(*) FROM invoice").fetchall() == [(0,)]  # v6
+        for table in ("tenant_charges", "shared_costs"):  # v7
+            assert migrated.execute(f"SELECT count(*) FROM {table}").fetchall() == [(0,)]
+        call_rows = [r[0] for r in migrated.execute("DESCRIBE call_rows").fetchall()]
+        assert call_rows[-1] == "resource_arn"  # v7: NULL for calls joined before
         # v3: calls became a view over call_rows and month_runs; it reads as before.
         assert [r[0] for r in migrated.execute("DESCRIBE calls").fetchall()] == list(CALLS)
         got = migrated.execute("SELECT * EXCLUDE (event_time) FROM calls").fetchall()

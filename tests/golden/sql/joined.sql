@@ -1,5 +1,5 @@
 (
-        SELECT * EXCLUDE (record_tenant_id, user_arn, issuer_arn, source_identity, secret_arn, resource_arn),
+        SELECT * EXCLUDE (record_tenant_id, user_arn, issuer_arn, source_identity, secret_arn),
             CASE WHEN source = 'metering' THEN record_tenant_id
                  ELSE coalesce(record_tenant_id, coalesce(nullif(regexp_extract(user_arn, 'assumed-role/tenant-(?P<tenant>[a-z0-9-]+)/', 1), ''), nullif(regexp_extract(issuer_arn, 'assumed-role/tenant-(?P<tenant>[a-z0-9-]+)/', 1), ''), nullif(regexp_extract(source_identity, 'assumed-role/tenant-(?P<tenant>[a-z0-9-]+)/', 1), '')), '__unattributed__') END AS tenant_id,
             CASE WHEN source = 'metering' THEN 'metering_record'

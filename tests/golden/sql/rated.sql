@@ -3,6 +3,6 @@
                error_code, error_seen_by, request_bytes, response_bytes, CASE WHEN (request_bytes + response_bytes) IS NULL THEN 1::BIGINT ELSE greatest(1, ((request_bytes + response_bytes) + 32767) // 32768)::BIGINT END AS units,
                attribution,
                source, source = 'cloudtrail' AS size_estimated, conflict,
-               call_time >= TIMESTAMPTZ '2026-10-01T00:00:00+00:00' AND call_time < TIMESTAMPTZ '2026-11-01T00:00:00+00:00' AS in_month, call_time >= TIMESTAMPTZ '2026-10-01T00:00:00+00:00' AND call_time < TIMESTAMPTZ '2026-11-01T00:00:00+00:00' AND operation IN ('BatchExecuteStatement', 'BeginTransaction', 'CommitTransaction', 'ExecuteSql', 'ExecuteStatement', 'RollbackTransaction') AND error_code IS NULL AS billed
+               call_time >= TIMESTAMPTZ '2026-10-01T00:00:00+00:00' AND call_time < TIMESTAMPTZ '2026-11-01T00:00:00+00:00' AS in_month, call_time >= TIMESTAMPTZ '2026-10-01T00:00:00+00:00' AND call_time < TIMESTAMPTZ '2026-11-01T00:00:00+00:00' AND operation IN ('BatchExecuteStatement', 'BeginTransaction', 'CommitTransaction', 'ExecuteSql', 'ExecuteStatement', 'RollbackTransaction') AND error_code IS NULL AS billed, resource_arn
         FROM joined
     )
