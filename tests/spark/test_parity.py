@@ -51,6 +51,8 @@ def _same_bill(duck: BillResult, sparked: BillResult, a: Path, b: Path) -> None:
     assert sparked.reconciliation.equals(duck.reconciliation)
     assert sparked.tenant_month.equals(duck.tenant_month)
     assert sparked.overhead == duck.overhead
+    assert sparked.charges.equals(duck.charges)  # shared costs, split by the Spark sums too
+    assert sparked.shared_costs.equals(duck.shared_costs)
     for format in ("finance", "focus"):  # focus reads `calls`: Parquet, for Spark's
         exported = [export(load_config(folder / "meter.toml"), OCT, format) for folder in (a, b)]
         assert exported[0] == exported[1]
@@ -66,6 +68,7 @@ def _same_bill(duck: BillResult, sparked: BillResult, a: Path, b: Path) -> None:
 def test_the_sample_month_bills_the_same_on_spark(tmp_path: Path, spark: Any) -> None:
     duck, sparked, a, b = _both(copy_sample(tmp_path / "sample"), spark)
     assert duck.counters.calls_billed > 9_000 and duck.quarantine  # the sample's bad records
+    assert duck.shared_costs.height and duck.charges.height  # its CUR export's shared costs
     _same_bill(duck, sparked, a, b)
     # Spark's calls are Parquet beside the warehouse, partitioned by day, read by `calls`.
     days = sorted(p.name for p in (b / "meter.calls" / "month=2026-10").glob("*/day=*"))
