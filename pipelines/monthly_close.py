@@ -1,12 +1,13 @@
 """The monthly close: the job a scheduler runs early each month.
 
-Bills the previous month (or ``--month``), writes the finance CSV, the FOCUS export and the
-charts into ``<out>/<month>/``, and closes the month only when the run was clean: no
-quarantined input, no copies of a call that disagree, reconciliation within ``--tolerance``
-and, with ``[invoice]``, the month's units within ``[invoice] tolerance`` of the requests AWS
-invoiced. Once closed, the month's per-tenant usage is published to PostgreSQL for tenants
-to see when a DSN is configured (``[publish] dsn`` or METER_PUBLISH_DSN). Composes library
-functions only; its exit status tells the scheduler what happened:
+Bills the previous month (or ``--month``), writes the finance CSV, the FOCUS export, the
+charges CSV (with ``[[shared_costs]]``) and the charts into ``<out>/<month>/``, and closes
+the month only when the run was clean: no quarantined input, no copies of a call that
+disagree, reconciliation within ``--tolerance`` and, with ``[invoice]``, the month's units
+within ``[invoice] tolerance`` of the requests AWS invoiced. Once closed, the month's
+per-tenant usage is published to PostgreSQL for tenants to see when a DSN is configured
+(``[publish] dsn`` or METER_PUBLISH_DSN). Composes library functions only; its exit status
+tells the scheduler what happened:
 
     0  billed, exported and closed
     3  billed and exported, left open: a human should look (the reasons are printed)
@@ -42,11 +43,15 @@ def run(config_path: Path | None, out: Path, month: Month, tolerance: float) -> 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"finance_{month}.csv").write_bytes(metering.export(config, month, "finance"))
     (folder / f"focus_{month}.csv").write_bytes(metering.export(config, month, "focus"))
+    exports = 2
+    if config.shared_costs:  # each tenant's charges: the finance CSV's amounts, itemised
+        (folder / f"charges_{month}.csv").write_bytes(metering.export(config, month, "charges"))
+        exports += 1
     charts = metering.chart(config, month, folder / "charts")
     print(
         f"{month}: billed {result.bill.total_units:,} units, {result.bill.amount} "
-        f"{result.bill.currency} (run {result.run_id}); wrote 2 exports and {len(charts)} charts "
-        f"to {folder}"
+        f"{result.bill.currency} (run {result.run_id}); wrote {exports} exports and "
+        f"{len(charts)} charts to {folder}"
     )
     problems = metering.health(config, month, tolerance).problems
     if problems:

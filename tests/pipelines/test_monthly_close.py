@@ -56,6 +56,7 @@ def test_clean_month_is_exported_and_closed(tmp_path: Path) -> None:
     folder = tmp_path / "out" / "2026-10"
     assert (folder / "finance_2026-10.csv").read_text().count("\n") == 3
     assert (folder / "focus_2026-10.csv").is_file()
+    assert not (folder / "charges_2026-10.csv").exists()  # no shared costs: nothing to itemise
     assert sorted(p.suffix for p in (folder / "charts").iterdir()) and all(
         p.suffix == ".png" for p in (folder / "charts").iterdir()
     )
@@ -71,7 +72,12 @@ def test_unclean_month_is_exported_but_left_open(tmp_path: Path) -> None:
     done = _run(config, tmp_path / "out")
     assert done.returncode == 3, done.stdout + done.stderr
     assert "quarantined" in done.stdout
-    assert (tmp_path / "out" / "2026-10" / "finance_2026-10.csv").is_file()
+    folder = tmp_path / "out" / "2026-10"
+    assert (folder / "finance_2026-10.csv").is_file()
+    # The sample splits a shared cost: each tenant's charges are itemised beside the CSV.
+    charges = (folder / "charges_2026-10.csv").read_text().splitlines()
+    assert charges[0].startswith("billing_month,tenant_id,") and "aurora_compute" in charges[1]
+    assert "wrote 3 exports" in done.stdout
     assert _closed(config) == []
 
 
