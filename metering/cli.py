@@ -145,6 +145,20 @@ def bill(
             help="Bill the month even when no source holds a record of it (else exit 1).",
         ),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="duckdb or spark: where calls are joined and rated (default: [engine] kind).",
+        ),
+    ] = None,
+    from_aggregates: Annotated[
+        str | None,
+        typer.Option(
+            "--from-aggregates",
+            help="Finish the month from what `meter spark-job --out URI` wrote there.",
+        ),
+    ] = None,
     json: JsonOption = False,
 ) -> None:
     """Bill a month: read the sources, attribute and rate every call, write the warehouse.
@@ -158,9 +172,22 @@ def bill(
         from metering.pipeline import bill as run_bill
 
         the_month = Month.parse(month)
+        if engine not in (None, "duckdb", "spark"):
+            from metering.errors import UsageError
+
+            raise UsageError(f"--engine {engine!r}: give duckdb or spark")
         cfg = _config(config)
         with _progress() as progress:
-            result = run_bill(cfg, the_month, progress, fresh=fresh, allow_empty=allow_empty)
+            if from_aggregates is not None:
+                from metering.pipeline import bill_from_aggregates
+
+                result = bill_from_aggregates(
+                    cfg, the_month, from_aggregates, progress, allow_empty=allow_empty
+                )
+            else:
+                result = run_bill(
+                    cfg, the_month, progress, fresh=fresh, allow_empty=allow_empty, engine=engine
+                )
         if json:
             from metering import jsondoc
 
@@ -170,6 +197,41 @@ def bill(
 
             bill_summary(result)
     raise typer.Exit(result.exit_code)
+
+
+@app.command("spark-job")
+def spark_job(
+    month: MonthOption,
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out", help="Folder or s3:// prefix for the month's sums, accounting and calls."
+        ),
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Join, attribute, rate and sum a month in Spark (what spark-submit, Glue or EMR
+    Serverless run: `python -m metering.spark`); `meter bill --from-aggregates` finishes it.
+
+    Exit status: 0 written, 1 failed, 2 usage or config error.
+    """
+    with _errors():
+        from metering.month import Month
+        from metering.pipeline import spark_job as run_job
+
+        the_month = Month.parse(month)
+        cfg = _config(config)
+        with _progress() as progress:
+            made = run_job(cfg, the_month, out, progress)
+        counters = made.inputs.both.counters
+        typer.echo(
+            printable(
+                f"spark-job {the_month}: {counters.files_read:,} files, {made.inputs.rows:,} "
+                f"rows decoded, {counters.quarantined:,} quarantined; written to {out}"
+            )
+        )
+        finish = f"{cfg.command(f'meter bill --month {the_month}')} --from-aggregates {out}"
+        typer.echo(printable(f"finish the bill with: {finish}"))
 
 
 LOG_EVERY = 10.0  # seconds between progress lines in a log (not a terminal)

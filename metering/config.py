@@ -384,6 +384,27 @@ class InvoiceConfig(_Strict):
         return exact
 
 
+SPARK_CONF_KEY = re.compile(r"spark\.[A-Za-z0-9_.-]+")
+
+
+class EngineConfig(_Strict):
+    """Where a bill's calls are joined, attributed and rated (README "Billing on Apache
+    Spark"): DuckDB on this machine, or Spark. Pricing and the warehouse stay in Python."""
+
+    kind: Literal["duckdb", "spark"] = "duckdb"
+    master: StrictStr | None = None  # Spark's master URL; default: spark-submit's, else local[*]
+    calls: StrictStr | None = None  # where Spark writes per-call Parquet; default beside warehouse
+    conf: dict[StrictStr, StrictStr] = {}  # extra Spark settings, e.g. spark.executor.memory
+
+    @field_validator("conf")
+    @classmethod
+    def _spark_keys(cls, conf: dict[str, str]) -> dict[str, str]:
+        for key in conf:
+            if not SPARK_CONF_KEY.fullmatch(key):
+                raise ValueError(f"{key!r} is not a Spark setting (they start with spark.)")
+        return conf
+
+
 # What a shared cost is split by (SPEC 8): each tenant's billed units, billed calls, or the
 # bytes its calls were billed on ([pricing] measure; a call of unknown size counts none).
 Driver = Literal["units", "calls", "bytes"]
@@ -445,6 +466,7 @@ class Config(_Strict):
     overhead: OverheadConfig = OverheadConfig()
     invoice: InvoiceConfig | None = None
     shared_costs: tuple[SharedCostConfig, ...] = ()
+    engine: EngineConfig = EngineConfig()
 
     _path: Path | None = PrivateAttr(default=None)
     _sha256: str = PrivateAttr(default="")
@@ -506,6 +528,7 @@ def _resolved(raw: dict[str, object], base: Path) -> dict[str, object]:
 
     singles: tuple[tuple[tuple[str, ...], str], ...] = (
         (("warehouse",), "path"),
+        (("engine",), "calls"),
         (("tenants",), "registry"),
     )
     for keys, field in singles:

@@ -123,6 +123,7 @@ def bill(result: BillResult) -> dict[str, Any]:
         },
         "charges": _rows(result.charges, tuple(result.charges.columns), currency),
         "shared_costs": _rows(result.shared_costs, tuple(result.shared_costs.columns), currency),
+        "calls": result.calls_at,
     }
 
 

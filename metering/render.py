@@ -138,6 +138,9 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
         if conflicts.height > 10:
             console.print(f"  ... {conflicts.height - 10} more in the conflicts table")
     console.print(_outside(f"warehouse: {result.warehouse}"), soft_wrap=True)
+    if result.calls_at is not None:
+        where = f"calls: {result.calls_at} (Parquet by day, read by the warehouse's calls view)"
+        console.print(_outside(where), soft_wrap=True)
 
 
 def _exact(amount: Decimal) -> str:

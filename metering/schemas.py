@@ -500,11 +500,33 @@ class BillResult:
     invoice: pl.DataFrame = field(default_factory=lambda: empty(INVOICE))  # the tie-out
     charges: pl.DataFrame = field(default_factory=lambda: empty(TENANT_CHARGES))
     shared_costs: pl.DataFrame = field(default_factory=lambda: empty(SHARED_COSTS))
+    calls_at: str | None = None  # a Spark bill's calls: their Parquet folder (None: warehouse)
 
     @property
     def exit_code(self) -> int:
         """SPEC 5: 0 clean, 3 finished with quarantined input or copies that disagree."""
         return 3 if self.quarantine or self.conflicts.height else 0
+
+
+@dataclass(slots=True)
+class MonthSums:
+    """What the engine that joined and rated a month's calls hands the pricing (which stays
+    in Python whichever engine ran): sums over the rated calls, a few thousand rows.
+
+    ``decided``: the counters the join and the selection decide (rate.select.counts);
+    ``totals``, ``days``: per tenant, and per tenant and day, of the billed calls
+    (rate.profile); ``reconciliation`` per day; ``conflicts``: the calls whose copies
+    disagree; ``evidence``: the data events and metering writes of the month
+    (overhead.counts); ``drivers``: per tenant, cluster and day, what shared costs are
+    split by (rate.shared.cluster_drivers)."""
+
+    decided: dict[str, int]
+    totals: pl.DataFrame
+    days: pl.DataFrame
+    reconciliation: pl.DataFrame
+    conflicts: pl.DataFrame
+    evidence: dict[str, int]
+    drivers: pl.DataFrame
 
 
 def fingerprint(parts: list[tuple[str, str]]) -> str:

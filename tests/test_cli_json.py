@@ -27,7 +27,7 @@ BILL_KEYS = [
     "command", "exit_code", "month", "run_id", "warehouse", "currency", "account_cost",
     "amount", "total_units", "counters", "lines", "unregistered_tenants", "quarantine",
     "conflicts", "reconciliation", "overhead", "invoice", "input_files", "charges",
-    "shared_costs",
+    "shared_costs", "calls",
 ]  # fmt: skip
 LINE_KEYS = [
     "tenant_id", "tenant_name", "cost_center", "calls", "units", "request_bytes",

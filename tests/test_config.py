@@ -382,3 +382,23 @@ def test_invoice_errors_name_the_key(tmp_path: Path, text: str, expected: str) -
     message = _error(tmp_path, text)
     assert expected in message
     assert message.startswith(f"{tmp_path / 'meter.toml'}: invoice.")
+
+
+def test_the_engine_section(tmp_path: Path) -> None:
+    """[engine]: duckdb by default; spark with its master, settings and calls folder
+    (resolved like every path; s3:// kept); anything else named with the file."""
+    assert _load(tmp_path, MINIMAL).engine.kind == "duckdb"
+    config = _load(
+        tmp_path,
+        MINIMAL + '[engine]\nkind = "spark"\nmaster = "local[2]"\ncalls = "calls"\n'
+        '[engine.conf]\n"spark.executor.memory" = "4g"\n',
+    )
+    assert (config.engine.kind, config.engine.master) == ("spark", "local[2]")
+    assert config.engine.calls == str(tmp_path / "calls")
+    assert config.engine.conf == {"spark.executor.memory": "4g"}
+    s3 = _load(tmp_path, MINIMAL + '[engine]\ncalls = "s3://bucket/calls"\n')
+    assert s3.engine.calls == "s3://bucket/calls"
+    assert "engine.kind" in _error(tmp_path, MINIMAL + '[engine]\nkind = "flink"\n')
+    said = _error(tmp_path, MINIMAL + '[engine.conf]\n"executor.memory" = "4g"\n')
+    assert "meter.toml: engine.conf: 'executor.memory' is not a Spark setting" in said
+    assert "engine.memory" in _error(tmp_path, MINIMAL + '[engine]\nmemory = "4g"\n')

@@ -12,11 +12,13 @@ import pytest
 
 from metering import attribute
 from metering.attribute import delta
+from metering.attribute.match import MATCHED
 from metering.config import load_config
 from metering.month import Month
 from metering.overhead import counts as overhead_counts
-from metering.rate import profile, select
+from metering.rate import profile, select, shared
 from metering.schemas import EVENTS, JOINED, RATED, RECORDS, Relation
+from metering.sql import SPARK
 from metering.store import month_calls
 from tests.conftest import SAMPLE
 from tests.helpers import assert_golden
@@ -77,3 +79,36 @@ STEPS = {
 @pytest.mark.parametrize("step", sorted(STEPS))
 def test_the_sql_of_each_step_is_golden(step: str) -> None:
     assert_golden(f"sql/{step}.sql", _text(STEPS[step]()))
+
+
+def _spark_unique(key: str, what: str) -> str:
+    from metering.attribute.match import EVENT_COLUMNS, RECORD_COLUMNS
+    from metering.spark.join import unique_sql
+
+    columns = RECORD_COLUMNS if what == "records" else EVENT_COLUMNS
+    newest = "written_us" if what == "records" else None
+    passing, winners = unique_sql(f"_unique_{key}", key, columns, what, newest)
+    return f"-- passing\n{passing}\n-- winners\n{winners}"
+
+
+# The same steps spelled for Spark (sql.SPARK), and the dedup the Spark engine writes apart.
+SPARK_STEPS = {
+    "unique_event_ids": lambda: _spark_unique("event_id", "copies"),
+    "unique_event_request_ids": lambda: _spark_unique("request_id", "events"),
+    "unique_records": lambda: _spark_unique("request_id", "records"),
+    "attributed": lambda: (
+        attribute.attributed(Relation("_matched", MATCHED), CONFIG.attribution.rules, SPARK).sql
+    ),
+    "rated": lambda: select.rated(Relation("joined", JOINED), CONFIG.pricing, OCT, SPARK).sql,
+    "counts": lambda: select.counts(CALLS, CONFIG.pricing.operations, SPARK).sql,
+    "tenant_totals": lambda: profile.tenant_totals(CALLS, SPARK).sql,
+    "tenant_days": lambda: profile.tenant_days(CALLS, SPARK).sql,
+    "reconciliation": lambda: profile.reconciliation(CALLS, SPARK).sql,
+    "overhead": lambda: overhead_counts(CALLS, Relation("_events_all", EVENTS), SPARK).sql,
+    "drivers": lambda: shared.cluster_drivers(CALLS, CONFIG, SPARK).sql,
+}
+
+
+@pytest.mark.parametrize("step", sorted(SPARK_STEPS))
+def test_the_spark_sql_of_each_step_is_golden(step: str) -> None:
+    assert_golden(f"sql/spark/{step}.sql", _text(SPARK_STEPS[step]()))

@@ -18,11 +18,11 @@ from metering.attribute.resource_arn import resource_arn
 from metering.attribute.secret_arn import secret_arn
 from metering.config import Rule
 from metering.schemas import JOINED, UNATTRIBUTED, Relation
-from metering.sql import literal
+from metering.sql import DUCKDB, Dialect
 
 __all__ = ["RULES", "UNMATCHED", "attributed", "joined", "match"]
 
-RULES: dict[str, Callable[[Any], str]] = {
+RULES: dict[str, Callable[[Any, Dialect], str]] = {
     "metering_record": metering_record,
     "secret_arn": secret_arn,
     "principal": principal,
@@ -46,7 +46,7 @@ def joined(events: Relation, records: Relation, rules: Sequence[Rule]) -> Relati
     return attributed(match.calls_in(events, records), rules)
 
 
-def attributed(calls: Relation, rules: Sequence[Rule]) -> Relation:
+def attributed(calls: Relation, rules: Sequence[Rule], dialect: Dialect = DUCKDB) -> Relation:
     """``calls`` (``match.MATCHED``) with ``tenant_id`` and ``attribution`` (the winning
     rule's kind) in place of the evidence the rules read (JOINED).
 
@@ -55,14 +55,15 @@ def attributed(calls: Relation, rules: Sequence[Rule]) -> Relation:
     """
     # Each rule is written out where it is tried, not computed up front: CASE and coalesce
     # evaluate lazily, so a rule (a regex, say) only runs on calls no earlier rule named.
-    tried = [RULES[rule.kind](rule) for rule in rules]
+    literal = dialect.literal
+    tried = [RULES[rule.kind](rule, dialect) for rule in rules]
     names = " ".join(
         f"WHEN {expr} IS NOT NULL THEN {literal(rule.kind)}"
         for expr, rule in zip(tried, rules, strict=True)
     )
     tenants = ", ".join([*tried, literal(UNATTRIBUTED)])
     sql = f"""
-        SELECT * EXCLUDE ({", ".join(EVIDENCE)}),
+        SELECT {dialect.all_but(EVIDENCE, calls.columns)},
             CASE WHEN source = 'metering' THEN record_tenant_id
                  ELSE coalesce({tenants}) END AS tenant_id,
             CASE WHEN source = 'metering' THEN 'metering_record'

@@ -119,6 +119,11 @@ def _unique_events(table: str, columns: Sequence[str]) -> str:
     """
 
 
+# Only the columns a call needs are carried (and compared when duplicates differ).
+EVENT_COLUMNS = tuple(c for c in EVENTS if c != "event_source")
+RECORD_COLUMNS = tuple(c for c in RECORDS if c not in ("principal_arn", RECORD_VERSION))
+
+
 def calls_in(events: Relation, records: Relation) -> Relation:
     """One row per distinct call, from either source or both (MATCHED): ``call_time``,
     ``source``, and the evidence the attribution rules read.
@@ -132,9 +137,7 @@ def calls_in(events: Relation, records: Relation) -> Relation:
     ``RECORD_VERSION``). A matched call's time is AWS's
     ``eventTime``; its tenant and sizes come from its record.
     """
-    # Only the columns a call needs are carried (and compared when duplicates differ).
-    event_columns = [c for c in EVENTS if c != "event_source"]
-    record_columns = [c for c in RECORDS if c not in ("principal_arn", RECORD_VERSION)]
+    event_columns, record_columns = EVENT_COLUMNS, RECORD_COLUMNS
     fresh = "NULL::VARCHAR AS conflict"  # nothing said of a row yet
     event_rows = f"(SELECT {', '.join(event_columns)}, {fresh} FROM {events})"
     record_rows = f"(SELECT {', '.join(record_columns)}, {RECORD_VERSION}, {fresh} FROM {records})"
@@ -142,7 +145,14 @@ def calls_in(events: Relation, records: Relation) -> Relation:
     sql = f"""
         WITH e AS ({_unique_events(event_rows, event_columns)}),
         r AS ({by_request})
-        SELECT
+        {JOIN}
+    """
+    return Relation.query(sql, MATCHED)
+
+
+# SQL (any engine's): the calls of the unique events ``e`` and the unique records ``r``
+# (see ``calls_in``), joined on the request id.
+JOIN = f"""SELECT
             coalesce(e.request_id, r.request_id) AS request_id,
             e.event_id,
             coalesce(e.event_time, r.ts) AS call_time,
@@ -160,6 +170,4 @@ def calls_in(events: Relation, records: Relation) -> Relation:
                  ELSE 'metering' END AS source,
             nullif(concat_ws('; ', 'cloudtrail: ' || e.conflict, 'metering: ' || r.conflict), '')
                 AS conflict
-        FROM e FULL OUTER JOIN r ON e.{RECORD_KEY} = r.{RECORD_KEY}
-    """
-    return Relation.query(sql, MATCHED)
+        FROM e FULL OUTER JOIN r ON e.{RECORD_KEY} = r.{RECORD_KEY}"""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from metering.config import SecretArnRule
-from metering.sql import lookup
+from metering.sql import DUCKDB, Dialect, lookup
 
 
-def secret_arn(rule: SecretArnRule) -> str:
-    return lookup("secret_arn", rule.map)
+def secret_arn(rule: SecretArnRule, dialect: Dialect = DUCKDB) -> str:
+    return lookup("secret_arn", rule.map, dialect)

@@ -124,7 +124,7 @@ def _save(base: Path, members: dict[str, str], parts: Iterable[Collected]) -> Co
         held.clear()
 
     try:
-        for part in _listed(parts):
+        for part in parts:
             if part.frame.height:
                 held.append(part.frame)
                 rows += part.frame.height
@@ -198,25 +198,31 @@ def _name(members: dict[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
+def group_parts(decoder: Decoder[Any], jobs: Sequence[Job[Any]]) -> Iterator[Collected]:
+    """A group of files decoded, a part at a time, each file's quarantine listed up to
+    ``limits.MAX_LISTED_PER_FILE`` (what a spool entry, or a Spark task, holds of them)."""
+    import gc
+
+    gc.disable()  # decoded JSON holds no cycles; collection passes only cost time here
+    try:
+        yield from _listed(decoder([job.task for job in jobs]))
+    finally:
+        gc.enable()
+
+
 def _decode_group(
     decoder: Decoder[Any], folder: Path | None, kind: str, jobs: Sequence[Job[Any]]
 ) -> Collected:
     """Worker: decode a group of files into one spool entry (or, without a folder, into a
     frame in memory)."""
-    import gc
-
-    gc.disable()  # decoded JSON holds no cycles; collection passes only cost time here
-    try:
-        parts = decoder([job.task for job in jobs])
-        if folder is None:
-            return Collected.merged(_listed(parts))
-        members = {job.obj.uri: _validity(job.obj) for job in jobs}
-        return _save(folder / kind / _name(members), members, parts)
-    finally:
-        gc.enable()
+    parts = group_parts(decoder, jobs)
+    if folder is None:
+        return Collected.merged(parts)
+    members = {job.obj.uri: _validity(job.obj) for job in jobs}
+    return _save(folder / kind / _name(members), members, parts)
 
 
-def _groups(jobs: Sequence[Job[Task]]) -> list[list[Job[Task]]]:
+def grouped(jobs: Sequence[Job[Task]]) -> list[list[Job[Task]]]:
     """Jobs by group, in the order their first job comes; a group of more than GROUP_BYTES
     of input is cut in pieces of about that (in job order, so the cuts stay put)."""
     by_group: dict[str, list[list[Job[Task]]]] = {}
@@ -311,7 +317,7 @@ class Spool:
         quarantine are the same however the work was spread.
         """
         reused, covered, superseded = self._reusable(kind, jobs)
-        groups = _groups([job for job in jobs if job.obj.uri not in covered])
+        groups = grouped([job for job in jobs if job.obj.uri not in covered])
         with self._lock:
             self.reused += len(covered)
             self.decoded += len(jobs) - len(covered)

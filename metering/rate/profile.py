@@ -10,26 +10,27 @@ import polars as pl
 from metering.rate import Bill
 from metering.rate.select import DISAGREE
 from metering.schemas import AMOUNT_DIGITS, UNATTRIBUTED, Relation, decimal_column
-from metering.sql import utc_day, utc_second
+from metering.sql import DUCKDB, Dialect, utc_day, utc_second
 
 UNATTRIBUTED_NAME = "Unattributed calls"
 
 
-def tenant_totals(calls: Relation) -> Relation:
+def tenant_totals(calls: Relation, dialect: Dialect = DUCKDB) -> Relation:
     """Per tenant, of its billed calls: calls, units, bytes, estimated-size calls and peak
     calls per second."""
+    big = dialect.cast
     sql = f"""
         WITH billed AS (SELECT * FROM {calls} WHERE billed),
         per_second AS (
-            SELECT tenant_id, {utc_second("event_time")} AS second, count(*) AS n
+            SELECT tenant_id, {utc_second("event_time", dialect)} AS second, count(*) AS n
             FROM billed GROUP BY ALL
         ),
         peak AS (SELECT tenant_id, max(n) AS peak_rps FROM per_second GROUP BY ALL)
         SELECT tenant_id,
                count(*) AS calls,
-               sum(units)::BIGINT AS units,
-               coalesce(sum(request_bytes), 0)::BIGINT AS request_bytes,
-               coalesce(sum(response_bytes), 0)::BIGINT AS response_bytes,
+               {big("sum(units)", "BIGINT")} AS units,
+               {big("coalesce(sum(request_bytes), 0)", "BIGINT")} AS request_bytes,
+               {big("coalesce(sum(response_bytes), 0)", "BIGINT")} AS response_bytes,
                count(*) FILTER (WHERE size_estimated) AS size_estimated_calls,
                any_value(peak.peak_rps) AS peak_rps
         FROM billed JOIN peak USING (tenant_id)
@@ -42,12 +43,12 @@ def tenant_totals(calls: Relation) -> Relation:
     )
 
 
-def tenant_days(calls: Relation) -> Relation:
+def tenant_days(calls: Relation, dialect: Dialect = DUCKDB) -> Relation:
     """Per tenant and day, of its billed calls: calls and units (their cost is priced in
     Python)."""
     sql = f"""
-        SELECT {utc_day("event_time")} AS day, tenant_id, count(*) AS calls,
-               sum(units)::BIGINT AS units
+        SELECT {utc_day("event_time", dialect)} AS day, tenant_id, count(*) AS calls,
+               {dialect.cast("sum(units)", "BIGINT")} AS units
         FROM {calls} WHERE billed GROUP BY ALL ORDER BY day, tenant_id
     """
     return Relation.query(
@@ -55,11 +56,11 @@ def tenant_days(calls: Relation) -> Relation:
     )
 
 
-def reconciliation(calls: Relation) -> Relation:
+def reconciliation(calls: Relation, dialect: Dialect = DUCKDB) -> Relation:
     """Per day of the month: calls in both sources, only in CloudTrail, only in records,
     and calls in both that only one source saw fail (``select.DISAGREE``)."""
     sql = f"""
-        SELECT {utc_day("event_time")} AS day,
+        SELECT {utc_day("event_time", dialect)} AS day,
                count(*) FILTER (WHERE source = 'both') AS matched,
                count(*) FILTER (WHERE source = 'cloudtrail') AS cloudtrail_only,
                count(*) FILTER (WHERE source = 'metering') AS metering_only,

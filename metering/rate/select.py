@@ -17,7 +17,7 @@ from metering.config import PricingConfig
 from metering.month import Month
 from metering.rate.units import call_units, measured_of, units_of
 from metering.schemas import RATED, QuarantineEntry, Relation
-from metering.sql import literal, timestamp
+from metering.sql import DUCKDB, Dialect, timestamp
 
 # What ``counts`` gives.
 COUNTS: dict[str, pl.DataType] = {
@@ -40,16 +40,19 @@ COUNTS: dict[str, pl.DataType] = {
 DISAGREE = "source = 'both' AND error_seen_by IN ('cloudtrail', 'metering')"
 
 
-def _billable(operations: Collection[str]) -> str:
+def _billable(operations: Collection[str], dialect: Dialect = DUCKDB) -> str:
     """SQL condition: a billable operation."""
-    return f"operation IN ({', '.join(literal(op) for op in sorted(operations))})"
+    return f"operation IN ({', '.join(dialect.literal(op) for op in sorted(operations))})"
 
 
-def rated(joined: Relation, pricing: PricingConfig, month: Month) -> Relation:
+def rated(
+    joined: Relation, pricing: PricingConfig, month: Month, dialect: Dialect = DUCKDB
+) -> Relation:
     """Every call of ``joined`` (JOINED), rated (RATED)."""
-    units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units)
-    in_month = f"call_time >= {timestamp(month.start)} AND call_time < {timestamp(month.end)}"
-    billed = f"{in_month} AND {_billable(pricing.operations)}"
+    units = call_units(pricing.measure, pricing.block_bytes, pricing.unknown_size_units, dialect)
+    start, end = timestamp(month.start, dialect), timestamp(month.end, dialect)
+    in_month = f"call_time >= {start} AND call_time < {end}"
+    billed = f"{in_month} AND {_billable(pricing.operations, dialect)}"
     if not pricing.bill_errors:
         billed += " AND error_code IS NULL"
     sql = f"""
@@ -63,10 +66,10 @@ def rated(joined: Relation, pricing: PricingConfig, month: Month) -> Relation:
     return Relation.query(sql, RATED)
 
 
-def counts(calls: Relation, operations: Collection[str]) -> Relation:
+def counts(calls: Relation, operations: Collection[str], dialect: Dialect = DUCKDB) -> Relation:
     """The counters of SPEC 5 that the join and the month's selection decide, over
     ``calls`` (RATED), in one row (COUNTS)."""
-    ok = _billable(operations)
+    ok = _billable(operations, dialect)
     sql = f"""
         SELECT
             count(*) FILTER (WHERE source = 'both') AS joined,

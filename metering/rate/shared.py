@@ -36,7 +36,7 @@ from metering.schemas import (
     decimal_column,
     empty,
 )
-from metering.sql import utc_day
+from metering.sql import DUCKDB, Dialect, utc_day
 
 EXACT_PLACES = 12
 NO_RESOURCE = "(no resource)"  # how a line that names no resource is listed as unallocated
@@ -51,16 +51,18 @@ DRIVERS: dict[str, pl.DataType] = {
 }
 
 
-def cluster_drivers(calls: Relation, config: Config) -> Relation:
+def cluster_drivers(calls: Relation, config: Config, dialect: Dialect = DUCKDB) -> Relation:
     """Per tenant, cluster (the call's ``resource_arn``; "" when unknown) and day, of its
     billed calls: calls, units and the bytes they were billed on (``[pricing] measure``; a
     call of unknown size counts none)."""
     size = measured_bytes(config.pricing.measure)
+    day = utc_day("event_time", dialect)
+    order = "tenant_id, cluster, day" if dialect.spark else "ALL"  # (the same: keys first)
     sql = f"""
-        SELECT tenant_id, coalesce(resource_arn, '') AS cluster, {utc_day("event_time")} AS day,
-               count(*) AS calls, sum(units)::BIGINT AS units,
-               coalesce(sum({size}), 0)::BIGINT AS bytes
-        FROM {calls} WHERE billed GROUP BY ALL ORDER BY ALL
+        SELECT tenant_id, coalesce(resource_arn, '') AS cluster, {day} AS day,
+               count(*) AS calls, {dialect.cast("sum(units)", "BIGINT")} AS units,
+               {dialect.cast(f"coalesce(sum({size}), 0)", "BIGINT")} AS bytes
+        FROM {calls} WHERE billed GROUP BY ALL ORDER BY {order}
     """
     return Relation.query(sql, DRIVERS)
 

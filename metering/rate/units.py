@@ -7,6 +7,7 @@ for one size, for explanations and tests.
 from __future__ import annotations
 
 from metering.config import Measure
+from metering.sql import DUCKDB, Dialect
 
 MEASURED_BYTES: dict[str, str] = {
     "request": "request_bytes",
@@ -21,15 +22,18 @@ def measured_bytes(measure: Measure) -> str:
     return MEASURED_BYTES[measure]
 
 
-def call_units(measure: Measure, block_bytes: int, unknown_size_units: int) -> str:
+def call_units(
+    measure: Measure, block_bytes: int, unknown_size_units: int, dialect: Dialect = DUCKDB
+) -> str:
     """SQL: units of each call; calls of unknown size get ``unknown_size_units``.
 
     Integer arithmetic only: ceil(b / k) == (b + k - 1) // k for b >= 0.
     """
     size = measured_bytes(measure)
+    blocks = dialect.div(f"({size} + {int(block_bytes) - 1})", str(int(block_bytes)))
     return (
-        f"CASE WHEN {size} IS NULL THEN {int(unknown_size_units)}::BIGINT "
-        f"ELSE greatest(1, ({size} + {int(block_bytes) - 1}) // {int(block_bytes)})::BIGINT END"
+        f"CASE WHEN {size} IS NULL THEN {dialect.cast(str(int(unknown_size_units)), 'BIGINT')} "
+        f"ELSE {dialect.cast(f'greatest(1, {blocks})', 'BIGINT')} END"
     )
 
 

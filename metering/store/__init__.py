@@ -42,18 +42,23 @@ from metering.store.schema import (
     SCHEMA_VERSION,
     TABLES,
     VIEWS,
+    views,
 )
 from metering.trace import trace
+
+Connection = duckdb.DuckDBPyConnection  # the warehouse, as ``connect`` opens it
 
 __all__ = [
     "COUNTER_COLUMNS",
     "SCHEMA_VERSION",
+    "Connection",
     "LastBill",
     "MonthEvent",
     "RunRows",
     "add_calls",
     "connect",
     "diff_runs",
+    "drop_calls",
     "ensure_open",
     "last_bill",
     "latest_run",
@@ -181,6 +186,7 @@ class RunRows:
     invoice: pl.DataFrame | None = None  # the tie-out with the AWS invoice (schemas.INVOICE)
     charges: pl.DataFrame | None = None  # each tenant's charges (schemas.TENANT_CHARGES)
     shared_costs: pl.DataFrame | None = None  # each shared cost's totals (SHARED_COSTS)
+    calls_at: str | None = None  # the folder of the month's Parquet calls (a Spark bill)
 
     @classmethod
     def of(
@@ -189,6 +195,7 @@ class RunRows:
         run: dict[str, object],
         recipe: str,
         inputs: dict[str, list[Path]],
+        calls_at: str | None = None,
     ) -> RunRows:
         """The rows of a bill's ``result``; ``run``: the bill_runs columns it does not hold
         (when, who, the config's and inputs' fingerprints)."""
@@ -219,6 +226,7 @@ class RunRows:
             result.invoice,
             result.charges,
             result.shared_costs,
+            calls_at,
         )
 
 
@@ -316,6 +324,18 @@ def replace_calls(
     add_calls(con, month, calls)
 
 
+def drop_calls(con: duckdb.DuckDBPyConnection, month: Month) -> None:
+    """Remove ``month``'s calls from the warehouse (a Spark bill keeps them in Parquet)."""
+    con.execute("DELETE FROM call_rows WHERE month = ?", [str(month)])
+
+
+def _refresh_views(con: duckdb.DuckDBPyConnection) -> None:
+    """`calls` and `conflicts` over call_rows and every month's Parquet of calls."""
+    files = con.execute("SELECT month, uri FROM month_call_files ORDER BY month").fetchall()
+    for ddl in views([(str(month), str(uri)) for month, uri in files]):
+        con.execute(ddl)
+
+
 def add_calls(con: duckdb.DuckDBPyConnection, month: Month, calls: Relation) -> None:
     """Add ``calls`` (RATED, none of which the month holds) to ``month``'s calls."""
     names = ", ".join(RATED)
@@ -394,6 +414,12 @@ def write_run(
         ("invoice", rows.invoice),
         ("tenant_charges", rows.charges),
         ("shared_costs", rows.shared_costs),
+        (
+            "month_call_files",
+            None
+            if rows.calls_at is None
+            else pl.DataFrame({"month": [str(month)], "uri": [rows.calls_at]}),
+        ),
     )
     tables = (
         ("tenant_month", rows.tenant_month),
@@ -419,6 +445,7 @@ def write_run(
         con.unregister("_frame")
         if progress is not None:
             progress("writing warehouse", done, len(tables) + 1)
+    _refresh_views(con)
     con.execute(
         "INSERT INTO run_lines SELECT ?, month, tenant_id, calls, units, amount "
         "FROM tenant_month WHERE month = ?",

@@ -6,7 +6,7 @@ DOUBLE. Every table carries ``month`` so re-billing a month replaces exactly its
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # A rounded amount: to its currency's minor unit, 0 to 4 decimals in ISO 4217 (JPY 0, USD 2,
 # KWD 3, CLF 4: rate.money.MOST_PLACES), with 16 digits before the point.
@@ -185,7 +185,44 @@ CONFLICTS_VIEW = """
     WHERE c.in_month AND c.conflict IS NOT NULL"""
 VIEWS = (CALLS_VIEW, CONFLICTS_VIEW)
 
+# The months whose calls a Spark bill wrote as Parquet (partitioned by day) outside the
+# warehouse: a month of 10^10 calls does not belong in meter.duckdb. `calls` and `conflicts`
+# read them there (``views``).
+CALL_FILES = """
+        CREATE TABLE IF NOT EXISTS month_call_files (
+            month VARCHAR NOT NULL PRIMARY KEY,
+            uri VARCHAR NOT NULL
+        )"""
+
+# call_rows' columns, as a month's Parquet of calls holds them (schemas.RATED).
+_PARQUET_COLUMNS = (
+    "request_id, event_id, event_time::TIMESTAMPTZ AS event_time, tenant_id, operation, "
+    "request_bytes, response_bytes, units, attribution, source, size_estimated, error_code, "
+    "conflict, in_month, billed, error_seen_by, resource_arn"
+)
+
+
+def views(call_files: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The `calls` and `conflicts` views over call_rows and the months' Parquet of calls
+    (``call_files``: month, folder; the views of a warehouse without them: ``VIEWS``)."""
+    if not call_files:
+        return VIEWS
+    from metering.sql import literal
+
+    outside = " UNION ALL ".join(
+        f"SELECT {literal(month)} AS month, {_PARQUET_COLUMNS} FROM read_parquet("
+        f"{literal(uri.rstrip('/') + '/**/*.parquet')}, hive_partitioning = false)"
+        for month, uri in call_files
+    )
+    rows = f"(FROM call_rows UNION ALL BY NAME {outside})"
+    return (
+        CALLS_VIEW.replace("FROM call_rows c", f"FROM {rows} c"),
+        CONFLICTS_VIEW.replace("FROM call_rows c", f"FROM {rows} c"),
+    )
+
+
 TABLES |= {
+    "month_call_files": CALL_FILES,
     # Every execution's tenant lines, kept after the month is re-billed: `meter diff`.
     "run_lines": f"""
         CREATE TABLE IF NOT EXISTS run_lines (
@@ -344,6 +381,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         for table, columns in AMOUNT_COLUMNS.items()
         for column in columns
     ),
+    9: (CALL_FILES,),
 }
 
 # Tables whose rows belong to one month and are replaced when it is billed again (call_rows
@@ -358,4 +396,5 @@ MONTH_TABLES = (
     "invoice",
     "tenant_charges",
     "shared_costs",
+    "month_call_files",
 )

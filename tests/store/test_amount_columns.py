@@ -56,7 +56,7 @@ def _migrated(path: Path, version: int) -> None:
         assert migrated.execute(
             "SELECT value FROM meter_meta WHERE key = 'schema_version'"
         ).fetchall() == [(str(SCHEMA_VERSION),)]
-        assert SCHEMA_VERSION == 8
+        assert SCHEMA_VERSION >= 8
         for table, columns in AMOUNT_COLUMNS.items():
             types = dict(
                 migrated.execute(f"SELECT name, type FROM pragma_table_info('{table}')").fetchall()
