@@ -155,12 +155,16 @@ def _check(
             for name, (start, end) in parts
             if any(start - 2 <= at < end + 2 for at in flips)  # separators included
         }
-    for row in rows:
-        name = str(row[key])
+    for name in {str(row[key]) for row in rows}:
+        mine = [row for row in rows if str(row[key]) == name]
         if name in expected and name not in touched:
-            assert row == expected[name]
+            assert expected[name] in mine  # the record itself, read whole
+            if len(mine) > 1:  # garbled deflate data can copy an earlier id (a back-reference)
+                # into a row it garbled: a second row of that id, from the damaged part only
+                quoted = f'"{name}"'.encode()
+                assert gz and touched and readable.count(quoted) > text.count(quoted), mine
         else:
-            assert touched, row  # a changed or new row: only from a record the flips touched
+            assert touched, mine  # a changed or new row: only from a record the flips touched
 
 
 # -- CloudTrail ----------------------------------------------------------------------------

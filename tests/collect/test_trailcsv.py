@@ -467,6 +467,8 @@ def fuzz_text(picked: list[int]) -> tuple[bytes, list[tuple[int, int]]]:
 @settings(deadline=None, max_examples=300)
 @example(picked=[0, 1], gz=True, damage=Damage("cut", (400,)))
 @example(picked=[0], gz=False, damage=Damage("flip", (300,), (ord('"') ^ ord("x"),)))
+# A flip that garbles the second row into one ending in a copy of the first row's eventid.
+@example(picked=[1, 0], gz=True, damage=Damage("flip", (977,), (162,)))
 @given(picked=picks, gz=st.booleans(), damage=damages)
 def test_a_damaged_query_result_loses_only_what_the_damage_touched(
     picked: list[int], gz: bool, damage: Damage
