@@ -14,11 +14,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from metering.config import DATA_API_CHARGE
 from metering.outputs import MonthReport
 from metering.overhead import Overhead
 from metering.rate.money import amount_text, shown_places
-from metering.report.finance import tenant_totals
+from metering.report.finance import shared_charges, tenant_totals
 from metering.schemas import MONTH_ROW, BillResult
 from metering.text import printable
 
@@ -48,13 +47,14 @@ def _line_cells(row: dict[str, Any], currency: str) -> tuple[Text | str, ...]:
 def _with_shared(lines: pl.DataFrame, charges: pl.DataFrame) -> dict[str, Decimal] | None:
     """Each tenant's total over all its charges (the finance CSV's amount), when the month
     has shared costs; else None (the amount is the Data API line's)."""
-    if not charges.height or charges["charge"].is_in([DATA_API_CHARGE]).all():
+    if shared_charges(charges) is None:
         return None
     return {tenant: amount for tenant, (amount, _) in tenant_totals(lines, charges).items()}
 
 
 def _total(totals: dict[str, Decimal], currency: str) -> str:
-    return f"{_money(sum(totals.values(), Decimal(0)), currency)} {currency}"
+    """The month's total over all charges (the tenants' ``_with_shared`` totals)."""
+    return _money(sum(totals.values(), Decimal(0)), currency)
 
 
 def bill_summary(result: BillResult, console: Console | None = None) -> None:
@@ -74,7 +74,7 @@ def bill_summary(result: BillResult, console: Console | None = None) -> None:
         shared = () if totals is None else (_money(totals[row["tenant_id"]], bill.currency),)
         table.add_row(*_line_cells(row, bill.currency), *shared)
     table.add_section()
-    whole = () if totals is None else (_total(totals, bill.currency),)
+    whole = () if totals is None else (f"{_total(totals, bill.currency)} {bill.currency}",)
     table.add_row(
         "total", "", f"{result.tenant_month['calls'].sum():,}", f"{bill.total_units:,}",
         f"{_money(bill.amount, bill.currency)} {bill.currency}", "", *whole,
@@ -411,7 +411,7 @@ def report_table(report: MonthReport, console: Console | None = None, top: int =
     total: tuple[str, ...] = ("total", "", f"{report.calls:,}", f"{report.units:,}", amount, "", "")
     headers: tuple[str, ...] = ("tenant", "name", "calls", "units", "amount", "share", "peak/s")
     if totals is not None:
-        total += (_money(sum(totals.values(), Decimal(0)), currency),)
+        total += (_total(totals, currency),)
         headers += ("all charges",)
     # Numbers are never cut: each numeric column is as wide as its widest cell; the name
     # column takes what is left of the terminal, and long names end in an ellipsis.

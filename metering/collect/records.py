@@ -269,8 +269,8 @@ def _size_checks(column: str, limit: int) -> list[Check]:
     ]
 
 
-def _checks() -> list[Check]:
-    """The rules a record must keep to be billed."""
+def _checks(bounds: dict[str, int]) -> list[Check]:
+    """The rules a record must keep to be billed (``bounds``: ``size_bounds()``)."""
     return [
         Check(pl.col("request_id").str.strip_chars() == "", pl.lit("request_id is empty")),
         Check(pl.col("tenant_id").str.strip_chars() == "", pl.lit("tenant_id is empty")),
@@ -280,11 +280,7 @@ def _checks() -> list[Check]:
                 "ts is not a UTC ISO-8601 time like 2026-10-31T23:59:59.120Z: {}", shown("ts")
             ),
         ),
-        *(
-            check
-            for column, bound in size_bounds().items()
-            for check in _size_checks(column, bound)
-        ),
+        *(check for column, bound in bounds.items() for check in _size_checks(column, bound)),
         Check(
             pl.col("written_us").is_not_null() & ~(pl.col("_written_us") >= 0).fill_null(False),
             pl.format(
@@ -307,7 +303,7 @@ def validate(
         _response_bytes=pl.col("response_bytes").str.to_integer(strict=False),
         _written_us=pl.col("written_us").str.to_integer(strict=False),
     )
-    kept, broken = split(checked, _checks())
+    kept, broken = split(checked, _checks(bounds))
     bad = broken.with_columns(
         # Only a size past its bound: the units the record would bill are known.
         _withheld=pl.col("_ts").is_not_null()

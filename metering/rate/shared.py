@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -120,17 +120,8 @@ def charges(
     currency = config.pricing.currency
     places = minor_units(currency)
     clusters_of = _clusters_of(drivers)
-    rows: list[dict[str, object]] = [
-        {
-            "tenant_id": row["tenant_id"],
-            "charge": DATA_API_CHARGE,
-            "amount": row["amount"],
-            "driver": "units",
-            "share": row["share"],
-            "cost_exact": row["cost_exact"],
-            "quantity": row["units"],
-            "clusters": ",".join(sorted(clusters_of.get(row["tenant_id"], ()))),
-        }
+    rows = [
+        data_api_charge(row, ",".join(sorted(clusters_of.get(row["tenant_id"], ()))))
         for row in tenant_month.iter_rows(named=True)
     ]
     totals: list[dict[str, object]] = []
@@ -147,6 +138,21 @@ def charges(
         _frame(rows, constant, TENANT_CHARGES).sort("tenant_id", "charge"),
         _frame(totals, constant, SHARED_COSTS),
     )
+
+
+def data_api_charge(line: dict[str, Any], clusters: str = "") -> dict[str, object]:
+    """A tenant's Data API line (a ``tenant_month`` row) as its charge ``data_api``;
+    ``clusters``: the clusters its calls went to (comma-separated ARNs)."""
+    return {
+        "tenant_id": line["tenant_id"],
+        "charge": DATA_API_CHARGE,
+        "amount": line["amount"],
+        "driver": "units",
+        "share": line["share"],
+        "cost_exact": line["cost_exact"],
+        "quantity": line["units"],
+        "clusters": clusters,
+    }
 
 
 def _clusters_of(drivers: pl.DataFrame) -> dict[str, set[str]]:

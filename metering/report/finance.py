@@ -58,6 +58,15 @@ def _pct(share: Decimal) -> str:
     return str((Decimal(share) * 100).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
 
 
+def shared_charges(charges: pl.DataFrame | None) -> pl.DataFrame | None:
+    """A month's ``tenant_charges`` rows other than the Data API's own line (its shared
+    costs' shares); None when it has none."""
+    if charges is None or not charges.height:
+        return None
+    shared = charges.filter(pl.col("charge") != DATA_API_CHARGE)
+    return shared if shared.height else None
+
+
 def tenant_totals(
     tenant_month: pl.DataFrame, charges: pl.DataFrame | None = None
 ) -> dict[str, tuple[Decimal, Decimal]]:
@@ -69,12 +78,8 @@ def tenant_totals(
         row["tenant_id"]: (Decimal(row["amount"]), Decimal(row["share"]))
         for row in tenant_month.iter_rows(named=True)
     }
-    shared = (
-        charges.filter(pl.col("charge") != DATA_API_CHARGE)
-        if charges is not None and charges.height
-        else None
-    )
-    if shared is None or not shared.height:
+    shared = shared_charges(charges)
+    if shared is None:
         return lines
     amounts = {tenant: amount for tenant, (amount, _) in lines.items()}
     for tenant, amount in shared.select("tenant_id", "amount").iter_rows():

@@ -38,6 +38,7 @@ import polars as pl
 
 from metering.config import DATA_API_CHARGE
 from metering.rate.money import amount_text, shown_places
+from metering.rate.shared import data_api_charge
 from metering.report.finance import csv_bytes, neutralise
 from metering.schemas import UNATTRIBUTED
 
@@ -152,17 +153,7 @@ def _charges(tenant_month: pl.DataFrame, charges: pl.DataFrame | None) -> list[d
     if charges is not None and charges.height:
         return charges.sort("tenant_id", "charge").to_dicts()
     return [
-        {
-            "tenant_id": row["tenant_id"],
-            "charge": DATA_API_CHARGE,
-            "amount": row["amount"],
-            "driver": "units",
-            "share": row["share"],
-            "cost_exact": row["cost_exact"],
-            "quantity": row["units"],
-            "currency": row["currency"],
-            "clusters": "",
-        }
+        {**data_api_charge(row), "currency": row["currency"]}
         for row in tenant_month.sort("tenant_id").iter_rows(named=True)
     ]
 
