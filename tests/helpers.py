@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import csv
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -15,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from metering.sample.dynamodb import item_line, write_export
@@ -318,3 +321,17 @@ def run_meter(
         env=environment,
         timeout=timeout,
     )
+
+
+def warehouse_rows(config: Path, sql: str) -> list[tuple[object, ...]]:
+    """The rows ``sql`` gives on the warehouse beside ``config`` (opened read-only)."""
+    con = duckdb.connect(str(config.parent / "meter.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def csv_rows(data: bytes) -> list[dict[str, str]]:
+    """An export's CSV bytes as rows by column name."""
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))

@@ -9,7 +9,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import boto3
-import duckdb
 import polars as pl
 import pytest
 from typer.testing import CliRunner
@@ -19,6 +18,7 @@ from metering.config import load_config
 from metering.month import Month
 from metering.outputs import export
 from metering.pipeline import bill
+from tests.helpers import warehouse_rows
 from tests.invoices import cur_frame, write_export, write_month
 
 OCT = Month(2026, 10)
@@ -26,16 +26,8 @@ D = Decimal
 runner = CliRunner()
 
 
-def _rows(config: Path, sql: str) -> list[tuple[object, ...]]:
-    con = duckdb.connect(str(config.parent / "meter.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def _amounts(config: Path) -> dict[object, object]:
-    return dict(_rows(config, "SELECT tenant_id, amount FROM tenant_month ORDER BY 1"))
+    return dict(warehouse_rows(config, "SELECT tenant_id, amount FROM tenant_month ORDER BY 1"))
 
 
 TIE_OUT = """
@@ -55,14 +47,14 @@ def test_the_tie_out_is_in_the_warehouse(tmp_path: Path, form: str, format: str)
     result = bill(load_config(config), OCT)
     assert result.exit_code == 0
     lines = (3, 5) if format == "cur2" else (2, 4)  # FOCUS has no discount, no negation lines
-    assert _rows(config, TIE_OUT) == [
+    assert warehouse_rows(config, TIE_OUT) == [
         ("eu-west-1", D(20), None, None, None, D("0.74"), None, None, None, None, None, "model", None, lines[0]),
         ("us-east-1", D(40), None, None, None, D("0.77"), None, None, None, None, None, "model", None, lines[1]),
         # 60 units at 0.35 per million: 0.000021, 0.00
         ("all", D(60), 60, D(0), D(0), D("1.51"), D("0.00"), D("-1.51"), D("-100"), D("0.04"), True, "model", D("0.00"), sum(lines)),
     ]  # fmt: skip
     assert result.invoice.height == 3
-    run_id = _rows(config, "SELECT DISTINCT run_id FROM invoice")
+    run_id = warehouse_rows(config, "SELECT DISTINCT run_id FROM invoice")
     assert run_id == [(result.run_id,)]
     # Invoice files are inputs: counted, fingerprinted.
     assert result.counters.files_read == 3 + 3  # the export's 2 files and manifest, and ours
@@ -76,10 +68,14 @@ def test_model_allocation_is_what_it_was_without_an_invoice(tmp_path: Path) -> N
     for config in (with_invoice, without):
         bill(load_config(config), OCT)
     lines = "SELECT * EXCLUDE (run_id) FROM tenant_month ORDER BY tenant_id"
-    assert _rows(with_invoice, lines) == _rows(without, lines)
+    assert warehouse_rows(with_invoice, lines) == warehouse_rows(without, lines)
     runs = "SELECT total_units, account_cost, amount FROM bill_runs"
-    assert _rows(with_invoice, runs) == _rows(without, runs) == [(60, D("0.000021"), D("0.00"))]
-    assert _rows(without, "SELECT count(*) FROM invoice") == [(0,)]
+    assert (
+        warehouse_rows(with_invoice, runs)
+        == warehouse_rows(without, runs)
+        == [(60, D("0.000021"), D("0.00"))]
+    )
+    assert warehouse_rows(without, "SELECT count(*) FROM invoice") == [(0,)]
 
 
 @pytest.mark.parametrize(
@@ -100,11 +96,13 @@ def test_allocate_invoice_splits_what_aws_invoiced_to_the_cent(
     result = bill(loaded, OCT)
     assert _amounts(config) == amounts
     assert sum(amounts.values()) == total == result.bill.amount
-    assert _rows(config, "SELECT account_cost, amount FROM bill_runs") == [(total, total)]
+    assert warehouse_rows(config, "SELECT account_cost, amount FROM bill_runs") == [(total, total)]
     month_row = "SELECT allocate, allocated_total, modelled_cost FROM invoice WHERE region = 'all'"
-    assert _rows(config, month_row) == [("invoice", total, D("0.00"))]
+    assert warehouse_rows(config, month_row) == [("invoice", total, D("0.00"))]
     # The days carry the blended rate of what was invoiced, the finance CSV its lines.
-    days = _rows(config, "SELECT tenant_id, sum(cost_exact) FROM tenant_day GROUP BY 1 ORDER BY 1")
+    days = warehouse_rows(
+        config, "SELECT tenant_id, sum(cost_exact) FROM tenant_day GROUP BY 1 ORDER BY 1"
+    )
     exact = {"acme": total / 2, "globex": total / 3, "initech": total / 6}
     assert {t: c.quantize(D("1e-9")) for t, c in days} == {
         t: c.quantize(D("1e-9")) for t, c in exact.items()
@@ -163,9 +161,11 @@ def test_a_changed_invoice_is_a_new_run_and_bad_lines_are_quarantined(tmp_path: 
         (str(part), "row 2", "in 'EUR'; [pricing] currency is USD: not counted")
     ]
     assert (again.counters.records_seen, again.counters.quarantined) == (61, 1)
-    assert _rows(config, "SELECT source_uri, locator FROM quarantine") == [(str(part), "row 2")]
+    assert warehouse_rows(config, "SELECT source_uri, locator FROM quarantine") == [
+        (str(part), "row 2")
+    ]
     month_row = "SELECT invoiced_requests, invoiced_net_cost FROM invoice WHERE region = 'all'"
-    assert _rows(config, month_row) == [(D(52), D("0.77"))]
+    assert warehouse_rows(config, month_row) == [(D(52), D("0.77"))]
 
 
 def test_an_invoice_in_s3(aws: str, tmp_path: Path) -> None:
@@ -182,5 +182,5 @@ def test_an_invoice_in_s3(aws: str, tmp_path: Path) -> None:
     result = bill(load_config(config), OCT)
     assert _amounts(config) == {"acme": D("0.76"), "globex": D("0.50"), "initech": D("0.25")}
     month_row = "SELECT invoiced_requests, invoiced_net_cost, tax FROM invoice WHERE region = 'all'"
-    assert _rows(config, month_row) == [(D(60), D("1.51"), D("0.04"))]
+    assert warehouse_rows(config, month_row) == [(D(60), D("1.51"), D("0.04"))]
     assert result.exit_code == 0

@@ -20,6 +20,7 @@ from metering.month import Month
 from metering.outputs import export
 from metering.pipeline import bill
 from metering.store import SCHEMA_VERSION
+from tests.helpers import warehouse_rows
 from tests.invoices import ALPHA, BETA, GAMMA, write_shared_month
 
 OCT = Month(2026, 10)
@@ -56,14 +57,6 @@ CHARGES = {
 TOTALS = {"acme": D("5.87"), "globex": D("4.38"), "initech": D("3.15")}
 
 
-def _rows(config: Path, sql: str) -> list[tuple[object, ...]]:
-    con = duckdb.connect(str(config.parent / "meter.duckdb"), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 @pytest.mark.parametrize(
     ("form", "format"), [("parquet", "cur2"), ("csv.gz", "cur2"), ("parquet", "focus")]
 )
@@ -73,9 +66,9 @@ def test_shared_costs_split_exactly_by_their_drivers(
     config = write_shared_month(tmp_path, form, format)
     result = bill(load_config(config), OCT)
     assert result.exit_code == 0
-    charges = _rows(config, "SELECT tenant_id, charge, amount FROM tenant_charges")
+    charges = warehouse_rows(config, "SELECT tenant_id, charge, amount FROM tenant_charges")
     assert {(t, c): a for t, c, a in charges} == CHARGES
-    assert _rows(
+    assert warehouse_rows(
         config,
         "SELECT charge, driver, lines, invoiced_cost, allocated, unallocated, "
         "unallocated_lines, unallocated_resources, daily_lines FROM shared_costs ORDER BY charge",
@@ -85,7 +78,7 @@ def test_shared_costs_split_exactly_by_their_drivers(
         ("aurora_storage", "bytes", 4, D("2.75"), D("2.00"), D("0.75"), 2, f"(no resource),{GAMMA}", 0),
     ]  # fmt: skip
     # Each tenant's driver and clusters; shares of each charge sum to 1.
-    assert _rows(
+    assert warehouse_rows(
         config,
         "SELECT tenant_id, quantity, clusters, share FROM tenant_charges "
         "WHERE charge = 'aurora_storage' ORDER BY tenant_id",
@@ -140,11 +133,11 @@ def test_without_shared_costs_the_charges_are_the_data_api_lines(tmp_path: Path)
     done = runner.invoke(app, ["bill", "--month", "2026-10", "--config", str(config)])
     assert done.exit_code == 0, done.output
     assert "all charges" not in done.output  # the amount column is the whole charge
-    charges = _rows(config, "SELECT tenant_id, charge, amount FROM tenant_charges")
+    charges = warehouse_rows(config, "SELECT tenant_id, charge, amount FROM tenant_charges")
     assert {(t, c): a for t, c, a in charges} == {
         key: amount for key, amount in CHARGES.items() if key[1] == "data_api"
     }
-    assert _rows(config, "SELECT count(*) FROM shared_costs") == [(0,)]
+    assert warehouse_rows(config, "SELECT count(*) FROM shared_costs") == [(0,)]
     finance = export(load_config(config), OCT, "finance").decode()
     amounts = [row["amount"] for row in csv.DictReader(io.StringIO(finance))]
     assert amounts == ["0.42", "0.33", "0.25"]
@@ -186,11 +179,11 @@ def test_a_warehouse_of_schema_6_migrates_and_bills_its_charges(tmp_path: Path) 
     assert done.exit_code == 2
     assert "billed before meter kept charges" in " ".join(done.output.split())
     version = "SELECT value FROM meter_meta WHERE key = 'schema_version'"
-    assert _rows(config, version) == [("6",)]  # (exports read it as it is)
+    assert warehouse_rows(config, version) == [("6",)]  # (exports read it as it is)
     result = bill(load_config(config), OCT)
-    assert _rows(config, version) == [(str(SCHEMA_VERSION),)]
+    assert warehouse_rows(config, version) == [(str(SCHEMA_VERSION),)]
     assert result.joined_again is None  # meter's SQL changed: the month is joined whole
-    charges = _rows(config, "SELECT tenant_id, charge, amount FROM tenant_charges")
+    charges = warehouse_rows(config, "SELECT tenant_id, charge, amount FROM tenant_charges")
     assert {(t, c): a for t, c, a in charges} == CHARGES
 
 
@@ -245,7 +238,9 @@ def test_shared_costs_in_a_currency_of_0_or_3_decimals(
         ("aurora_io", text(D("0.30")), text(D(0))),
         ("aurora_storage", text(D("2.00")), text(D("0.75"))),
     ]
-    stored = _rows(config, "SELECT tenant_id, charge, amount, currency FROM tenant_charges")
+    stored = warehouse_rows(
+        config, "SELECT tenant_id, charge, amount, currency FROM tenant_charges"
+    )
     assert {(t, c): (a, cur) for t, c, a, cur in stored} == {
         key: (amount * scale, currency) for key, amount in CHARGES.items()
     }

@@ -21,6 +21,7 @@ from metering.rate.money import (
 )
 from metering.schemas import AMOUNT
 from metering.store.schema import AMOUNT as AMOUNT_SQL
+from tests.rate.strategies import tenant_units
 
 
 @pytest.mark.parametrize(
@@ -101,12 +102,6 @@ def test_amount_text_writes_exactly_the_currency_s_decimals(
     assert amount_text(Decimal(amount), currency, grouped=True) == grouped
 
 
-tenant_units = st.dictionaries(
-    st.text("abcdefghij_", min_size=1, max_size=6),
-    st.integers(1, 5_000_000_000),
-    min_size=1,
-    max_size=30,
-)
 prices = st.decimals(min_value=0, max_value=10_000, places=6, allow_nan=False, allow_infinity=False)
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from metering.config import PricingConfig, Tier
 from metering.rate import account_cost, call_units, price, round_half_up, round_lines, units_of
 from metering.schemas import UNATTRIBUTED, decimal_column
+from tests.rate.strategies import tenant_units
 
 PRICING = PricingConfig()
 
@@ -95,12 +96,6 @@ def test_units_per_measure_and_unknown_size() -> None:
     assert units("max", unknown=5) == [1, 1, 5, 3]
 
 
-tenant_units = st.dictionaries(
-    st.text("abcdefghij_", min_size=1, max_size=6),
-    st.integers(1, 5_000_000_000),
-    min_size=1,
-    max_size=30,
-)
 prices = st.decimals(min_value=0, max_value=1000, places=4, allow_nan=False, allow_infinity=False)
 
 

@@ -3,8 +3,6 @@ against FOCUS 1.2's column definitions: test_focus_spec.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from datetime import UTC, datetime
@@ -18,17 +16,13 @@ from metering.config import Config
 from metering.outputs import export
 from metering.pipeline import bill
 from metering.report import FOCUS_COLUMNS, X_COLUMNS, focus_csv, neutralise
-from tests.helpers import assert_golden
+from tests.helpers import assert_golden, csv_rows
 from tests.report.conftest import OCT, hostile_lines, read_back
 
 # The FinOps Foundation's column definitions of FOCUS 1.2 (the latest released version),
 # pinned: built from FOCUS_Spec's specification/columns/*.md at tag v1.2 (the commit is in
 # the file). test_focus_spec.py checks every row against them.
 SPEC = json.loads((Path(__file__).parent / "focus_1_2_columns.json").read_text())
-
-
-def _rows(data: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
 
 
 def test_the_column_set_is_pinned() -> None:
@@ -62,7 +56,7 @@ def test_columns_follow_the_spec() -> None:
 
 
 def test_small_month_rows(small: Config) -> None:
-    rows = _rows(export(small, OCT, "focus"))
+    rows = csv_rows(export(small, OCT, "focus"))
     assert [r["x_TenantId"] for r in rows] == ["__unattributed__", "acme", "globex"]
     assert [(r["EffectiveCost"], r["x_Calls"], r["PricingQuantity"]) for r in rows] == [
         ("0.70", "2", "2"),
@@ -138,7 +132,7 @@ def test_small_month_rows(small: Config) -> None:
 
 
 def test_effective_cost_sums_to_the_month_total_billed_cost_to_nothing(sample: Config) -> None:
-    rows = _rows(export(sample, OCT, "focus"))
+    rows = csv_rows(export(sample, OCT, "focus"))
     con = duckdb.connect(str(sample.warehouse.path), read_only=True)
     try:
         (total,) = con.execute(
@@ -195,7 +189,7 @@ def test_cells_a_spreadsheet_would_run_are_neutralised() -> None:
         }
     )
     period = (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
-    (row,) = _rows(focus_csv(frame, attribution, period, block_bytes=4096))
+    (row,) = csv_rows(focus_csv(frame, attribution, period, block_bytes=4096))
     assert row["x_TenantId"] == "'=cmd|' /C calc'!A0"
     assert json.loads(row["Tags"])["meter/tenant_id"] == "=cmd|' /C calc'!A0"  # (a { first)
     assert row["x_TenantName"] == "'@evil"

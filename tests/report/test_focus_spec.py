@@ -6,8 +6,6 @@ an allocation, not a second invoice, beside AWS's own FOCUS rows."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 from decimal import Decimal
@@ -19,6 +17,7 @@ from metering.config import Config, load_config
 from metering.outputs import export
 from metering.pipeline import bill
 from metering.report import FOCUS_COLUMNS
+from tests.helpers import csv_rows
 from tests.invoices import ALPHA, BETA, write_shared_month
 from tests.report.conftest import OCT
 
@@ -27,10 +26,6 @@ COLUMNS = SPEC["columns"]
 # FOCUS 1.2, attributes/numeric_format.md and datetime_format.md
 NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:E-?\d+)?")
 MOMENT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
-
-
-def _rows(data: bytes) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
 
 
 def check(rows: list[dict[str, str]]) -> None:
@@ -94,14 +89,14 @@ def test_the_checklist_is_focus_1_2_as_released() -> None:
 
 
 def test_small_and_sample_months_follow_the_spec(small: Config, sample: Config) -> None:
-    check(_rows(export(small, OCT, "focus")))
-    check(_rows(export(sample, OCT, "focus")))
+    check(csv_rows(export(small, OCT, "focus")))
+    check(csv_rows(export(sample, OCT, "focus")))
 
 
 def test_a_month_with_shared_costs_follows_the_spec(tmp_path: Path) -> None:
     config = load_config(write_shared_month(tmp_path))
     bill(config, OCT)
-    rows = _rows(export(config, OCT, "focus"))
+    rows = csv_rows(export(config, OCT, "focus"))
     check(rows)
     assert len(rows) == 12  # three tenants, four charges each
     acme = {row["x_Charge"]: row for row in rows if row["x_TenantId"] == "acme"}
@@ -123,7 +118,7 @@ def test_a_month_with_shared_costs_follows_the_spec(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["BilledCost", "ChargeCategory", "ListCost"])
 def test_the_check_catches_a_broken_row(small: Config, name: str) -> None:
-    rows = _rows(export(small, OCT, "focus"))
+    rows = csv_rows(export(small, OCT, "focus"))
     rows[0][name] = {"BilledCost": "1.00", "ChargeCategory": "Allocation", "ListCost": "9"}[name]
     with pytest.raises(AssertionError):
         check(rows)
