@@ -101,14 +101,25 @@ def _bill(
             last = None if fresh else store.last_bill(con, month)
             joined_again = _join(engine, config, month, inputs, last)
             result = _rate(engine, config, month, inputs, run_id, allow_empty)
-            run = {"started_at": started, "finished_at": datetime.now(UTC), "executed_by": who()}
-            run |= {"config_sha256": config.sha256, "inputs_sha256": inputs_sha}
+            run = _run_columns(config, started, inputs_sha)
             rows = store.RunRows.of(result, run, _recipe(config, month), inputs.spooled)
             with trace("write warehouse"):
                 store.write_run(con, month, rows, progress)
     result.joined_again = joined_again
     result.reused_files, result.decoded_files = spool.reused, spool.decoded
     return result
+
+
+def _run_columns(config: Config, started: datetime, inputs_sha: str) -> dict[str, object]:
+    """The bill_runs columns a bill's result does not hold: when, who, and the fingerprints
+    of the config and the inputs."""
+    return {
+        "started_at": started,
+        "finished_at": datetime.now(UTC),
+        "executed_by": who(),
+        "config_sha256": config.sha256,
+        "inputs_sha256": inputs_sha,
+    }
 
 
 def _bill_spark(
@@ -175,9 +186,7 @@ def _finish(
     try:
         with store.transaction(con):
             result = priced(config, month, made.inputs, run_id, made.sums, allow_empty)
-            run: dict[str, object] = {"started_at": started, "finished_at": datetime.now(UTC)}
-            run |= {"executed_by": who(), "config_sha256": config.sha256}
-            run |= {"inputs_sha256": inputs_sha}
+            run = _run_columns(config, started, inputs_sha)
             recipe = _recipe(config, month, SPARK)
             rows = store.RunRows.of(result, run, recipe, {}, made.calls)
             store.drop_calls(con, month)
