@@ -179,7 +179,7 @@ def bill(
         cfg = _config(config)
         with _progress() as progress:
             if from_aggregates is not None:
-                from metering.pipeline import bill_from_aggregates
+                from metering.spark.bill import bill_from_aggregates
 
                 result = bill_from_aggregates(
                     cfg, the_month, from_aggregates, progress, allow_empty=allow_empty
@@ -217,7 +217,7 @@ def spark_job(
     """
     with _errors():
         from metering.month import Month
-        from metering.pipeline import spark_job as run_job
+        from metering.spark.bill import spark_job as run_job
 
         the_month = Month.parse(month)
         cfg = _config(config)

@@ -30,13 +30,14 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 
 
 def test_help_is_fast_and_imports_nothing_heavy() -> None:
-    code = "import sys, metering.cli; print(sorted(m for m in ('polars','duckdb','boto3','matplotlib') if m in sys.modules))"
+    code = "import sys, metering.cli; print(sorted(m for m in ('polars','duckdb','boto3','matplotlib','pyspark') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-def test_bill_and_export_never_import_pyarrow(tmp_path: Path) -> None:
-    """pyarrow with numpy costs each process about 0.3 s; meter moves frames without it."""
+def test_bill_and_export_never_import_pyarrow_or_pyspark(tmp_path: Path) -> None:
+    """pyarrow with numpy costs each process about 0.3 s; meter moves frames without it.
+    A DuckDB bill never starts Spark, nor imports it."""
     config = _sample_copy(tmp_path)
     code = (
         "import runpy, sys\n"
@@ -44,7 +45,7 @@ def test_bill_and_export_never_import_pyarrow(tmp_path: Path) -> None:
         "    sys.argv = ['meter', *argv.split()]\n"
         "    try: runpy.run_module('metering', run_name='__main__')\n"
         "    except SystemExit as exit: assert exit.code in (0, 3), exit.code\n"
-        "print(sorted(m for m in ('pyarrow', 'numpy') if m in sys.modules))"
+        "print(sorted(m for m in ('pyarrow', 'numpy', 'pyspark') if m in sys.modules))"
     )
     commands = [
         f"bill --month 2026-10 --config {config}",

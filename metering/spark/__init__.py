@@ -8,6 +8,8 @@ month     -> attribute, rate (the DuckDB engine's step SQL in Spark's dialect), 
              Parquet partitioned by day, and the sums the pricing reads (``MonthSums``)
 job       -> ``meter spark-job``: the sums and accounting of a month written to a folder,
              for ``meter bill --from-aggregates`` to price on any small machine
+bill      -> the order of a Spark bill's steps: ``bill`` (``meter bill --engine spark``),
+             ``spark_job`` and ``bill_from_aggregates``; imported only when one runs
 """
 
 from __future__ import annotations

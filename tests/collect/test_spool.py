@@ -16,7 +16,8 @@ from metering.collect.exports import data_files_parts, find_data_files, read_exp
 from metering.collect.spool import Job, Spool
 from metering.config import load_config
 from metering.month import Month
-from metering.pipeline import bill, spool_folder
+from metering.pipeline import bill
+from metering.run import spool_folder
 from tests.conftest import SAMPLE
 from tests.helpers import copy_sample
 

@@ -251,7 +251,7 @@ def test_a_spark_job_is_finished_from_its_aggregates(tmp_path: Path, spark: Any)
     """meter spark-job writes the month's sums and accounting; meter bill --from-aggregates
     prices them elsewhere into the bill the DuckDB engine makes of the same inputs."""
     from metering.errors import ConfigError, UsageError
-    from metering.pipeline import bill_from_aggregates, spark_job
+    from metering.spark.bill import bill_from_aggregates, spark_job
 
     (tmp_path / "hard").mkdir()
     config = _adversarial(tmp_path / "hard")
