@@ -8,8 +8,6 @@ there).
 
 from __future__ import annotations
 
-import atexit
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -608,12 +606,8 @@ def chart(
 
 
 def main() -> None:
-    """Console-script entry point: run the command, then leave at once.
-
-    After the command's exit functions (``atexit``) ran and its output is flushed, the
-    process ends without tearing the interpreter down: freeing polars', DuckDB's and
-    pydantic's modules one by one took 0.1-0.2 s of every command, a fifth of a re-bill
-    with nothing new. (Everything meter opens is closed by then, by ``with``.)"""
+    """Console-script entry point: run the command, then leave at once (``metering.leave``:
+    exit functions run and output is flushed, the interpreter is not torn down)."""
     try:
         app()
         status: int | str | None = 0
@@ -622,11 +616,6 @@ def main() -> None:
     if isinstance(status, str):  # as Python does with sys.exit("text")
         print(status, file=sys.stderr)
         status = 1
-    code = status or 0
-    atexit._run_exitfuncs()  # what a normal exit runs first (the hook's flush, say)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a reader that went away (| head), a closed stream
-            code = code or 120  # Python's status when flushing stdout at exit fails
-    os._exit(code)
+    from metering.leave import leave
+
+    leave(status or 0)
