@@ -606,5 +606,16 @@ def chart(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: run the command, then leave at once (``metering.leave``:
+    exit functions run and output is flushed, the interpreter is not torn down)."""
+    try:
+        app()
+        status: int | str | None = 0
+    except SystemExit as exc:
+        status = exc.code
+    if isinstance(status, str):  # as Python does with sys.exit("text")
+        print(status, file=sys.stderr)
+        status = 1
+    from metering.leave import leave
+
+    leave(status or 0)

@@ -40,10 +40,10 @@ def test_bill_and_export_never_import_pyarrow_or_pyspark(tmp_path: Path) -> None
     A DuckDB bill never starts Spark, nor imports it."""
     config = _sample_copy(tmp_path)
     code = (
-        "import runpy, sys\n"
+        "import sys\n"
+        "from metering.cli import app\n"  # (main() would end the process after one)
         "for argv in sys.argv[1:]:\n"
-        "    sys.argv = ['meter', *argv.split()]\n"
-        "    try: runpy.run_module('metering', run_name='__main__')\n"
+        "    try: app(argv.split(), prog_name='meter')\n"
         "    except SystemExit as exit: assert exit.code in (0, 3), exit.code\n"
         "print(sorted(m for m in ('pyarrow', 'numpy', 'pyspark') if m in sys.modules))"
     )
@@ -238,3 +238,21 @@ def test_sample_is_reproducible(tmp_path: Path) -> None:
     assert committed == generated
     for name in committed:
         assert (SAMPLE / name).read_bytes() == (tmp_path / "gen" / name).read_bytes(), name
+
+
+def test_the_command_leaves_at_once_with_its_status_and_all_its_output(tmp_path: Path) -> None:
+    """``meter`` skips the interpreter's teardown (metering.cli.main): its exit status and
+    every line it printed still reach the caller, and exit functions still run."""
+    config = _sample_copy(tmp_path)
+    marker = tmp_path / "atexit-ran"
+    code = (
+        "import atexit, pathlib, sys\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "sys.argv = ['meter', 'bill', '--month', '2026-10', '--config', sys.argv[1]]\n"
+        "from metering.cli import main\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True)
+    assert out.returncode == 3, out.stderr  # the sample's 5 malformed records
+    assert out.stdout.rstrip().splitlines()[-1].startswith("warehouse: ")
+    assert marker.read_text() == "yes"

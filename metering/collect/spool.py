@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
-import multiprocessing
 import os
 import threading
 from collections import Counter
@@ -35,7 +34,7 @@ from typing import Any, Generic, TypeVar
 
 import polars as pl
 
-from metering import limits
+from metering import leave, limits
 from metering.collect.files import InputObject
 from metering.schemas import Collected, Counters, InputFile, Progress, QuarantineEntry
 
@@ -268,8 +267,7 @@ class Spool:
     def _workers(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                context = multiprocessing.get_context("spawn")  # polars' threads do not fork
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=leave.workers())
             return self._pool
 
     def _shutdown(self) -> None:

@@ -9,7 +9,6 @@ one. Either way a seed gives the same bytes.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import shutil
 import zlib
@@ -20,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from metering.leave import workers
 from metering.schemas import Progress
 
 T = TypeVar("T")
@@ -62,11 +62,7 @@ class Jobs:
     def __init__(self, processes: int = 1, progress: Progress | None = None) -> None:
         self._progress = progress
         self._stage, self._total, self._done = "", 0, 0
-        self._pool = (
-            ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
-            if processes > 1
-            else None
-        )
+        self._pool = ProcessPoolExecutor(processes, mp_context=workers()) if processes > 1 else None
         self._pending: deque[Future[Any]] = deque()
         self._backlog = 4 * processes
         self._finally: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
