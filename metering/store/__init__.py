@@ -127,8 +127,9 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDB
                 leftover.unlink(missing_ok=True)
         raise
     finally:
-        with suppress(duckdb.Error):  # a close that cannot checkpoint leaves the WAL: fine
-            con.close()
+        # (closing checkpoints what the run wrote from the WAL into the file)
+        with trace("close the warehouse"), suppress(duckdb.Error):
+            con.close()  # a close that cannot checkpoint leaves the WAL: fine
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
