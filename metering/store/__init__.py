@@ -128,8 +128,38 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDB
         raise
     finally:
         # (closing checkpoints what the run wrote from the WAL into the file)
-        with trace("close the warehouse"), suppress(duckdb.Error):
-            con.close()  # a close that cannot checkpoint leaves the WAL: fine
+        with trace("close the warehouse"):
+            if not read_only:
+                with suppress(duckdb.Error):  # (a connection closed above)
+                    con.execute("SET max_vacuum_tasks = ?", [_vacuum_tasks(con)])
+            with suppress(duckdb.Error):
+                con.close()  # a close that cannot checkpoint leaves the WAL: fine
+
+
+# DuckDB's closing checkpoint may "vacuum" a table: rewrite its row groups to drop deleted
+# rows and to merge row groups that are not full. After a bill that only added a day of
+# calls, it rewrote ~400,000 calls to save one row group: 0.6 s of a 2 s re-bill. It is let
+# vacuum only when a table holds at least a row group's worth of deleted rows, and they
+# are at least a tenth of what it stores; until then they cost a little space, no more.
+VACUUM_ROWS = 122_880  # DuckDB's row group
+VACUUM_SHARE = 0.1
+
+
+def _vacuum_tasks(con: duckdb.DuckDBPyConnection) -> int:
+    """DuckDB's ``max_vacuum_tasks`` for the closing checkpoint: 0 (none) unless worth it."""
+    tables = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND NOT temporary"
+    ).fetchall()
+    for (table,) in tables:
+        stored, live = con.execute(
+            "SELECT (SELECT coalesce(sum(count), 0) FROM pragma_storage_info($table) "
+            "WHERE column_path = '[0]'), (SELECT count(*) FROM query_table($table))",
+            {"table": '"' + table.replace('"', '""') + '"'},  # a name, as DuckDB parses it
+        ).fetchall()[0]
+        if stored - live >= max(VACUUM_ROWS, VACUUM_SHARE * stored):
+            return 100  # DuckDB's default
+    return 0
 
 
 def _check_version(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
