@@ -29,6 +29,7 @@ import posixpath
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
+from functools import cache
 from operator import itemgetter
 
 import polars as pl
@@ -91,32 +92,42 @@ def trail_filter(month: Month, late_days: int, form: TrailFormat = "auto") -> Ca
     first = month.first_day
     stop = month.next().first_day + timedelta(days=late_days)  # exclusive
 
-    def keep(name: str) -> bool:
-        lower = name.lower()
-        if lower.rsplit("/", 1)[-1].endswith(SIDECARS):
-            return False
-        folders = name.split("/")[:-1]
-        if SKIPPED_FOLDERS.intersection(folders):
-            return False
-        result = form == "csv" or lower.endswith(RESULT_SUFFIXES)
-        if form == "json" and result:
-            return False
-        if not (result or lower.endswith(LOG_SUFFIXES)):
-            return False
+    @cache
+    def folder(path: str) -> tuple[bool, str | None, bool]:
+        """What a folder says of its files: (skipped, the service whose logs they are,
+        dated outside the days the month needs)."""
+        folders = path.split("/") if path else []
+        service = None
         if "AWSLogs" in folders:
             # AWSLogs/[o-<org>/]<account>/<service>/...: only CloudTrail's own logs, and
             # CloudTrail Lake's query results.
             after = folders[len(folders) - folders[::-1].index("AWSLogs") :]
             if after and after[0].startswith("o-"):
                 after = after[1:]
-            service = after[1] if len(after) > 1 else None
-            if not (service == "CloudTrail" or (service == LAKE_FOLDER and result)):
-                return False
-        if result:
-            return True  # query results are read whole, for every month (their folder
-            # dates, if any, are when the query ran)
+            service = after[1] if len(after) > 1 else ""
         day = _folder_day(folders)
-        return day is None or first <= day < stop
+        outside = day is not None and not first <= day < stop
+        return bool(SKIPPED_FOLDERS.intersection(folders)), service, outside
+
+    def keep(name: str) -> bool:
+        lower = name.lower()
+        if lower.rsplit("/", 1)[-1].endswith(SIDECARS):
+            return False
+        skipped, service, outside = folder(name.rpartition("/")[0])
+        if skipped:
+            return False
+        result = form == "csv" or lower.endswith(RESULT_SUFFIXES)
+        if form == "json" and result:
+            return False
+        if not (result or lower.endswith(LOG_SUFFIXES)):
+            return False
+        if service is not None and not (
+            service == "CloudTrail" or (service == LAKE_FOLDER and result)
+        ):
+            return False
+        # Query results are read whole, for every month (their folder dates, if any, are
+        # when the query ran).
+        return result or not outside
 
     return keep
 

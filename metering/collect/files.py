@@ -111,6 +111,13 @@ def find_object(uri: str, root: str) -> InputObject | None:
     return InputObject(uri, name, info.st_size, mtime_ns=info.st_mtime_ns)
 
 
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return True  # looked at, and refused, when it cannot be read
+
+
 def _walk(base: Path, keep: Callable[[str], bool], identity: tuple[int, int]) -> Listing:
     """The files under the folder ``base``, following symlinks, each real folder once."""
     listing = Listing()
@@ -128,32 +135,38 @@ def _walk(base: Path, keep: Callable[[str], bool], identity: tuple[int, int]) ->
             continue
         for entry in reversed(entries):  # the stack pops them in name order
             name = prefix + entry.name
-            path = Path(entry.path)
+            # A plain file no month needs is passed over without a system call (the
+            # folder's listing says what it is); folders and symlinks are looked at.
+            symlink = entry.is_symlink()
+            is_folder = not symlink and _is_folder(entry)
+            wanted = not is_folder and keep(name)
+            if not (wanted or symlink or is_folder):
+                continue
             try:
-                info = path.stat()  # follows symlinks
+                info = entry.stat()  # follows symlinks
             except OSError as exc:
-                if keep(name) or entry.is_symlink():
-                    listing.refused.append(QuarantineEntry(str(path), "file", _unreachable(exc)))
+                if wanted or symlink:
+                    listing.refused.append(QuarantineEntry(entry.path, "file", _unreachable(exc)))
                 continue
             if stat.S_ISDIR(info.st_mode):
                 real = (info.st_dev, info.st_ino)
                 if real in ancestors:
                     reason = "a symlink loop: it leads back to a folder it lies in; not followed"
-                    listing.refused.append(QuarantineEntry(str(path), "folder", reason))
+                    listing.refused.append(QuarantineEntry(entry.path, "folder", reason))
                 elif real not in seen:  # a folder reached twice is read once
                     seen.add(real)
-                    stack.append((path, f"{name}/", (*ancestors, real)))
+                    stack.append((Path(entry.path), f"{name}/", (*ancestors, real)))
                 continue
-            if not keep(name):
+            if not wanted:
                 continue
             kind = _kind(info.st_mode)
             if kind is not None:
                 listing.refused.append(
-                    QuarantineEntry(str(path), "file", f"{kind}, not a regular file: not read")
+                    QuarantineEntry(entry.path, "file", f"{kind}, not a regular file: not read")
                 )
                 continue
             listing.objects.append(
-                InputObject(str(path), name, info.st_size, mtime_ns=info.st_mtime_ns)
+                InputObject(entry.path, name, info.st_size, mtime_ns=info.st_mtime_ns)
             )
     return listing
 
