@@ -1,6 +1,16 @@
-"""``python -m metering`` runs the ``meter`` command."""
+"""``python -m metering`` and the ``meter`` command.
 
-from metering.cli import main
+Worker processes start by importing the module that started meter (the ``meter`` script,
+which imports this one): so this module imports nothing until meter runs, and a worker
+spends no time loading the command line's libraries.
+"""
 
-if __name__ == "__main__":  # worker processes import this module too: run nothing then
+
+def main() -> None:
+    from metering.cli import main as run
+
+    run()
+
+
+if __name__ == "__main__":
     main()

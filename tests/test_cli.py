@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +32,20 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 
 def test_help_is_fast_and_imports_nothing_heavy() -> None:
     code = "import sys, metering.cli; print(sorted(m for m in ('polars','duckdb','boto3','matplotlib','pyspark') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_meter_script_loads_nothing_until_meter_runs() -> None:
+    """Each spool worker starts by importing what the ``meter`` script imports (spawn runs
+    the main script again): the command line's libraries would cost each one ~0.1 s."""
+    target = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["meter"]
+    module = target.split(":")[0]
+    code = (
+        f"import sys, {module}\n"
+        "print(sorted(m for m in ('metering.cli', 'typer', 'pydantic', 'polars') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -20,16 +21,18 @@ from metering.collect.exports import read_exports
 from metering.collect.invoice import read_invoice
 from metering.collect.registry import registry_digest
 from metering.collect.spool import Spool
-from metering.config import (
-    CloudTrailSource,
-    Config,
-    InvoiceConfig,
-    MeteringSource,
-    SharedCostConfig,
-)
 from metering.month import Month
 from metering.schemas import RECORDS, Collected, Counters, Invoice, Progress, empty, fingerprint
 from metering.trace import trace
+
+if TYPE_CHECKING:  # (worker processes decode files without loading the config models)
+    from metering.config import (
+        CloudTrailSource,
+        Config,
+        InvoiceConfig,
+        MeteringSource,
+        SharedCostConfig,
+    )
 
 __all__ = [
     "Inputs",

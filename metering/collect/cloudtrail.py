@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from functools import cache
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -42,7 +43,6 @@ from metering.collect.text import Text
 from metering.collect.trailbody import NOT_A_LOG, decode_trail
 from metering.collect.trailcsv import RESULT_SUFFIXES
 from metering.collect.trailrecord import DATA_API_SOURCES, Decoded, Record
-from metering.config import TrailFormat
 from metering.month import Month
 from metering.schemas import (
     EVENTS,
@@ -53,6 +53,9 @@ from metering.schemas import (
     QuarantineEntry,
     empty,
 )
+
+if TYPE_CHECKING:  # (worker processes decode files without loading the config models)
+    from metering.config import TrailFormat
 
 EVENT_TIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S%.fZ",  # log files: 2026-10-31T23:59:59Z
@@ -373,7 +376,6 @@ __all__ = [
     "DATA_API_SOURCES",
     "NOT_A_LOG",
     "Record",
-    "TrailFormat",
     "find_trail_files",
     "read_cloudtrail",
     "read_trail_file",

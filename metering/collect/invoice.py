@@ -24,13 +24,12 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
 from metering.collect.files import InputObject, Reader, is_s3, list_objects, read_small
 from metering.collect.text import Text
-from metering.config import InvoiceConfig, SharedCostConfig
 from metering.errors import InputError
 from metering.month import Month
 from metering.schemas import (
@@ -41,6 +40,9 @@ from metering.schemas import (
     QuarantineEntry,
     SharedLine,
 )
+
+if TYPE_CHECKING:
+    from metering.config import InvoiceConfig, SharedCostConfig
 
 Format = Literal["cur2", "focus"]
 
