@@ -111,13 +111,6 @@ def find_object(uri: str, root: str) -> InputObject | None:
     return InputObject(uri, name, info.st_size, mtime_ns=info.st_mtime_ns)
 
 
-def _is_folder(entry: os.DirEntry[str]) -> bool:
-    try:
-        return entry.is_dir(follow_symlinks=False)
-    except OSError:
-        return True  # looked at, and refused, when it cannot be read
-
-
 def _walk(base: Path, keep: Callable[[str], bool], identity: tuple[int, int]) -> Listing:
     """The files under the folder ``base``, following symlinks, each real folder once."""
     listing = Listing()
@@ -137,8 +130,11 @@ def _walk(base: Path, keep: Callable[[str], bool], identity: tuple[int, int]) ->
             name = prefix + entry.name
             # A plain file no month needs is passed over without a system call (the
             # folder's listing says what it is); folders and symlinks are looked at.
-            symlink = entry.is_symlink()
-            is_folder = not symlink and _is_folder(entry)
+            try:
+                symlink = entry.is_symlink()
+                is_folder = not symlink and entry.is_dir(follow_symlinks=False)
+            except OSError:  # looked at below, and refused if it cannot be read
+                symlink, is_folder = True, False
             wanted = not is_folder and keep(name)
             if not (wanted or symlink or is_folder):
                 continue
