@@ -59,7 +59,10 @@ MONTH = "2026-10"
 DATA_API_SHARE = 0.7  # issue 5: 1,000,000 CloudTrail events, 70 % of them Data API
 DATA_API_SOURCES = frozenset({"rdsdataapi.amazonaws.com", "rdsdata.amazonaws.com"})
 NEW_DAY = 15  # the day whose files are cloned, with new ids, as the incremental day
-METER = [sys.executable, "-m", "metering"]
+# The ``meter`` command a user runs (its worker processes start from that script), else
+# ``python -m metering`` when meter is not installed as a command beside this Python.
+_SCRIPT = Path(sys.executable).with_name("meter")
+METER = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "metering"]
 # Issue 16: the bill within 2x of a plain decode of both its inputs (CloudTrail and the
 # export); at 1x a re-bill with nothing new under 1 s and one new day under 1.5 s; at 10x the
 # new day under 15 % of the full bill.
