@@ -271,6 +271,8 @@ def _log_lines() -> Progress:
     import time
     from datetime import UTC, datetime
 
+    from metering.schemas import PERCENT
+
     started: dict[str, float] = {}
     said: dict[str, float] = {}  # when each stage last said how far it got
     ended: set[str] = set()  # the stages that said they were done
@@ -285,7 +287,8 @@ def _log_lines() -> Progress:
         if finished:
             ended.add(stage)
         at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        rate = f", {done / (now - first):,.0f}/s" if now > first else ""
+        # (A share in per cent has no rate worth saying.)
+        rate = f", {done / (now - first):,.0f}/s" if now > first and total != PERCENT else ""
         share = f" ({done / total:.0%}{rate})" if total else ""
         print(f"{at} {stage} {done:,}/{total:,}{share}", file=sys.stderr, flush=True)
 

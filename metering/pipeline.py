@@ -77,7 +77,7 @@ def _bill(
         check_patterns(config.attribution.rules, engine.refusal, config.path)
         with store.transaction(con):
             last = None if fresh else store.last_bill(con, month)
-            joined_again = _join(engine, config, month, inputs, last)
+            joined_again = _join(engine, config, month, inputs, last, progress)
             sums = _sums(engine, config, month, inputs)
             result = priced(config, month, inputs, run_id, sums, allow_empty)
             run = run_columns(config, started, inputs_sha)
@@ -90,7 +90,12 @@ def _bill(
 
 
 def _join(
-    engine: Engine, config: Config, month: Month, inputs: Inputs, last: store.LastBill | None
+    engine: Engine,
+    config: Config,
+    month: Month,
+    inputs: Inputs,
+    last: store.LastBill | None,
+    progress: Progress | None,
 ) -> int | None:
     """Put the month's rated calls in the warehouse: all of them joined from the inputs'
     spooled files, or, when the month's ``last`` bill only lacks some new files, only the
@@ -104,7 +109,7 @@ def _join(
         records = engine.parquet("_records_in", read["records"], RECORDS)
         with trace("join and rate the month"):
             calls = select.rated(join(events, records), config.pricing, month)
-            store.replace_calls(engine.con, month, calls, None)
+            store.replace_calls(engine.con, month, calls, None, progress)
         return None
     if not any(added.values()):
         return 0  # the calls the last bill left are this bill's
@@ -118,9 +123,9 @@ def _join(
     again = delta.rejoin(engine, join, parts["events"], parts["records"])
     calls = select.rated(again.calls, config.pricing, month)
     if again.replacing is None:
-        store.add_calls(engine.con, month, calls)
+        store.add_calls(engine.con, month, calls, progress)
     else:
-        store.replace_calls(engine.con, month, calls, again.replacing)
+        store.replace_calls(engine.con, month, calls, again.replacing, progress)
     return again.count
 
 

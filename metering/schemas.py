@@ -172,6 +172,9 @@ UNATTRIBUTED = "__unattributed__"
 
 # How long work reports how far it got: (stage, done, total).
 Progress = Callable[[str, int, int], None]
+# The total of a stage that reports a share, in per cent (a long statement in the warehouse:
+# DuckDB's own estimate), not a count of things done.
+PERCENT = 100
 
 
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:

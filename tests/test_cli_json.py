@@ -175,6 +175,8 @@ def test_parquet_export_and_progress_lines_in_a_log(tmp_path: Path) -> None:
     lines = [line for line in bill.stderr.splitlines() if " cloudtrail files " in line]
     assert lines and " cloudtrail files 386/386 (100%" in lines[-1]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[-1].split()[0])
+    # The join, DuckDB's work, in per cent: no rate (it is no count of things).
+    assert re.search(r"Z joining calls 100/100 \(100%\)\n", bill.stderr), bill.stderr
     out = tmp_path / "pq"
     done = meter(
         "export", "--month", "2026-10", "--format", "parquet", "--out", str(out), "--config", config

@@ -33,6 +33,7 @@ from metering.schemas import (
     call_key,
 )
 from metering.sql import literal
+from metering.store.engine import watched
 from metering.store.frames import ArrowStream, polars
 from metering.store.schema import (
     AMOUNT,
@@ -344,7 +345,11 @@ def month_calls(month: Month) -> Relation:
 
 
 def replace_calls(
-    con: duckdb.DuckDBPyConnection, month: Month, calls: Relation, replacing: Relation | None
+    con: duckdb.DuckDBPyConnection,
+    month: Month,
+    calls: Relation,
+    replacing: Relation | None,
+    progress: Progress | None = None,
 ) -> None:
     """Put ``calls`` (RATED) in ``month``'s calls: in place of those whose key
     (``schemas.call_key``) is in ``replacing`` (a relation of ``key``), or of all of them
@@ -352,7 +357,7 @@ def replace_calls(
     where = "" if replacing is None else f" AND {call_key()} IN (SELECT key FROM {replacing})"
     with trace("  delete the calls replaced"):
         con.execute(f"DELETE FROM call_rows WHERE month = ?{where}", [str(month)])
-    add_calls(con, month, calls)
+    add_calls(con, month, calls, progress)
 
 
 def drop_calls(con: duckdb.DuckDBPyConnection, month: Month) -> None:
@@ -367,10 +372,16 @@ def _refresh_views(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(ddl)
 
 
-def add_calls(con: duckdb.DuckDBPyConnection, month: Month, calls: Relation) -> None:
-    """Add ``calls`` (RATED, none of which the month holds) to ``month``'s calls."""
+def add_calls(
+    con: duckdb.DuckDBPyConnection,
+    month: Month,
+    calls: Relation,
+    progress: Progress | None = None,
+) -> None:
+    """Add ``calls`` (RATED, none of which the month holds) to ``month``'s calls (joined and
+    rated as they are written: ``progress`` hears how far that got, as ``joining calls``)."""
     names = ", ".join(RATED)
-    with trace("  insert calls"):
+    with trace("  insert calls"), watched(con, "joining calls", progress):
         con.execute(
             f"INSERT INTO call_rows (month, {names}) SELECT ?, {names} FROM {calls}",
             [str(month)],

@@ -1,14 +1,17 @@
-"""The warehouse engine's settings: METER_MEMORY_LIMIT is checked, never pasted into SQL."""
+"""The warehouse engine: METER_MEMORY_LIMIT is checked, never pasted into SQL; a long
+statement says how far it got."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from metering.errors import ConfigError
-from metering.store.engine import Engine, memory_limit
+from metering.schemas import PERCENT
+from metering.store.engine import Engine, memory_limit, watched
 
 
 @pytest.mark.parametrize(
@@ -68,3 +71,57 @@ def test_any_other_memory_limit_is_refused(
 def test_the_limit_is_spelled_as_duckdb_reads_it() -> None:
     assert memory_limit("1.5 gib") == "1.5GiB"
     assert memory_limit("2048mb") == "2048MB"
+
+
+ROWS = 1_000_000
+
+
+def _gated(con: duckdb.DuckDBPyConnection, passes: threading.Event) -> None:
+    """``gate(x)``: x, but at the middle row it waits until ``passes`` is set (a minute at
+    most), so a statement over range(ROWS) cannot end before then."""
+
+    def gate(x: int) -> int:
+        if x == ROWS // 2 and not passes.wait(60):
+            raise TimeoutError("no share between 0 and 100 % was reported")
+        return x
+
+    con.create_function("gate", gate, ["BIGINT"], "BIGINT")
+
+
+def test_a_long_statement_says_how_far_it_got() -> None:
+    con = duckdb.connect()
+    heard: list[tuple[str, int, int]] = []
+    midway = threading.Event()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        heard.append((stage, done, total))
+        if 0 < done < total:
+            midway.set()
+
+    _gated(con, midway)
+    with watched(con, "summing", progress, every=0.01):
+        # (It cannot end before a share between 0 and 100 % was heard: no timing involved.)
+        assert con.execute("SELECT sum(gate(range)) FROM range(?)", [ROWS]).fetchone() == (
+            ROWS * (ROWS - 1) // 2,
+        )
+    assert heard[0] == ("summing", 0, PERCENT)  # at once: the stage shows before it moves
+    assert heard[-1] == ("summing", PERCENT, PERCENT)
+    shares = [done for _, done, _ in heard]
+    assert shares == sorted(shares)  # never backwards
+    assert not [t for t in threading.enumerate() if t.name == "meter-progress"]
+
+
+def test_a_statement_that_fails_is_never_done() -> None:
+    con = duckdb.connect()
+    heard: list[int] = []
+    with pytest.raises(duckdb.Error), watched(con, "x", lambda _, done, __: heard.append(done)):
+        con.execute("SELECT 1 / 0 FROM range(10) WHERE error('no')").fetchall()
+    assert heard == [0]
+    assert not [t for t in threading.enumerate() if t.name == "meter-progress"]
+
+
+def test_without_a_listener_nothing_is_polled() -> None:
+    con = duckdb.connect()
+    with watched(con, "x", None):
+        assert con.execute("SELECT 1").fetchone() == (1,)
+    assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
